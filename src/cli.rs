@@ -1,0 +1,131 @@
+//! Command-line flags (clap derive). The doc comments are the help text.
+//! Nothing past `config.rs` sees these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A cluster of small boards on one MQTT broker that elects a leader, mines
+/// SHA-1 proof-of-work challenges with every core, votes on solutions with
+/// signed messages and keeps an agreed, durable ledger.
+#[derive(Debug, Parser)]
+#[command(name = "edgeminer", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole cluster in this process on an embedded broker, until a
+    /// number of transactions are committed; print them and whether all
+    /// nodes agree.
+    Demo(DemoArgs),
+    /// Run one node of a cluster.
+    Run(RunArgs),
+    /// Print the committed transactions of a node's ledger.
+    Ledger(LedgerArgs),
+    /// Re-check every committed entry (proof of work and certificates).
+    Verify(StateArgs),
+    /// Create the node's key in its state directory.
+    Keygen(StateArgs),
+    /// Measure the mining engine.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Nodes in the cluster.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Transactions to commit before stopping.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u64,
+    /// Difficulty range in leading zero bits, A..B (or a single number).
+    #[arg(long, default_value = "16..20")]
+    pub difficulty: String,
+    /// Use this broker (mqtt://host:port) instead of the embedded one.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Mining threads per node (default: cores divided among the nodes).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Cluster name (1 to 64 of A-Z a-z 0-9 _ -); every node of a cluster uses the same.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Configured cluster size N; the quorum is a majority of it.
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Approvals needed to commit (default: a majority of --nodes).
+    #[arg(long)]
+    pub quorum: Option<usize>,
+    /// Directory for the key, the ledger and the vote state.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// MQTT broker URL.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Human-readable node name (default: the hostname).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Mining threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Difficulty range in leading zero bits, A..B.
+    #[arg(long)]
+    pub difficulty: Option<String>,
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Throw-away key for this run only (the original lab's behaviour).
+    #[arg(long)]
+    pub ephemeral_key: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[arg(long)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Engine to use (default: the fastest available).
+    #[arg(long)]
+    pub engine: Option<String>,
+}

@@ -1,0 +1,240 @@
+//! `edgeminer demo`: a whole cluster in one process, for a first look.
+//!
+//! Starts an MQTT broker inside the process (rumqttd) on a free loopback
+//! port, or uses `--broker`, runs N nodes there, each with its own MQTT
+//! client, throw-away key and temporary state directory, until every node
+//! has committed the requested number of transactions; then re-reads every
+//! node's ledger from disk and reports whether they agree.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::{mpsc, watch};
+
+use crate::chain;
+use crate::config::{self, BrokerSettings, MiningSettings, NodeConfig, StorageSettings};
+use crate::identity::NodeId;
+use crate::node::{self, Report};
+use crate::pow::engine::Engine;
+use crate::protocol::{self, quorum, Committed};
+
+/// Demo settings, already validated.
+#[derive(Clone, Debug)]
+pub struct DemoConfig {
+    pub nodes: usize,
+    pub rounds: u64,
+    pub difficulty: (u8, u8),
+    pub broker: Option<String>,
+    pub threads: Option<usize>,
+}
+
+/// The outcome, for the caller to print and to choose the exit code.
+pub struct Outcome {
+    pub table: String,
+    pub agree: bool,
+    pub summary: String,
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Starts rumqttd on 127.0.0.1:`port` in a background thread.
+fn start_broker(port: u16) -> Result<()> {
+    use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+    let server = ServerSettings {
+        name: "demo".into(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 5_000,
+            max_payload_size: 64 * 1024,
+            // rumqttd hands retained messages only to free outgoing slots:
+            // with the default limits a late subscriber misses some keys.
+            max_inflight_count: 1_000,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 1_000,
+            max_outgoing_packet_count: 10_000,
+            max_segment_size: 16 * 1024 * 1024,
+            max_segment_count: 10,
+            ..Default::default()
+        },
+        v4: Some(HashMap::from([("demo".to_string(), server)])),
+        ..Default::default()
+    };
+    std::thread::Builder::new()
+        .name("broker".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(e) = broker.start() {
+                tracing::error!("demo: the embedded broker stopped: {e}");
+            }
+        })
+        .context("starting the embedded broker")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(listen).is_err() {
+        if Instant::now() > deadline {
+            bail!("the embedded broker did not open {listen} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Runs the demo and returns what to print.
+pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome> {
+    config::check_cluster("demo", cfg.nodes, quorum::majority(cfg.nodes))?;
+    let url = match &cfg.broker {
+        Some(u) => u.clone(),
+        None => {
+            let port = free_port()?;
+            start_broker(port)?;
+            format!("mqtt://127.0.0.1:{port}")
+        }
+    };
+    let threads = cfg
+        .threads
+        .unwrap_or_else(|| (num_cpus::get() / cfg.nodes).max(1));
+    let cluster = format!("demo-{:08x}", OsRng.next_u32());
+    println!(
+        "demo: cluster {cluster} of {} nodes on {url}, quorum {}, difficulty {}..{}, {threads} mining thread(s) per node",
+        cfg.nodes,
+        quorum::majority(cfg.nodes),
+        cfg.difficulty.0,
+        cfg.difficulty.1
+    );
+    let base = tempfile::Builder::new()
+        .prefix("edgeminer-demo-")
+        .tempdir()
+        .context("creating the demo's state directories")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (rep_tx, mut rep_rx) = mpsc::unbounded_channel::<Report>();
+    let mut tasks = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..cfg.nodes {
+        let name = format!("node-{}", i + 1);
+        let dir = base.path().join(&name);
+        dirs.push((name.clone(), dir.clone()));
+        let node_cfg = NodeConfig {
+            protocol: protocol::Config {
+                cluster: cluster.clone(),
+                nodes: cfg.nodes,
+                quorum: quorum::majority(cfg.nodes),
+                difficulty: cfg.difficulty,
+                election_timeout_ms: 3_000,
+                init_timeout_ms: 10_000,
+                name,
+                threads: threads as u16,
+            },
+            broker: BrokerSettings { url: url.clone() },
+            mining: MiningSettings { threads },
+            storage: StorageSettings {
+                state_dir: dir,
+                ephemeral_key: true,
+            },
+        };
+        let mut stop = stop_rx.clone();
+        let reports = rep_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            node::run(node_cfg, engine, shutdown, Some(reports)).await
+        }));
+    }
+    drop(rep_tx);
+
+    let started = Instant::now();
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut names: HashMap<NodeId, String> = HashMap::new();
+    let limit = Duration::from_secs(60 + 30 * cfg.rounds);
+    while counts.len() < cfg.nodes || counts.values().any(|&c| c < cfg.rounds) {
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, rep_rx.recv()).await {
+            Ok(Some(r)) => {
+                names.insert(r.id, r.node.clone());
+                let c = counts.entry(r.node.clone()).or_default();
+                *c = (*c).max(r.commit.tx);
+                // Print each transaction once, when its first node commits it.
+                if counts.values().filter(|&&v| v >= r.commit.tx).count() == 1 {
+                    println!(
+                        "demo: tx {} committed by {} after {:.1} s",
+                        r.commit.tx,
+                        r.node,
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Ok(None) => bail!(
+                "every node stopped before {} transactions were committed",
+                cfg.rounds
+            ),
+            Err(_) => bail!(
+                "not every node committed {} transactions within {} s",
+                cfg.rounds,
+                limit.as_secs()
+            ),
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("a node failed: {e:#}"),
+            Err(e) => bail!("a node task panicked: {e}"),
+        }
+    }
+
+    // Read back what every node wrote to disk, and compare.
+    let mut ledgers: Vec<(String, Vec<Committed>)> = Vec::new();
+    for (name, dir) in &dirs {
+        let commits = chain::read(dir)
+            .with_context(|| format!("reading the ledger of {name}"))?
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        ledgers.push((name.clone(), commits));
+    }
+    let shortest = ledgers.iter().map(|(_, c)| c.len()).min().unwrap_or(0);
+    let reference = &ledgers[0].1;
+    let agree = shortest as u64 >= cfg.rounds
+        && ledgers
+            .iter()
+            .all(|(_, c)| c[..shortest] == reference[..shortest]);
+    let table = crate::report::table(&reference[..shortest], &names);
+    let summary = if agree {
+        format!(
+            "agreement: ok: all {} nodes hold the same {shortest} transactions ({:.1} s, {:.1} commits per minute)",
+            cfg.nodes,
+            elapsed.as_secs_f64(),
+            shortest as f64 * 60.0 / elapsed.as_secs_f64()
+        )
+    } else {
+        let lens: Vec<String> = ledgers
+            .iter()
+            .map(|(n, c)| format!("{n}: {}", c.len()))
+            .collect();
+        format!(
+            "agreement: FAILED: the ledgers differ ({})",
+            lens.join(", ")
+        )
+    };
+    Ok(Outcome {
+        table,
+        agree,
+        summary,
+    })
+}

@@ -1,0 +1,288 @@
+//! The append-only record file behind the ledger, and atomic small files.
+//!
+//! `ledger.bin` is an 8-byte header and then records `[len u32 LE]
+//! [SHA-256(payload)[..4]] [payload]`. An append is synced before it
+//! returns, so the node publishes only what is on disk. A crash in the middle
+//! of an append leaves a torn or checksum-failing last record: `open` cuts it
+//! off (it was never acknowledged); damage followed by more data is reported
+//! as corruption, never silently skipped. What the records mean is
+//! `chain.rs`'s business.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+pub const LEDGER_FILE: &str = "ledger.bin";
+const HEADER: &[u8; 8] = b"EMLEDG1\n";
+const MAX_RECORD: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not an edgeminer ledger (bad header)")]
+    BadHeader(PathBuf),
+    #[error("{path}: record {index} at byte {offset} is damaged and more data follows")]
+    Corrupt {
+        path: PathBuf,
+        index: usize,
+        offset: u64,
+    },
+    #[error("a record of {0} bytes is larger than the 1 MiB limit")]
+    TooLarge(usize),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn checksum(payload: &[u8]) -> [u8; 4] {
+    let h = Sha256::digest(payload);
+    [h[0], h[1], h[2], h[3]]
+}
+
+/// Parses records; returns them and the length of the good prefix.
+/// `Err(Corrupt)` when damage is followed by a valid-looking continuation.
+fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, usize), LedgerError> {
+    if data.len() < HEADER.len() || &data[..HEADER.len()] != HEADER {
+        return Err(LedgerError::BadHeader(path.to_path_buf()));
+    }
+    let mut records = Vec::new();
+    let mut pos = HEADER.len();
+    while pos < data.len() {
+        let rest = &data[pos..];
+        let good = rest.len() >= 8 && {
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            len <= MAX_RECORD && rest.len() >= 8 + len && checksum(&rest[8..8 + len]) == rest[4..8]
+        };
+        if !good {
+            // A torn tail is the only damage a crash can cause: it must be
+            // the last thing in the file. Anything after a bad record that
+            // could be a record means the file was damaged otherwise.
+            let len = if rest.len() >= 4 {
+                u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
+            } else {
+                0
+            };
+            if len <= MAX_RECORD && rest.len() > 8 + len && len > 0 {
+                return Err(LedgerError::Corrupt {
+                    path: path.to_path_buf(),
+                    index: records.len(),
+                    offset: pos as u64,
+                });
+            }
+            return Ok((records, pos));
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        records.push(rest[8..8 + len].to_vec());
+        pos += 8 + len;
+    }
+    Ok((records, pos))
+}
+
+/// The open ledger file of a running node.
+pub struct LedgerFile {
+    file: File,
+    path: PathBuf,
+    count: usize,
+}
+
+impl LedgerFile {
+    /// Opens (creating when missing) and reads all records; cuts a torn tail.
+    pub fn open(dir: &Path) -> Result<(LedgerFile, Vec<Vec<u8>>), LedgerError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+        let path = dir.join(LEDGER_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(io(&path))?;
+        if data.is_empty() {
+            file.write_all(HEADER).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
+            sync_dir(dir);
+            return Ok((
+                LedgerFile {
+                    file,
+                    path,
+                    count: 0,
+                },
+                Vec::new(),
+            ));
+        }
+        let (records, good) = parse(&path, &data)?;
+        if good < data.len() {
+            warn!(
+                "ledger: {} ends with {} bytes of an unfinished write (a crash); cutting them off",
+                path.display(),
+                data.len() - good
+            );
+            file.set_len(good as u64).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
+        }
+        let count = records.len();
+        Ok((LedgerFile { file, path, count }, records))
+    }
+
+    /// Appends one record and syncs it to disk before returning.
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError> {
+        if payload.len() > MAX_RECORD {
+            return Err(LedgerError::TooLarge(payload.len()));
+        }
+        let mut rec = Vec::with_capacity(8 + payload.len());
+        rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&checksum(payload));
+        rec.extend_from_slice(payload);
+        self.file.write_all(&rec).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Read-only load (for `ledger` and `verify` while a node runs): an
+/// unfinished last record is ignored, not cut.
+pub fn read_records(dir: &Path) -> Result<Vec<Vec<u8>>, LedgerError> {
+    let path = dir.join(LEDGER_FILE);
+    let data = fs::read(&path).map_err(io(&path))?;
+    Ok(parse(&path, &data)?.0)
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes a new or renamed file's directory entry durable; failing to open
+    // a directory (some filesystems) only weakens durability of the name.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes a small file atomically: temp file, sync, rename, sync directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(n: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut f, recs) = LedgerFile::open(dir.path()).expect("open");
+        assert!(recs.is_empty());
+        let want: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 10 + i]).collect();
+        for r in &want {
+            f.append(r).expect("append");
+        }
+        (dir, want)
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let (dir, want) = filled(5);
+        let (f, got) = LedgerFile::open(dir.path()).expect("reopen");
+        assert_eq!(got, want);
+        assert_eq!(f.len(), 5);
+        assert_eq!(read_records(dir.path()).expect("read"), want);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_file_stays_usable() {
+        let (dir, want) = filled(3);
+        let path = dir.path().join(LEDGER_FILE);
+        let len = fs::metadata(&path).expect("stat").len();
+        for cut in 1..(8 + 12) {
+            let f = OpenOptions::new().write(true).open(&path).expect("open");
+            f.set_len(len - cut).expect("truncate");
+            drop(f);
+            assert_eq!(read_records(dir.path()).expect("read-only").len(), 2);
+            let (mut lf, got) = LedgerFile::open(dir.path()).expect("open cuts the tail");
+            assert_eq!(got, want[..2]);
+            lf.append(&want[2]).expect("append again");
+            drop(lf);
+        }
+        let (_, got) = LedgerFile::open(dir.path()).expect("reopen");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn damage_in_the_last_record_is_cut_but_in_the_middle_is_corruption() {
+        let (dir, _) = filled(3);
+        let path = dir.path().join(LEDGER_FILE);
+        let mut data = fs::read(&path).expect("read");
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        fs::write(&path, &data).expect("write");
+        assert_eq!(LedgerFile::open(dir.path()).expect("cut").1.len(), 2);
+
+        let (dir, _) = filled(3);
+        let path = dir.path().join(LEDGER_FILE);
+        let mut data = fs::read(&path).expect("read");
+        data[HEADER.len() + 9] ^= 1;
+        fs::write(&path, &data).expect("write");
+        assert!(matches!(
+            LedgerFile::open(dir.path()),
+            Err(LedgerError::Corrupt { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn bad_header_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join(LEDGER_FILE), b"not a ledger").expect("write");
+        assert!(matches!(
+            LedgerFile::open(dir.path()),
+            Err(LedgerError::BadHeader(_))
+        ));
+    }
+
+    #[test]
+    fn atomic_small_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = dir.path().join("votes.cbor");
+        assert_eq!(read_optional(&p).expect("read"), None);
+        write_atomic(&p, b"one").expect("write");
+        write_atomic(&p, b"two").expect("write");
+        assert_eq!(read_optional(&p).expect("read"), Some(b"two".to_vec()));
+    }
+}

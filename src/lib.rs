@@ -1,0 +1,18 @@
+//! edgeminer: a small cluster on one MQTT broker that elects a leader, mines
+//! SHA-1 proof-of-work challenges, votes on solutions with signed messages and
+//! keeps an agreed, durable ledger.
+
+pub mod bench;
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod identity;
+pub mod ledger;
+pub mod miner;
+pub mod mqtt;
+pub mod node;
+pub mod pow;
+pub mod protocol;
+pub mod report;
+pub mod wire;

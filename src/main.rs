@@ -1,0 +1,169 @@
+//! The `edgeminer` binary: flags to configuration, logging, and one call
+//! into the library per subcommand. Errors are printed once, with their
+//! chain of causes, and map to named exit codes.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use edgeminer::cli::{BenchArgs, Cli, Command, DemoArgs, Format, LedgerArgs, StateArgs};
+use edgeminer::config::{self, NodeConfig};
+use edgeminer::identity::Identity;
+use edgeminer::{bench, chain, demo, node, report};
+
+/// Exit codes with names.
+mod exit {
+    pub const OK: u8 = 0;
+    /// The command failed (bad flags, broker unreachable, IO error, ...).
+    pub const FAILURE: u8 = 1;
+    /// `verify` found a bad entry, or `demo` saw the ledgers disagree.
+    pub const INVALID: u8 = 2;
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "warn"
+    } else {
+        match cli.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    // Our own crate at `level`; the MQTT libraries only when they complain.
+    let default = format!("warn,edgeminer={level}");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Under journald (or any non-terminal) no colours; journald adds times.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("edgeminer: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let cfg = NodeConfig::from_args(&args)?;
+            let engine = node::pick_engine(None)?;
+            runtime()?.block_on(node::run(cfg, engine, node::signals(), None))?;
+            Ok(exit::OK)
+        }
+        Command::Demo(args) => demo(args),
+        Command::Ledger(args) => ledger(args),
+        Command::Verify(args) => verify(args),
+        Command::Keygen(StateArgs { state_dir }) => {
+            let id = Identity::create_new(&state_dir)
+                .with_context(|| format!("creating a key in {}", state_dir.display()))?;
+            println!("{}", id.id);
+            Ok(exit::OK)
+        }
+        Command::Bench(args) => bench(args),
+    }
+}
+
+fn demo(args: DemoArgs) -> Result<u8> {
+    let cfg = demo::DemoConfig {
+        nodes: args.nodes,
+        rounds: args.rounds.max(1),
+        difficulty: config::parse_difficulty(&args.difficulty)?,
+        broker: args.broker,
+        threads: args.threads,
+    };
+    let engine = node::pick_engine(None)?;
+    let outcome = runtime()?.block_on(demo::run(cfg, engine))?;
+    print!("{}", outcome.table);
+    println!("{}", outcome.summary);
+    Ok(if outcome.agree {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
+}
+
+fn ledger(args: LedgerArgs) -> Result<u8> {
+    let commits = chain::read(&args.state_dir)
+        .with_context(|| format!("reading the ledger in {}", args.state_dir.display()))?
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    match args.format {
+        Format::Table => print!("{}", report::table(&commits, &HashMap::new())),
+        Format::Csv => print!("{}", report::csv(&commits)),
+        Format::Json => println!("{}", report::json(&commits)),
+    }
+    Ok(exit::OK)
+}
+
+fn verify(args: StateArgs) -> Result<u8> {
+    match chain::read(&args.state_dir) {
+        Ok(None) => {
+            println!(
+                "verify: no ledger in {} (nothing to check)",
+                args.state_dir.display()
+            );
+            Ok(exit::OK)
+        }
+        Ok(Some((meta, commits))) => {
+            println!(
+                "verify: {} transactions of cluster '{}' check (proof of work, election and approval certificates)",
+                commits.len(),
+                meta.cluster
+            );
+            Ok(exit::OK)
+        }
+        Err(chain::ChainError::BadEntry { tx, reason }) => {
+            println!("verify: transaction {tx} is invalid: {reason}");
+            Ok(exit::INVALID)
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("reading the ledger in {}", args.state_dir.display()))
+        }
+    }
+}
+
+fn bench(args: BenchArgs) -> Result<u8> {
+    let engine = node::pick_engine(args.engine.as_deref())?;
+    let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
+    let seconds = if args.seconds > 0.0 {
+        args.seconds
+    } else {
+        1.0
+    };
+    let report = bench::run(threads, seconds, engine);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(exit::OK)
+}

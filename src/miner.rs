@@ -1,0 +1,268 @@
+//! The mining pool: long-lived native threads, one per core by default.
+//!
+//! Mining never runs on the async runtime. Each job's seed space is split
+//! into disjoint ranges, one per thread; threads share nothing in the inner
+//! loop and check the job's stop flag every few thousand candidates, so a
+//! found seed or a new challenge stops every thread within about a
+//! millisecond. Idle threads block on a condition variable.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::pow::engine::Engine;
+use crate::pow::Template;
+
+/// Seeds handed to the engine per call, between counter updates.
+const BATCH: u64 = 1 << 16;
+
+/// A mining task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: u64,
+    pub salt: [u8; 12],
+    pub solver: [u8; 8],
+    pub difficulty: u8,
+}
+
+/// A seed that solves job `job_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub job_id: u64,
+    pub seed: u64,
+}
+
+struct Current {
+    job: Job,
+    template: Template,
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: Option<Arc<Current>>,
+    generation: u64,
+    shutdown: bool,
+}
+
+struct Shared {
+    slot: Mutex<Slot>,
+    wake: Condvar,
+    hashes: Vec<AtomicU64>,
+}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    engine: &'static dyn Engine,
+}
+
+/// Thread `i` of `n`'s share of the seed space.
+fn range(i: usize, n: usize) -> (u64, u64) {
+    let share = u64::MAX / n as u64;
+    let start = share * i as u64;
+    let end = if i + 1 == n { u64::MAX } else { start + share };
+    (start, end)
+}
+
+fn worker(
+    i: usize,
+    n: usize,
+    shared: Arc<Shared>,
+    engine: &'static dyn Engine,
+    found: UnboundedSender<Found>,
+) {
+    let mut seen = 0u64;
+    loop {
+        let current = {
+            // A poisoned lock means another worker panicked; stop this one too.
+            let Ok(mut slot) = shared.slot.lock() else {
+                return;
+            };
+            loop {
+                if slot.shutdown {
+                    return;
+                }
+                if slot.generation != seen {
+                    seen = slot.generation;
+                    if let Some(c) = &slot.current {
+                        break c.clone();
+                    }
+                }
+                slot = match shared.wake.wait(slot) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+        };
+        let (mut from, end) = range(i, n);
+        while from < end && !current.stop.load(Ordering::Relaxed) {
+            let to = end.min(from.saturating_add(BATCH));
+            let r = engine.search(
+                &current.template,
+                from,
+                to,
+                current.job.difficulty,
+                &current.stop,
+            );
+            shared.hashes[i].fetch_add(r.tried, Ordering::Relaxed);
+            if let Some(seed) = r.found {
+                // The first thread to raise the flag reports; a job stopped
+                // from outside reports nothing.
+                if !current.stop.swap(true, Ordering::AcqRel) {
+                    let _ = found.send(Found {
+                        job_id: current.job.id,
+                        seed,
+                    });
+                }
+                break;
+            }
+            from = to;
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(threads: usize, engine: &'static dyn Engine, found: UnboundedSender<Found>) -> Pool {
+        let n = threads.max(1);
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot::default()),
+            wake: Condvar::new(),
+            hashes: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        });
+        let workers = (0..n)
+            .filter_map(|i| {
+                let (s, f) = (shared.clone(), found.clone());
+                std::thread::Builder::new()
+                    .name(format!("miner-{i}"))
+                    .spawn(move || worker(i, n, s, engine, f))
+                    .ok()
+            })
+            .collect();
+        Pool {
+            shared,
+            workers,
+            engine,
+        }
+    }
+
+    fn replace(&self, next: Option<Arc<Current>>) {
+        if let Ok(mut slot) = self.shared.slot.lock() {
+            if let Some(old) = slot.current.take() {
+                old.stop.store(true, Ordering::Release);
+            }
+            slot.current = next;
+            slot.generation += 1;
+        }
+        self.shared.wake.notify_all();
+    }
+
+    /// Mines `job`, replacing the current one.
+    pub fn start(&self, job: Job) {
+        let template = Template::new(&job.salt, &job.solver);
+        self.replace(Some(Arc::new(Current {
+            job,
+            template,
+            stop: AtomicBool::new(false),
+        })));
+    }
+
+    /// Stops the current job; the threads go idle.
+    pub fn stop(&self) {
+        self.replace(None);
+    }
+
+    pub fn threads(&self) -> usize {
+        self.shared.hashes.len()
+    }
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+    /// Candidates tried since the pool was made.
+    pub fn hashes(&self) -> u64 {
+        self.per_thread_hashes().iter().sum()
+    }
+    pub fn per_thread_hashes(&self) -> Vec<u64> {
+        self.shared
+            .hashes
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.shared.slot.lock() {
+            slot.shutdown = true;
+            if let Some(c) = slot.current.take() {
+                c.stop.store(true, Ordering::Release);
+            }
+        }
+        self.shared.wake.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pow::{engine, verify};
+    use std::time::Duration;
+
+    fn job(id: u64, difficulty: u8) -> Job {
+        Job {
+            id,
+            salt: [id as u8; 12],
+            solver: [9; 8],
+            difficulty,
+        }
+    }
+
+    #[test]
+    fn finds_a_valid_seed_with_two_threads() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let pool = Pool::new(2, engine::best(), tx);
+        pool.start(job(1, 12));
+        let f = rx.blocking_recv().expect("a seed");
+        assert_eq!(f.job_id, 1);
+        assert!(verify(&[1; 12], &[9; 8], f.seed, 12));
+        assert!(pool.hashes() > 0);
+    }
+
+    #[test]
+    fn stop_idles_and_replacement_wins() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let pool = Pool::new(2, engine::best(), tx);
+        pool.start(job(1, 160));
+        std::thread::sleep(Duration::from_millis(20));
+        pool.stop();
+        std::thread::sleep(Duration::from_millis(20));
+        let a = pool.hashes();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(pool.hashes(), a, "idle threads do no work");
+        pool.start(job(2, 160));
+        pool.start(job(3, 8));
+        let f = rx.blocking_recv().expect("a seed");
+        assert_eq!(f.job_id, 3);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn ranges_are_disjoint_and_cover() {
+        for n in 1..9 {
+            let mut prev_end = 0;
+            for i in 0..n {
+                let (s, e) = range(i, n);
+                assert_eq!(s, prev_end);
+                assert!(e > s);
+                prev_end = e;
+            }
+            assert_eq!(prev_end, u64::MAX);
+        }
+    }
+}

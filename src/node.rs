@@ -1,0 +1,210 @@
+//! The driver of one node: it owns the MQTT link, the ledger file, the
+//! mining pool and the clock, feeds the pure protocol core, and carries out
+//! the actions it returns in order: a ledger append or vote state is durable
+//! before anything after it is published.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::chain;
+use crate::config::NodeConfig;
+use crate::identity::Identity;
+use crate::miner::{self, Pool};
+use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
+use crate::pow::engine::{self, Engine};
+use crate::protocol::{Action, Committed, Input, Node, Publish};
+
+/// What a running node reports to whoever started it (the demo's table).
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub node: String,
+    pub id: crate::identity::NodeId,
+    pub commit: Committed,
+}
+
+fn outgoing(p: Publish) -> Outgoing {
+    Outgoing {
+        topic: p.topic,
+        payload: p.payload,
+        retain: p.retain,
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs a node until `shutdown` completes. Commits are also sent to
+/// `reports` when given.
+pub async fn run(
+    cfg: NodeConfig,
+    engine: &'static dyn Engine,
+    shutdown: impl Future<Output = ()>,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+) -> Result<()> {
+    let dir: PathBuf = cfg.storage.state_dir.clone();
+    let identity = if cfg.storage.ephemeral_key {
+        Identity::ephemeral(&mut OsRng)
+    } else {
+        let (id, created) = Identity::load_or_create(&dir)
+            .with_context(|| format!("loading the node key from {}", dir.display()))?;
+        if created {
+            info!("init: created a new node key in {}", dir.display());
+        }
+        id
+    };
+    let (mut ledger, commits) = chain::open(&dir, &cfg.protocol)
+        .with_context(|| format!("opening the ledger in {}", dir.display()))?;
+    let votes = chain::load_votes(&dir)?;
+    let name = cfg.protocol.name.clone();
+    info!(
+        "init: node {name} ({}) in cluster '{}': {} nodes, quorum {}, difficulty {}..{}, {} committed transactions, {} mining threads ({})",
+        identity.id,
+        cfg.protocol.cluster,
+        cfg.protocol.nodes,
+        cfg.protocol.quorum,
+        cfg.protocol.difficulty.0,
+        cfg.protocol.difficulty.1,
+        commits.len(),
+        cfg.mining.threads,
+        engine.name()
+    );
+
+    let start = Instant::now();
+    let now = || start.elapsed().as_millis() as u64;
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let mut node = Node::new(
+        cfg.protocol.clone(),
+        &identity,
+        seed,
+        unix_millis(),
+        &commits,
+        votes,
+        now(),
+    );
+
+    let broker = BrokerConfig {
+        url: cfg.broker.url.clone(),
+        client_id: format!(
+            "edgeminer-{}-{:04x}",
+            identity.id,
+            OsRng.next_u32() & 0xffff
+        ),
+        keep_alive_secs: 5,
+    };
+    let (link, mut events) = mqtt::start(
+        &broker,
+        node.topics().subscriptions(),
+        Some(outgoing(node.last_will())),
+    )
+    .with_context(|| format!("connecting to the broker {}", cfg.broker.url))?;
+
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel::<miner::Found>();
+    let pool = Pool::new(cfg.mining.threads, engine, found_tx);
+    tokio::pin!(shutdown);
+
+    loop {
+        let wake = node
+            .next_timeout()
+            .map(|t| Duration::from_millis(t.saturating_sub(now())))
+            .unwrap_or(Duration::from_secs(3600));
+        let actions = tokio::select! {
+            _ = &mut shutdown => break,
+            ev = events.recv() => match ev {
+                Some(Event::Connected) => {
+                    info!("init: connected to the broker {}", cfg.broker.url);
+                    node.handle(Input::Connected, now())
+                }
+                Some(Event::Disconnected) => {
+                    warn!("init: lost the broker {}; reconnecting", cfg.broker.url);
+                    Vec::new()
+                }
+                Some(Event::Message { topic, payload, .. }) => {
+                    node.handle(Input::Message { topic: &topic, payload: &payload }, now())
+                }
+                None => anyhow::bail!("the MQTT client stopped"),
+            },
+            found = found_rx.recv() => match found {
+                Some(f) => node.handle(Input::Mined { job: f.job_id, seed: f.seed }, now()),
+                None => anyhow::bail!("the mining pool stopped"),
+            },
+            _ = tokio::time::sleep(wake) => node.handle(Input::Tick, now()),
+        };
+        for action in actions {
+            match action {
+                Action::AppendLedger(record) => ledger
+                    .append(&record)
+                    .with_context(|| format!("writing the ledger in {}", dir.display()))?,
+                Action::SaveVotes(bytes) => chain::save_votes(&dir, &bytes)
+                    .with_context(|| format!("writing the vote state in {}", dir.display()))?,
+                Action::Publish(p) => {
+                    link.publish(outgoing(p));
+                }
+                Action::Mine(job) => pool.start(miner::Job {
+                    id: job.id,
+                    salt: job.salt,
+                    solver: job.solver,
+                    difficulty: job.difficulty,
+                }),
+                Action::StopMining => pool.stop(),
+                Action::Committed(c) => {
+                    debug!(tx = c.tx, "committed");
+                    if let Some(r) = &reports {
+                        let _ = r.send(Report {
+                            node: name.clone(),
+                            id: identity.id,
+                            commit: c,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    info!("init: {name} leaving the cluster");
+    pool.stop();
+    let goodbye = node.goodbye().into_iter().map(outgoing).collect();
+    link.close(goodbye, Duration::from_secs(1)).await;
+    drop(pool);
+    Ok(())
+}
+
+/// The engine to mine with: by name, or the fastest available.
+pub fn pick_engine(name: Option<&str>) -> Result<&'static dyn Engine> {
+    match name {
+        None => Ok(engine::best()),
+        Some(n) => engine::by_name(n).with_context(|| {
+            let names: Vec<_> = engine::all().iter().map(|e| e.name()).collect();
+            format!("unknown engine '{n}'; available: {}", names.join(", "))
+        }),
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => info!("init: SIGTERM received"),
+                _ = i.recv() => info!("init: SIGINT received"),
+            }
+        }
+        _ => {
+            // Without signal handlers only Ctrl-C through tokio remains.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Phase 4, challenge: the elected leader's proof-of-work task.
+//!
+//! The leader of (tx, round) draws a difficulty from the configured range and
+//! a fresh 12-byte salt, and publishes them, retained, with the election votes
+//! that made it leader. Every node checks the signature, that the challenge
+//! builds on its own ledger head, that the difficulty is in range and that the
+//! votes really elect the sender; then its pool mines it. A challenge of a
+//! later round replaces the one being mined. Once any valid challenge is open
+//! the transaction no longer needs its leader.
+
+use rand_core::RngCore;
+use tracing::{info, warn};
+
+use super::election::check_certificate;
+use super::{reference, Action, Node, Phase, Reject};
+use crate::identity::NodeId;
+use crate::wire::{Body, Challenge, Envelope, Family, Payload};
+
+/// A valid challenge of the current transaction.
+#[derive(Clone, Debug)]
+pub struct ChallengeInfo {
+    pub round: u32,
+    pub leader: NodeId,
+    pub difficulty: u8,
+    pub salt: [u8; 12],
+    pub envelope: Vec<u8>,
+}
+
+impl Node {
+    pub(crate) fn issue_challenge(&mut self, round: u32, now: u64, out: &mut Vec<Action>) {
+        let (lo, hi) = self.cfg.difficulty;
+        let span = u32::from(hi - lo) + 1;
+        let difficulty = lo + (self.rng.next_u32() % span) as u8;
+        let mut salt = [0u8; 12];
+        self.rng.fill_bytes(&mut salt);
+        let votes = self.certificate(round);
+        let tx = self.height + 1;
+        let env = self.sign(
+            tx,
+            round,
+            Payload::Challenge(Challenge {
+                difficulty,
+                salt,
+                prev: self.prev,
+                votes,
+            }),
+        );
+        self.tx.issued.insert(round);
+        self.tx.my_challenge = Some(env.clone());
+        info!("challenge: tx {tx} round {round}, issuing difficulty {difficulty} as leader");
+        self.publish(out, Family::Challenge, env.clone(), true);
+        // Take our own challenge at once rather than waiting for the echo.
+        let topic = self.topics.own(Family::Challenge, self.me);
+        self.receive(&topic, &env, now, out);
+    }
+
+    pub(crate) fn on_challenge(
+        &mut self,
+        env: &Envelope,
+        body: &Body,
+        c: Challenge,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Reject> {
+        let r = reference(&env.body);
+        if self.tx.challenges.contains_key(&r) {
+            return Ok(());
+        }
+        if c.prev != self.prev {
+            return Err(Reject::WrongPrev);
+        }
+        let (lo, hi) = self.cfg.difficulty;
+        if c.difficulty < lo || c.difficulty > hi {
+            return Err(Reject::Difficulty {
+                got: c.difficulty,
+                lo,
+                hi,
+            });
+        }
+        let keys = self.key_map();
+        let (count, total) = check_certificate(
+            &self.cfg.cluster,
+            self.cfg.quorum,
+            body.tx,
+            body.round,
+            &self.prev,
+            body.sender,
+            &c.votes,
+            &keys,
+        )
+        .map_err(Reject::Election)?;
+        // One challenge per leader and round: a second, different one is
+        // equivocation (both stay valid to mine; agreement rests on votes).
+        let twin = self
+            .tx
+            .challenges
+            .values()
+            .any(|i| i.leader == body.sender && i.round == body.round);
+        if twin {
+            self.caught_lying(body.sender, "challenge");
+        }
+        let info = ChallengeInfo {
+            round: body.round,
+            leader: body.sender,
+            difficulty: c.difficulty,
+            salt: c.salt,
+            envelope: env.encode(),
+        };
+        self.tx.challenges.insert(r, info);
+        self.tx.deadline = None;
+        if self.phase == Phase::Init {
+            info!("init: joining transaction {} already under way", body.tx);
+        }
+        let mining_round = self
+            .tx
+            .mining
+            .and_then(|(_, cr)| self.tx.challenges.get(&cr))
+            .map(|i| i.round);
+        let better = mining_round.is_none_or(|mr| body.round > mr);
+        if self.tx.my_approval.is_none() && self.tx.my_solution.is_none() && better {
+            let job = self.mine(c.salt, c.difficulty, out);
+            self.tx.mining = Some((job, r));
+            self.phase = Phase::Challenge;
+            info!(
+                "challenge: tx {} round {} from leader {} ({count} of {total} votes), difficulty {}; mining",
+                body.tx,
+                body.round,
+                self.name_of(body.sender),
+                c.difficulty
+            );
+        } else if self.phase == Phase::Init || self.phase == Phase::Election {
+            self.phase = Phase::Challenge;
+        }
+        // Solutions that arrived before this challenge.
+        let orphans = std::mem::take(&mut self.tx.orphans);
+        for (topic, payload) in orphans {
+            self.receive(&topic, &payload, now, out);
+        }
+        if self.tx.challenges.len() > 64 {
+            warn!("challenge: more than 64 challenges for one transaction");
+        }
+        Ok(())
+    }
+}

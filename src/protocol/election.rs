@@ -1,0 +1,228 @@
+//! Phase 3, election: signed votes for the leader of one round.
+//!
+//! Every (transaction, round) has its own election. Honest nodes all vote for
+//! the same candidate: the online member with the highest rank, a hash of the
+//! previous commit, the transaction, the round and the member's id, so the
+//! leader rotates unpredictably and an election normally ends with a
+//! unanimous quorum. The count follows the original's rule (most votes, ties
+//! to the highest id) and finishes as soon as a quorum of votes is in. A
+//! round that produces no valid challenge before its deadline is followed by
+//! the next round; nodes also move forward when enough others already have.
+
+use std::collections::BTreeMap;
+
+use p256::ecdsa::VerifyingKey;
+use tracing::{info, warn};
+
+use super::quorum;
+use super::{Action, Node, Phase, Reject};
+use crate::identity::NodeId;
+use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Vote};
+
+/// The rank of `id` as leader candidate for (tx, round) after `prev`.
+pub fn rank(prev: &[u8; 16], tx: u64, round: u32, id: NodeId) -> [u8; 16] {
+    let mut m = Vec::with_capacity(16 + 8 + 4 + 8);
+    m.extend_from_slice(prev);
+    m.extend_from_slice(&tx.to_be_bytes());
+    m.extend_from_slice(&round.to_be_bytes());
+    m.extend_from_slice(&id.0);
+    wire::digest16(b"edgeminer/rank", &m)
+}
+
+/// Checks an election certificate: at least `quorum` distinct, correctly
+/// signed votes for (tx, round, prev), under which `leader` wins by the
+/// count rule. Returns the leader's vote count.
+#[allow(clippy::too_many_arguments)]
+pub fn check_certificate(
+    cluster: &str,
+    quorum: usize,
+    tx: u64,
+    round: u32,
+    prev: &[u8; 16],
+    leader: NodeId,
+    votes: &[Bytes],
+    keys: &BTreeMap<NodeId, VerifyingKey>,
+) -> Result<(usize, usize), String> {
+    let mut seen: BTreeMap<NodeId, NodeId> = BTreeMap::new();
+    for (i, raw) in votes.iter().enumerate() {
+        let env = Envelope::decode(&raw.0, wire::MAX_PHASE_MESSAGE)
+            .map_err(|e| format!("vote {i}: {e}"))?;
+        let body = Body::decode(&env.body).map_err(|e| format!("vote {i}: {e}"))?;
+        let Payload::Vote(v) = &body.payload else {
+            return Err(format!("vote {i} is a {}", body.kind()));
+        };
+        if body.tx != tx || body.round != round || v.prev != *prev {
+            return Err(format!(
+                "vote {i} is for another transaction, round or ledger head"
+            ));
+        }
+        let key = keys
+            .get(&body.sender)
+            .ok_or_else(|| format!("vote {i}: unknown voter {}", body.sender))?;
+        if !env.verify(cluster, key) {
+            return Err(format!("vote {i}: bad signature of {}", body.sender));
+        }
+        if seen.insert(body.sender, v.candidate).is_some() {
+            return Err(format!("two votes of {}", body.sender));
+        }
+    }
+    match quorum::tally(seen.values().copied(), quorum) {
+        Some((winner, n)) if winner == leader => Ok((n, seen.len())),
+        Some((winner, _)) => Err(format!("the votes elect {winner}, not {leader}")),
+        None => Err(format!(
+            "{} votes, fewer than the quorum of {quorum}",
+            seen.len()
+        )),
+    }
+}
+
+impl Node {
+    /// The candidate honest nodes vote for in `round`.
+    fn candidate(&self, round: u32) -> NodeId {
+        let tx = self.height + 1;
+        self.online()
+            .into_iter()
+            .max_by_key(|id| rank(&self.prev, tx, round, *id))
+            .unwrap_or(self.me)
+    }
+
+    /// Enters (tx, round): votes unless a challenge is already open.
+    pub(crate) fn enter_round(&mut self, round: u32, now: u64, out: &mut Vec<Action>) {
+        let tx = self.height + 1;
+        self.tx.round = round;
+        self.tx.deadline = Some(now + self.cfg.election_timeout_ms);
+        if !self.tx.challenges.is_empty() {
+            return;
+        }
+        self.phase = Phase::Election;
+        if self.tx.my_vote.as_ref().is_some_and(|(r, _)| *r >= round) {
+            // Already voted here (before a restart): never vote twice.
+            if let Some((r, env)) = &self.tx.my_vote {
+                if *r == round {
+                    self.publish(out, Family::Election, env.clone(), false);
+                }
+            }
+        } else {
+            let candidate = self.candidate(round);
+            let env = self.sign(
+                tx,
+                round,
+                Payload::Vote(Vote {
+                    candidate,
+                    prev: self.prev,
+                }),
+            );
+            self.tx.my_vote = Some((round, env.clone()));
+            self.tx
+                .votes
+                .entry(round)
+                .or_default()
+                .insert(self.me, (candidate, env.clone()));
+            out.push(Action::SaveVotes(self.vote_state()));
+            info!(
+                "election: tx {tx} round {round}, voting for {}",
+                self.name_of(candidate)
+            );
+            self.publish(out, Family::Election, env, false);
+        }
+        self.try_tally(now, out);
+    }
+
+    pub(crate) fn on_vote(
+        &mut self,
+        env: &Envelope,
+        body: &Body,
+        v: Vote,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Reject> {
+        if v.prev != self.prev {
+            return Err(Reject::WrongPrev);
+        }
+        let round_votes = self.tx.votes.entry(body.round).or_default();
+        if let Some((other, _)) = round_votes.get(&body.sender) {
+            if *other != v.candidate {
+                let who = body.sender;
+                round_votes.remove(&who);
+                self.caught_lying(who, "election");
+            }
+            return Ok(());
+        }
+        round_votes.insert(body.sender, (v.candidate, wire::Envelope::encode(env)));
+        let voters = round_votes.len();
+        if body.round > self.tx.round && self.phase != Phase::Init && self.tx.challenges.is_empty()
+        {
+            // Enough others have moved on (at least one of them honest while
+            // liars stay below N - q + 1): follow them.
+            if voters > self.cfg.nodes.saturating_sub(self.cfg.quorum) {
+                info!(
+                    "election: tx {} moving from round {} to round {} with {voters} others",
+                    body.tx, self.tx.round, body.round
+                );
+                self.enter_round(body.round, now, out);
+                return Ok(());
+            }
+        }
+        if body.round == self.tx.round {
+            self.try_tally(now, out);
+        }
+        Ok(())
+    }
+
+    /// Counts the current round; the winner issues the challenge.
+    fn try_tally(&mut self, now: u64, out: &mut Vec<Action>) {
+        let round = self.tx.round;
+        let Some(votes) = self.tx.votes.get(&round) else {
+            return;
+        };
+        let honest = votes
+            .iter()
+            .filter(|(voter, _)| !self.liars.contains(voter));
+        let Some((leader, count)) = quorum::tally(honest.map(|(_, (c, _))| *c), self.cfg.quorum)
+        else {
+            return;
+        };
+        let total = votes.len();
+        if self.tx.announced != Some(round) {
+            self.tx.announced = Some(round);
+            info!(
+                "election: tx {} round {round}, leader {} with {count} of {total} votes",
+                self.height + 1,
+                self.name_of(leader)
+            );
+        }
+        if leader == self.me && !self.tx.issued.contains(&round) && self.phase != Phase::Init {
+            self.issue_challenge(round, now, out);
+        }
+    }
+
+    /// No valid challenge in time: the leader is dead, silent or cut off.
+    pub(crate) fn round_timeout(&mut self, now: u64, out: &mut Vec<Action>) {
+        if !self.tx.challenges.is_empty() {
+            // A challenge is open: mining takes as long as it takes.
+            self.tx.deadline = None;
+            return;
+        }
+        let next = self.tx.round + 1;
+        warn!(
+            "election: tx {} round {} ended without a challenge; starting round {next}",
+            self.height + 1,
+            self.tx.round
+        );
+        self.enter_round(next, now, out);
+    }
+
+    /// The votes of `round` as a certificate.
+    pub(crate) fn certificate(&self, round: u32) -> Vec<Bytes> {
+        self.tx
+            .votes
+            .get(&round)
+            .map(|m| {
+                m.iter()
+                    .filter(|(voter, _)| !self.liars.contains(voter))
+                    .map(|(_, (_, env))| Bytes(env.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

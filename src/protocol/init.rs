@@ -1,0 +1,168 @@
+//! Phase 1, init: who is in the cluster and who is online.
+//!
+//! Each node keeps a retained presence message on `init/<id>`; its last will
+//! replaces it with "gone" when the broker loses the node. A presence counts
+//! only once the sender's key is known and the signature checks, and a newer
+//! incarnation (a restart) replaces an older one, so replayed old presences
+//! change nothing. The first election starts when all N configured nodes are
+//! online, or a quorum after the init timeout.
+
+use std::collections::BTreeMap;
+
+use p256::ecdsa::VerifyingKey;
+use tracing::info;
+
+use super::{Action, Node, Phase, Publish, Reject};
+use crate::identity::NodeId;
+use crate::wire::{Body, Family, Payload, Presence};
+
+/// What we know of one member.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub key: VerifyingKey,
+    pub public: [u8; 33],
+    pub name: String,
+    pub online: bool,
+    pub incarnation: u64,
+    pub threads: u16,
+}
+
+/// The membership table: keys (pubkey phase) and presence (init phase).
+#[derive(Default)]
+pub struct Members {
+    by_id: BTreeMap<NodeId, Member>,
+}
+
+impl Members {
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+    pub fn get(&self, id: NodeId) -> Option<&Member> {
+        self.by_id.get(&id)
+    }
+    pub fn key(&self, id: NodeId) -> Option<&VerifyingKey> {
+        self.by_id.get(&id).map(|m| &m.key)
+    }
+    pub fn keys(&self) -> BTreeMap<NodeId, VerifyingKey> {
+        self.by_id.iter().map(|(id, m)| (*id, m.key)).collect()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Member)> {
+        self.by_id.iter()
+    }
+    pub fn online(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_id
+            .iter()
+            .filter(|(_, m)| m.online)
+            .map(|(id, _)| *id)
+    }
+    pub fn name_of(&self, id: NodeId) -> String {
+        match self.by_id.get(&id) {
+            Some(m) if !m.name.is_empty() => m.name.clone(),
+            _ => id.to_string(),
+        }
+    }
+
+    /// Adds a key (already checked against the id). Returns false when the
+    /// key was known already.
+    pub fn insert_key(&mut self, id: NodeId, public: [u8; 33], name: String) -> bool {
+        if let Some(m) = self.by_id.get_mut(&id) {
+            m.name = name;
+            return false;
+        }
+        let Ok(key) = VerifyingKey::from_sec1_bytes(&public) else {
+            return false;
+        };
+        self.by_id.insert(
+            id,
+            Member {
+                key,
+                public,
+                name,
+                online: false,
+                incarnation: 0,
+                threads: 0,
+            },
+        );
+        true
+    }
+}
+
+impl Node {
+    pub(crate) fn presence_message(&self, online: bool) -> Publish {
+        let payload = self.sign(
+            0,
+            0,
+            Payload::Presence(Presence {
+                online,
+                incarnation: self.incarnation,
+                name: self.cfg.name.clone(),
+                threads: self.cfg.threads,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
+        );
+        Publish {
+            topic: self.topics.own(Family::Init, self.me),
+            payload,
+            retain: true,
+        }
+    }
+
+    pub(crate) fn on_presence(
+        &mut self,
+        body: &Body,
+        p: Presence,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Reject> {
+        let Some(m) = self.members.by_id.get_mut(&body.sender) else {
+            return Err(Reject::UnknownSigner(body.sender));
+        };
+        // Newer incarnations win; within one incarnation "gone" is final.
+        let newer = p.incarnation > m.incarnation
+            || (p.incarnation == m.incarnation && m.online && !p.online);
+        if !newer || (p.online == m.online && p.incarnation == m.incarnation) {
+            return Ok(());
+        }
+        let changed = m.online != p.online;
+        m.incarnation = p.incarnation;
+        m.online = p.online;
+        m.threads = p.threads;
+        if !p.name.is_empty() {
+            m.name = p.name.clone();
+        }
+        if changed && body.sender != self.me {
+            if p.online {
+                info!(node = %p.name, id = %body.sender, "init: {} ({}) is online with {} threads, version {}", p.name, body.sender, p.threads, p.version);
+            } else {
+                info!(node = %p.name, id = %body.sender, "init: {} ({}) is gone", p.name, body.sender);
+            }
+        }
+        if self.phase == Phase::Init {
+            self.maybe_start(now, out);
+        }
+        Ok(())
+    }
+
+    /// Leaves init for the first election once enough members are online.
+    pub(crate) fn maybe_start(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.phase != Phase::Init {
+            return;
+        }
+        let online = self.online().len();
+        let waited = now.saturating_sub(self.started_at) >= self.cfg.init_timeout_ms;
+        if online >= self.cfg.nodes || (waited && online >= self.cfg.quorum) {
+            info!(
+                "init: {online} of {} nodes online (quorum {}); starting transaction {}",
+                self.cfg.nodes,
+                self.cfg.quorum,
+                self.height + 1
+            );
+            self.phase = Phase::Election;
+            let round = self.tx.round;
+            self.enter_round(round, now, out);
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The protocol core: a pure state machine for one node.
+//!
+//! [`Node::handle`] takes one [`Input`] (a message from the broker, a mined
+//! seed, a timer, a reconnect) and the current time, and returns the
+//! [`Action`]s the driver must carry out, in order: persist before publish.
+//! Nothing in here does IO, reads a clock or touches a global RNG; time and
+//! randomness come in from outside, so the whole cluster can be simulated.
+//!
+//! The six phases of the original each have their own module: [`init`]
+//! (presence), [`pubkey`] (keys), [`election`] (votes for a leader),
+//! [`challenge`] (the leader's proof-of-work task), [`solution`] (seeds and
+//! their check) and [`voting`] (approvals and commit certificates).
+
+pub mod challenge;
+pub mod election;
+pub mod init;
+pub mod persist;
+pub mod pubkey;
+pub mod quorum;
+pub mod solution;
+pub mod voting;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use p256::ecdsa::SigningKey;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tracing::{debug, warn};
+
+use crate::identity::{Identity, NodeId};
+use crate::wire::topics::Route;
+use crate::wire::{self, Body, Envelope, Family, Kind, Payload, Topics, WireError};
+
+pub use persist::VoteState;
+pub use voting::{verify_commit, Committed};
+
+/// Settings every node of a cluster must share, plus this node's own.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Cluster name; part of every topic and of every signature.
+    pub cluster: String,
+    /// Configured cluster size N.
+    pub nodes: usize,
+    /// Approvals (and election votes) needed: by default a majority of N.
+    pub quorum: usize,
+    /// Accepted difficulty range (leading zero bits); the leader draws from it.
+    pub difficulty: (u8, u8),
+    /// A round without a valid challenge after this long starts the next round.
+    pub election_timeout_ms: u64,
+    /// Start the first election with a quorum (not all N) after this long.
+    pub init_timeout_ms: u64,
+    /// Human-readable name carried in presence and key messages.
+    pub name: String,
+    /// Mining threads, announced in presence.
+    pub threads: u16,
+}
+
+/// A mining task for the driver's pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MineJob {
+    pub id: u64,
+    pub salt: [u8; 12],
+    pub solver: [u8; 8],
+    pub difficulty: u8,
+}
+
+/// A message to put on the broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// What the driver must do, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Append this record to the ledger and sync it before doing anything
+    /// that follows.
+    AppendLedger(Vec<u8>),
+    /// Write this vote state durably before doing anything that follows.
+    SaveVotes(Vec<u8>),
+    Publish(Publish),
+    Mine(MineJob),
+    StopMining,
+    /// A transaction was committed (for tables, logs and metrics).
+    Committed(Committed),
+}
+
+/// What happens to a node: the inputs of the state machine.
+#[derive(Clone, Debug)]
+pub enum Input<'a> {
+    /// The broker connection is (re)established: announce our state again.
+    Connected,
+    /// A message arrived on `topic`.
+    Message { topic: &'a str, payload: &'a [u8] },
+    /// The pool found `seed` for job `job`.
+    Mined { job: u64, seed: u64 },
+    /// Time passed (the driver calls this at [`Node::next_timeout`]).
+    Tick,
+}
+
+/// Where a node stands, for logs and status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the members (init and pubkey phases).
+    Init,
+    /// Voting for, or waiting on, a leader.
+    Election,
+    /// A challenge is open and the pool mines it.
+    Challenge,
+    /// This node has approved a solution and waits for a quorum.
+    Voting,
+}
+
+/// Why a message from the network was refused. Every refusal is logged with
+/// its phase and claimed sender.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Reject {
+    #[error("undecodable: {0}")]
+    Wire(#[from] WireError),
+    #[error("the topic names sender {topic} but the body names {body}")]
+    TopicMismatch { topic: NodeId, body: NodeId },
+    #[error("a {0} message on the wrong topic family")]
+    WrongFamily(Kind),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("the key does not hash to the claimed id")]
+    KeyIdMismatch,
+    #[error("invalid public key")]
+    BadKey,
+    #[error("too many members (limit {0})")]
+    TooManyMembers(usize),
+    #[error("signer {0} has no known key")]
+    UnknownSigner(NodeId),
+    #[error("transaction {got} does not follow our ledger (expected {want})")]
+    WrongTransaction { got: u64, want: u64 },
+    #[error("it builds on another ledger head")]
+    WrongPrev,
+    #[error("difficulty {got} outside the accepted range {lo}..{hi}")]
+    Difficulty { got: u8, lo: u8, hi: u8 },
+    #[error("the election certificate is invalid: {0}")]
+    Election(String),
+    #[error("the challenge is unknown")]
+    UnknownChallenge,
+    #[error("the seed does not meet the difficulty")]
+    BadProofOfWork,
+    #[error("the commit certificate is invalid: {0}")]
+    Certificate(String),
+}
+
+const MAX_MEMBERS: usize = 256;
+const MAX_PENDING: usize = 1024;
+
+/// One node's protocol state.
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) topics: Topics,
+    pub(crate) key: SigningKey,
+    pub(crate) me: NodeId,
+    pub(crate) public: [u8; 33],
+    pub(crate) incarnation: u64,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) phase: Phase,
+    pub(crate) started_at: u64,
+    pub(crate) members: init::Members,
+    /// Messages whose signer's key has not arrived yet.
+    pub(crate) unverified: VecDeque<(String, Vec<u8>)>,
+    /// Messages for later transactions, replayed after each commit.
+    pub(crate) future: VecDeque<(String, Vec<u8>)>,
+    /// Nodes caught signing two conflicting messages for one round.
+    pub(crate) liars: BTreeSet<NodeId>,
+    /// Committed transactions so far and the reference of the last one.
+    pub(crate) height: u64,
+    pub(crate) prev: [u8; 16],
+    pub(crate) history: Vec<[u8; 16]>,
+    pub(crate) last_commit: Option<Vec<u8>>,
+    pub(crate) tx: voting::TxState,
+    pub(crate) next_job: u64,
+    /// Refusals so far (for status and tests).
+    pub rejected: u64,
+}
+
+impl Node {
+    /// A node with the given identity, an RNG seed, the verified commits of
+    /// its ledger (oldest first) and its saved vote state.
+    pub fn new(
+        cfg: Config,
+        identity: &Identity,
+        rng_seed: [u8; 32],
+        incarnation: u64,
+        ledger: &[Committed],
+        votes: Option<VoteState>,
+        now: u64,
+    ) -> Node {
+        let topics = Topics::new(&cfg.cluster);
+        let prev = ledger
+            .last()
+            .map(|c| c.reference)
+            .unwrap_or_else(|| genesis(&cfg.cluster));
+        let mut node = Node {
+            topics,
+            key: identity.key.clone(),
+            me: identity.id,
+            public: identity.public,
+            incarnation,
+            rng: ChaCha20Rng::from_seed(rng_seed),
+            phase: Phase::Init,
+            started_at: now,
+            members: init::Members::default(),
+            unverified: VecDeque::new(),
+            future: VecDeque::new(),
+            liars: BTreeSet::new(),
+            height: ledger.len() as u64,
+            prev,
+            history: ledger.iter().map(|c| c.reference).collect(),
+            last_commit: None,
+            tx: voting::TxState::default(),
+            next_job: 1,
+            rejected: 0,
+            cfg,
+        };
+        node.members
+            .insert_key(node.me, node.public, node.cfg.name.clone());
+        if let Some(v) = votes {
+            node.restore_votes(v);
+        }
+        node
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    /// Committed transactions.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+    pub fn round(&self) -> u32 {
+        self.tx.round
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+    /// Display name of a node: its announced name, else its id.
+    pub fn name_of(&self, id: NodeId) -> String {
+        self.members.name_of(id)
+    }
+
+    /// When the driver must call [`Input::Tick`] next, if ever.
+    pub fn next_timeout(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Init => Some(self.started_at + self.cfg.init_timeout_ms),
+            _ => self.tx.deadline,
+        }
+    }
+
+    /// Feeds one input; returns what to do.
+    pub fn handle(&mut self, input: Input<'_>, now: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Connected => self.announce(&mut out),
+            Input::Message { topic, payload } => self.receive(topic, payload, now, &mut out),
+            Input::Mined { job, seed } => self.mined(job, seed, now, &mut out),
+            Input::Tick => self.tick(now, &mut out),
+        }
+        out
+    }
+
+    /// The retained "gone" presence the broker publishes if we die.
+    pub fn last_will(&self) -> Publish {
+        self.presence_message(false)
+    }
+
+    /// What to publish when leaving cleanly.
+    pub fn goodbye(&self) -> Vec<Publish> {
+        vec![self.presence_message(false)]
+    }
+
+    fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        match self.phase {
+            Phase::Init => self.maybe_start(now, out),
+            _ => {
+                if self.tx.deadline.is_some_and(|d| now >= d) {
+                    self.round_timeout(now, out);
+                }
+            }
+        }
+    }
+
+    /// Publishes everything others may have missed while we were away.
+    fn announce(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::Publish(self.pubkey_message()));
+        out.push(Action::Publish(self.presence_message(true)));
+        for p in self.tx.republish(&self.topics, self.me) {
+            out.push(Action::Publish(p));
+        }
+        if let Some(c) = &self.last_commit {
+            out.push(Action::Publish(Publish {
+                topic: self.topics.commit(self.me),
+                payload: c.clone(),
+                retain: true,
+            }));
+        }
+    }
+
+    /// Signs a body of ours.
+    pub(crate) fn sign(&self, tx: u64, round: u32, payload: Payload) -> Vec<u8> {
+        let body = Body {
+            sender: self.me,
+            tx,
+            round,
+            payload,
+        };
+        wire::sign(&self.cfg.cluster, &self.key, body.encode())
+    }
+
+    pub(crate) fn publish(
+        &self,
+        out: &mut Vec<Action>,
+        family: Family,
+        payload: Vec<u8>,
+        retain: bool,
+    ) {
+        out.push(Action::Publish(Publish {
+            topic: self.topics.own(family, self.me),
+            payload,
+            retain,
+        }));
+    }
+
+    fn receive(&mut self, topic: &str, payload: &[u8], now: u64, out: &mut Vec<Action>) {
+        let Some(route) = self.topics.parse(topic) else {
+            debug!(topic, "ignored: not a topic of this cluster");
+            return;
+        };
+        if payload.is_empty() {
+            // A cleared retained message (someone left for good).
+            debug!(topic, "ignored: empty retained message");
+            return;
+        }
+        match self.accept(&route, topic, payload, now, out) {
+            Ok(()) => {}
+            Err(reason) => {
+                self.rejected += 1;
+                warn!(
+                    phase = route.family.as_str(),
+                    sender = %self.name_of(route.sender),
+                    "{}: refused a message claiming to be from {}: {reason}",
+                    route.family.as_str(),
+                    self.name_of(route.sender),
+                );
+            }
+        }
+    }
+
+    /// Decodes, authenticates and dispatches one message.
+    fn accept(
+        &mut self,
+        route: &Route,
+        topic: &str,
+        payload: &[u8],
+        now: u64,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Reject> {
+        let limit = if route.family == Family::Challenge || route.commit {
+            wire::MAX_CERT_MESSAGE
+        } else {
+            wire::MAX_PHASE_MESSAGE
+        };
+        let env = Envelope::decode(payload, limit)?;
+        let body = Body::decode(&env.body)?;
+        if body.sender != route.sender {
+            return Err(Reject::TopicMismatch {
+                topic: route.sender,
+                body: body.sender,
+            });
+        }
+        let expected = match (route.family, route.commit) {
+            (Family::Init, _) => Kind::Presence,
+            (Family::PubKey, _) => Kind::PubKey,
+            (Family::Election, _) => Kind::Vote,
+            (Family::Challenge, _) => Kind::Challenge,
+            (Family::Solution, _) => Kind::Solution,
+            (Family::Voting, false) => Kind::Approval,
+            (Family::Voting, true) => Kind::Commit,
+        };
+        if body.kind() != expected {
+            return Err(Reject::WrongFamily(body.kind()));
+        }
+        if let Payload::PubKey(pk) = &body.payload {
+            return self.on_pubkey(&env, &body, pk, now, out);
+        }
+        let Some(key) = self.members.key(body.sender) else {
+            if self.unverified.len() >= MAX_PENDING {
+                self.unverified.pop_front();
+            }
+            self.unverified
+                .push_back((topic.to_string(), payload.to_vec()));
+            debug!(sender = %body.sender, "{}: held until the sender's key arrives", body.kind().phase());
+            return Ok(());
+        };
+        if !env.verify(&self.cfg.cluster, key) {
+            return Err(Reject::BadSignature);
+        }
+        if self.liars.contains(&body.sender) && body.kind() != Kind::Presence {
+            debug!(sender = %body.sender, "{}: ignored a known liar", body.kind().phase());
+            return Ok(());
+        }
+        // Transaction-bound messages for a later transaction wait for our
+        // ledger to catch up; older ones are stale.
+        if matches!(
+            body.kind(),
+            Kind::Vote | Kind::Challenge | Kind::Solution | Kind::Approval
+        ) {
+            let want = self.height + 1;
+            if body.tx > want {
+                if self.future.len() >= MAX_PENDING {
+                    self.future.pop_front();
+                }
+                self.future.push_back((topic.to_string(), payload.to_vec()));
+                return Ok(());
+            }
+            if body.tx < want {
+                debug!(sender = %self.name_of(body.sender), tx = body.tx, "{}: stale, transaction already committed", body.kind().phase());
+                return Ok(());
+            }
+        }
+        match body.payload.clone() {
+            Payload::Presence(p) => self.on_presence(&body, p, now, out),
+            Payload::Vote(v) => self.on_vote(&env, &body, v, now, out),
+            Payload::Challenge(c) => self.on_challenge(&env, &body, c, now, out),
+            Payload::Solution(s) => self.on_solution(&env, &body, s, now, out),
+            Payload::Approval(a) => self.on_approval(&env, &body, a, now, out),
+            Payload::Commit(c) => self.on_commit_message(&body, c, now, out),
+            Payload::PubKey(_) => Ok(()),
+        }
+    }
+
+    /// Re-feeds held messages (after a key arrived or a commit moved us on).
+    pub(crate) fn replay(
+        &mut self,
+        queue: VecDeque<(String, Vec<u8>)>,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) {
+        for (topic, payload) in queue {
+            self.receive(&topic, &payload, now, out);
+        }
+    }
+
+    /// Records proof that `who` signed two conflicting messages.
+    pub(crate) fn caught_lying(&mut self, who: NodeId, what: &str) {
+        if self.liars.insert(who) {
+            warn!(
+                liar = %who,
+                "{what}: {} ({who}) signed two conflicting messages; ignoring it from now on",
+                self.name_of(who)
+            );
+        }
+    }
+
+    /// Members currently online (with a known key), always including us.
+    pub(crate) fn online(&self) -> BTreeSet<NodeId> {
+        let mut s: BTreeSet<NodeId> = self.members.online().collect();
+        s.insert(self.me);
+        s.retain(|id| !self.liars.contains(id));
+        s
+    }
+
+    pub(crate) fn mine(&mut self, salt: [u8; 12], difficulty: u8, out: &mut Vec<Action>) -> u64 {
+        let id = self.next_job;
+        self.next_job += 1;
+        out.push(Action::Mine(MineJob {
+            id,
+            salt,
+            solver: self.me.0,
+            difficulty,
+        }));
+        id
+    }
+
+    /// Keys of all known members, for certificate checks.
+    pub(crate) fn key_map(&self) -> BTreeMap<NodeId, p256::ecdsa::VerifyingKey> {
+        self.members.keys()
+    }
+}
+
+/// The "previous commit" of transaction 1: bound to the cluster name.
+pub fn genesis(cluster: &str) -> [u8; 16] {
+    wire::digest16(b"edgeminer/genesis", cluster.as_bytes())
+}
+
+/// How messages refer to each other: a digest of the exact body bytes.
+pub fn reference(body: &[u8]) -> [u8; 16] {
+    wire::digest16(b"edgeminer/ref", body)
+}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! Phase 2, pubkey: learning the members' public keys.
+//!
+//! Keys are retained on `pubkey/<id>`. A node's id is the first 8 bytes of
+//! SHA-256 of its compressed key, so a key announced under someone else's id
+//! is visibly false and is refused; the message is signed with the key it
+//! carries (proof of possession). Messages that arrived before their
+//! signer's key are replayed once it is known.
+
+use std::collections::VecDeque;
+
+use tracing::info;
+
+use super::{Action, Node, Publish, Reject, MAX_MEMBERS};
+use crate::identity::NodeId;
+use crate::wire::{Body, Envelope, Family, Payload, PubKey};
+
+impl Node {
+    pub(crate) fn pubkey_message(&self) -> Publish {
+        let payload = self.sign(
+            0,
+            0,
+            Payload::PubKey(PubKey {
+                key: self.public,
+                name: self.cfg.name.clone(),
+            }),
+        );
+        Publish {
+            topic: self.topics.own(Family::PubKey, self.me),
+            payload,
+            retain: true,
+        }
+    }
+
+    pub(crate) fn on_pubkey(
+        &mut self,
+        env: &Envelope,
+        body: &Body,
+        pk: &PubKey,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) -> Result<(), Reject> {
+        if NodeId::from_public_key(&pk.key) != body.sender {
+            return Err(Reject::KeyIdMismatch);
+        }
+        let key =
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&pk.key).map_err(|_| Reject::BadKey)?;
+        if !env.verify(&self.cfg.cluster, &key) {
+            return Err(Reject::BadSignature);
+        }
+        if self.members.get(body.sender).is_none() && self.members.len() >= MAX_MEMBERS {
+            return Err(Reject::TooManyMembers(MAX_MEMBERS));
+        }
+        if self
+            .members
+            .insert_key(body.sender, pk.key, pk.name.clone())
+        {
+            if body.sender != self.me {
+                info!(node = %pk.name, id = %body.sender, "pubkey: learned the key of {} ({})", pk.name, body.sender);
+            }
+            // Replay what this key can now verify.
+            let held = std::mem::take(&mut self.unverified);
+            let (mine, rest): (VecDeque<_>, VecDeque<_>) =
+                held.into_iter().partition(|(topic, _)| {
+                    self.topics
+                        .parse(topic)
+                        .is_some_and(|r| r.sender == body.sender)
+                });
+            self.unverified = rest;
+            self.replay(mine, now, out);
+        }
+        Ok(())
+    }
+}

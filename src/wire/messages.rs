@@ -1,0 +1,508 @@
+//! One message type per phase, and the common body header.
+//!
+//! A body is the CBOR array `[kind, sender, tx, round, payload]`. The header
+//! fields are what domain separation relies on: a vote for round 3 of
+//! transaction 7 can never be replayed as one for round 4, or as a solution.
+//! Payloads are small CBOR arrays with integer positions, so every phase
+//! message stays well under 200 bytes.
+
+use std::fmt;
+
+use minicbor::decode::Decoder;
+use minicbor::encode::{Encoder, Write};
+use minicbor::{Decode, Encode};
+
+use super::{decode_exact, encode, WireError};
+use crate::identity::NodeId;
+
+/// The message kinds; the first five match the phases of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// init: presence (online, offline) of a node.
+    Presence = 1,
+    /// pubkey: a node's public key, self-signed.
+    PubKey = 2,
+    /// election: a vote for a leader of one round.
+    Vote = 3,
+    /// challenge: the elected leader's proof-of-work challenge.
+    Challenge = 4,
+    /// solution: a miner's seed for a challenge.
+    Solution = 5,
+    /// voting: approval or rejection of one solution.
+    Approval = 6,
+    /// voting: the certificate of a commit (a quorum of approvals).
+    Commit = 7,
+}
+
+impl Kind {
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Presence,
+            2 => Kind::PubKey,
+            3 => Kind::Vote,
+            4 => Kind::Challenge,
+            5 => Kind::Solution,
+            6 => Kind::Approval,
+            7 => Kind::Commit,
+            _ => return None,
+        })
+    }
+
+    /// The phase this kind belongs to, as named in logs and docs.
+    pub fn phase(self) -> &'static str {
+        match self {
+            Kind::Presence => "init",
+            Kind::PubKey => "pubkey",
+            Kind::Vote => "election",
+            Kind::Challenge => "challenge",
+            Kind::Solution => "solution",
+            Kind::Approval | Kind::Commit => "voting",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::Presence => "presence",
+            Kind::PubKey => "pubkey",
+            Kind::Vote => "vote",
+            Kind::Challenge => "challenge",
+            Kind::Solution => "solution",
+            Kind::Approval => "approval",
+            Kind::Commit => "commit",
+        };
+        f.write_str(s)
+    }
+}
+
+impl<C> Encode<C> for NodeId {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.bytes(&self.0)?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for NodeId {
+    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let b = d.bytes()?;
+        let arr: [u8; 8] = b
+            .try_into()
+            .map_err(|_| minicbor::decode::Error::message("node id must be 8 bytes"))?;
+        Ok(NodeId(arr))
+    }
+}
+
+/// init: a node is online (retained) or gone (its last will, also retained).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Presence {
+    #[n(0)]
+    pub online: bool,
+    /// Grows with every start of the node; a newer one replaces an older one.
+    #[n(1)]
+    pub incarnation: u64,
+    #[n(2)]
+    pub name: String,
+    #[n(3)]
+    pub threads: u16,
+    #[n(4)]
+    pub version: String,
+}
+
+/// pubkey: the sender's compressed SEC1 key; the sender id is derived from it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct PubKey {
+    #[cbor(n(0), with = "minicbor::bytes")]
+    pub key: [u8; 33],
+    #[n(1)]
+    pub name: String,
+}
+
+/// election: the sender votes for `candidate` to lead (tx, round), on top of
+/// the commit `prev`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Vote {
+    #[n(0)]
+    pub candidate: NodeId,
+    #[cbor(n(1), with = "minicbor::bytes")]
+    pub prev: [u8; 16],
+}
+
+/// challenge: the leader of (tx, round) asks for a seed with at least
+/// `difficulty` leading zero bits; `votes` are the election votes (envelopes)
+/// that made it leader.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Challenge {
+    #[n(0)]
+    pub difficulty: u8,
+    #[cbor(n(1), with = "minicbor::bytes")]
+    pub salt: [u8; 12],
+    #[cbor(n(2), with = "minicbor::bytes")]
+    pub prev: [u8; 16],
+    #[n(3)]
+    pub votes: Vec<Bytes>,
+}
+
+/// solution: the sender's seed for the challenge whose reference is `challenge`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Solution {
+    #[cbor(n(0), with = "minicbor::bytes")]
+    pub challenge: [u8; 16],
+    #[n(1)]
+    pub seed: u64,
+}
+
+/// voting: the sender approves (or rejects) the solution whose reference is
+/// `solution`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Approval {
+    #[cbor(n(0), with = "minicbor::bytes")]
+    pub solution: [u8; 16],
+    #[n(1)]
+    pub approve: bool,
+}
+
+/// voting: everything needed to check a commit without trusting anyone: the
+/// challenge (with its election votes), the solution, a quorum of approvals,
+/// and the public keys of every signer.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Commit {
+    #[n(0)]
+    pub challenge: Bytes,
+    #[n(1)]
+    pub solution: Bytes,
+    #[n(2)]
+    pub approvals: Vec<Bytes>,
+    #[n(3)]
+    pub keys: Vec<Key33>,
+}
+
+/// A byte string inside a payload (a nested envelope).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+/// A compressed public key inside a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key33(pub [u8; 33]);
+
+impl<C> Encode<C> for Bytes {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.bytes(&self.0)?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for Bytes {
+    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        Ok(Bytes(d.bytes()?.to_vec()))
+    }
+}
+
+impl<C> Encode<C> for Key33 {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.bytes(&self.0)?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for Key33 {
+    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let arr: [u8; 33] = d
+            .bytes()?
+            .try_into()
+            .map_err(|_| minicbor::decode::Error::message("public key must be 33 bytes"))?;
+        Ok(Key33(arr))
+    }
+}
+
+/// The phase-specific part of a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    Presence(Presence),
+    PubKey(PubKey),
+    Vote(Vote),
+    Challenge(Challenge),
+    Solution(Solution),
+    Approval(Approval),
+    Commit(Commit),
+}
+
+impl Payload {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Payload::Presence(_) => Kind::Presence,
+            Payload::PubKey(_) => Kind::PubKey,
+            Payload::Vote(_) => Kind::Vote,
+            Payload::Challenge(_) => Kind::Challenge,
+            Payload::Solution(_) => Kind::Solution,
+            Payload::Approval(_) => Kind::Approval,
+            Payload::Commit(_) => Kind::Commit,
+        }
+    }
+}
+
+/// A decoded body: who says what, for which transaction and round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Body {
+    pub sender: NodeId,
+    pub tx: u64,
+    pub round: u32,
+    pub payload: Payload,
+}
+
+impl Body {
+    pub fn kind(&self) -> Kind {
+        self.payload.kind()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::new());
+        // Encoding into a Vec cannot fail; the results are ignored for that reason.
+        let _ = e.array(5);
+        let _ = e.u8(self.kind() as u8);
+        let _ = e.encode(self.sender);
+        let _ = e.u64(self.tx);
+        let _ = e.u32(self.round);
+        let _ = match &self.payload {
+            Payload::Presence(p) => e.encode(p).map(drop),
+            Payload::PubKey(p) => e.encode(p).map(drop),
+            Payload::Vote(p) => e.encode(p).map(drop),
+            Payload::Challenge(p) => e.encode(p).map(drop),
+            Payload::Solution(p) => e.encode(p).map(drop),
+            Payload::Approval(p) => e.encode(p).map(drop),
+            Payload::Commit(p) => e.encode(p).map(drop),
+        };
+        e.into_writer()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Body, WireError> {
+        let mut d = Decoder::new(bytes);
+        if d.array()? != Some(5) {
+            return Err(WireError::Malformed(
+                "body must be a 5-element array".into(),
+            ));
+        }
+        let k = d.u8()?;
+        let kind = Kind::from_u8(k).ok_or(WireError::UnknownKind(k))?;
+        let sender: NodeId = d.decode()?;
+        let tx = d.u64()?;
+        let round = d.u32()?;
+        let payload = match kind {
+            Kind::Presence => Payload::Presence(d.decode()?),
+            Kind::PubKey => Payload::PubKey(d.decode()?),
+            Kind::Vote => Payload::Vote(d.decode()?),
+            Kind::Challenge => Payload::Challenge(d.decode()?),
+            Kind::Solution => Payload::Solution(d.decode()?),
+            Kind::Approval => Payload::Approval(d.decode()?),
+            Kind::Commit => Payload::Commit(d.decode()?),
+        };
+        if d.position() != bytes.len() {
+            return Err(WireError::Trailing);
+        }
+        Ok(Body {
+            sender,
+            tx,
+            round,
+            payload,
+        })
+    }
+}
+
+impl Commit {
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Commit, WireError> {
+        decode_exact(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> impl Strategy<Value = NodeId> {
+        any::<[u8; 8]>().prop_map(NodeId)
+    }
+
+    fn bytes() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes)
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        prop_oneof![
+            (
+                any::<bool>(),
+                any::<u64>(),
+                "[a-z0-9-]{0,32}",
+                any::<u16>(),
+                "[0-9.]{0,8}"
+            )
+                .prop_map(|(online, incarnation, name, threads, version)| {
+                    Payload::Presence(Presence {
+                        online,
+                        incarnation,
+                        name,
+                        threads,
+                        version,
+                    })
+                }),
+            (proptest::collection::vec(any::<u8>(), 33), "[a-z]{0,32}").prop_map(|(k, name)| {
+                let mut key = [0u8; 33];
+                key.copy_from_slice(&k);
+                Payload::PubKey(PubKey { key, name })
+            }),
+            (id(), any::<[u8; 16]>())
+                .prop_map(|(candidate, prev)| Payload::Vote(Vote { candidate, prev })),
+            (
+                any::<u8>(),
+                any::<[u8; 12]>(),
+                any::<[u8; 16]>(),
+                proptest::collection::vec(bytes(), 0..5)
+            )
+                .prop_map(|(difficulty, salt, prev, votes)| Payload::Challenge(
+                    Challenge {
+                        difficulty,
+                        salt,
+                        prev,
+                        votes
+                    }
+                )),
+            (any::<[u8; 16]>(), any::<u64>())
+                .prop_map(|(challenge, seed)| Payload::Solution(Solution { challenge, seed })),
+            (any::<[u8; 16]>(), any::<bool>())
+                .prop_map(|(solution, approve)| Payload::Approval(Approval { solution, approve })),
+            (
+                bytes(),
+                bytes(),
+                proptest::collection::vec(bytes(), 0..4),
+                proptest::collection::vec(any::<[u8; 16]>(), 0..3)
+            )
+                .prop_map(|(challenge, solution, approvals, k)| Payload::Commit(
+                    Commit {
+                        challenge,
+                        solution,
+                        approvals,
+                        keys: k
+                            .into_iter()
+                            .map(|h| {
+                                let mut key = [2u8; 33];
+                                key[..16].copy_from_slice(&h);
+                                Key33(key)
+                            })
+                            .collect()
+                    }
+                )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn body_round_trips(sender in id(), tx in any::<u64>(), round in any::<u32>(), payload in payload()) {
+            let body = Body { sender, tx, round, payload };
+            let bytes = body.encode();
+            prop_assert_eq!(Body::decode(&bytes).expect("own encoding decodes"), body);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Body::decode(&bytes);
+            let _ = crate::wire::Envelope::decode(&bytes, 1024);
+        }
+
+        #[test]
+        fn truncations_are_errors(sender in id(), payload in payload()) {
+            let bytes = Body { sender, tx: 7, round: 1, payload }.encode();
+            for cut in 0..bytes.len() {
+                prop_assert!(Body::decode(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn phase_messages_are_small() {
+        use p256::ecdsa::SigningKey;
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        let sender = NodeId([0xab; 8]);
+        let cases = [
+            Payload::Presence(Presence {
+                online: true,
+                incarnation: u64::MAX,
+                name: "x".repeat(32),
+                threads: 64,
+                version: "0.1.0".into(),
+            }),
+            Payload::PubKey(PubKey {
+                key: [2; 33],
+                name: "x".repeat(32),
+            }),
+            Payload::Vote(Vote {
+                candidate: sender,
+                prev: [9; 16],
+            }),
+            Payload::Solution(Solution {
+                challenge: [1; 16],
+                seed: u64::MAX,
+            }),
+            Payload::Approval(Approval {
+                solution: [1; 16],
+                approve: true,
+            }),
+        ];
+        for p in cases {
+            let kind = p.kind();
+            let body = Body {
+                sender,
+                tx: u64::MAX,
+                round: u32::MAX,
+                payload: p,
+            }
+            .encode();
+            let env = crate::wire::sign(
+                "a-64-byte-cluster-name-is-the-longest-one-allowed-here-0123456789",
+                &key,
+                body,
+            );
+            assert!(env.len() <= 200, "{kind} is {} bytes", env.len());
+        }
+    }
+
+    #[test]
+    fn unknown_kind_and_trailing_bytes_are_refused() {
+        let body = Body {
+            sender: NodeId([1; 8]),
+            tx: 1,
+            round: 0,
+            payload: Payload::Approval(Approval {
+                solution: [0; 16],
+                approve: false,
+            }),
+        };
+        let mut bytes = body.encode();
+        bytes.push(0);
+        assert_eq!(Body::decode(&bytes), Err(WireError::Trailing));
+        let mut bad = body.encode();
+        bad[1] = 9;
+        assert_eq!(Body::decode(&bad), Err(WireError::UnknownKind(9)));
+    }
+}

@@ -1,0 +1,91 @@
+//! The wire format: topics, the signed envelope and one message type per phase.
+//!
+//! Everything a node puts on the broker is a CBOR [`Envelope`]: the exact body
+//! bytes that were signed plus a P-256 signature over those bytes, prefixed
+//! with a domain tag that names the cluster (see [`envelope`]). Bodies name
+//! their kind, transaction and round, so a signature made for one purpose can
+//! never be accepted for another. Sizes are checked before anything is decoded.
+
+pub mod envelope;
+pub mod messages;
+pub mod topics;
+
+pub use envelope::{sign, Envelope};
+pub use messages::{
+    Approval, Body, Bytes, Challenge, Commit, Key33, Kind, Payload, Presence, PubKey, Solution,
+    Vote,
+};
+pub use topics::{Family, Topics};
+
+/// Largest envelope of a single-signature phase message (init, pubkey,
+/// election, solution, voting). Real ones are well under 200 bytes.
+pub const MAX_PHASE_MESSAGE: usize = 512;
+/// Largest envelope that carries a certificate (a challenge with its election
+/// votes, a commit with its approvals).
+pub const MAX_CERT_MESSAGE: usize = 32 * 1024;
+
+/// Why bytes from the network were refused by the codec.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("payload of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed CBOR: {0}")]
+    Malformed(String),
+    #[error("trailing bytes after the message")]
+    Trailing,
+    #[error("unknown message kind {0}")]
+    UnknownKind(u8),
+    #[error("a {found} message on the {expected} topic")]
+    WrongKind { expected: Kind, found: Kind },
+    #[error("bad signature encoding")]
+    BadSignature,
+}
+
+impl From<minicbor::decode::Error> for WireError {
+    fn from(e: minicbor::decode::Error) -> Self {
+        WireError::Malformed(e.to_string())
+    }
+}
+
+/// Decodes a whole value from `bytes`, refusing trailing garbage.
+pub(crate) fn decode_exact<'b, T: minicbor::Decode<'b, ()>>(
+    bytes: &'b [u8],
+) -> Result<T, WireError> {
+    let mut d = minicbor::Decoder::new(bytes);
+    let v = d.decode()?;
+    if d.position() != bytes.len() {
+        return Err(WireError::Trailing);
+    }
+    Ok(v)
+}
+
+/// Encodes a value to CBOR. Encoding into a `Vec` cannot fail.
+pub(crate) fn encode<T: minicbor::Encode<()>>(v: &T) -> Vec<u8> {
+    // Writing into a Vec is infallible: the only error source is the writer.
+    minicbor::to_vec(v).unwrap_or_default()
+}
+
+/// First 16 bytes of SHA-256 over a domain tag and some bytes: how messages
+/// refer to each other (a solution to its challenge, a vote to its solution,
+/// a challenge to the previous commit).
+pub fn digest16(tag: &[u8], bytes: &[u8]) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(tag);
+    h.update(bytes);
+    let full = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// Lowercase hex of a byte string (ids and references in logs and tables).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
