@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::chain;
 use crate::config::{self, BrokerSettings, MiningSettings, NodeConfig, StorageSettings};
@@ -148,12 +149,17 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
         };
         let mut stop = stop_rx.clone();
         let reports = rep_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            node::run(node_cfg, engine, shutdown, Some(reports)).await
-        }));
+        // Each node's log lines carry its name.
+        let span = tracing::info_span!("node", name = %node_cfg.protocol.name);
+        tasks.push(tokio::spawn(
+            async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                node::run(node_cfg, engine, shutdown, Some(reports)).await
+            }
+            .instrument(span),
+        ));
     }
     drop(rep_tx);
 

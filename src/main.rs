@@ -34,8 +34,10 @@ fn init_logging(cli: &Cli) {
             _ => "trace",
         }
     };
-    // Our own crate at `level`; the MQTT libraries only when they complain.
-    let default = format!("warn,edgeminer={level}");
+    // Our own crate at `level`; the MQTT client only when it complains. The
+    // embedded demo broker reports every client that leaves as an error:
+    // silent unless asked for with RUST_LOG.
+    let default = format!("warn,rumqttd=off,edgeminer={level}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Under journald (or any non-terminal) no colours; journald adds times.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();

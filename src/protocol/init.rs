@@ -135,9 +135,12 @@ impl Node {
         }
         if changed && body.sender != self.me {
             if p.online {
-                info!(node = %p.name, id = %body.sender, "init: {} ({}) is online with {} threads, version {}", p.name, body.sender, p.threads, p.version);
+                info!(
+                    "init: {} ({}) is online with {} threads, version {}",
+                    p.name, body.sender, p.threads, p.version
+                );
             } else {
-                info!(node = %p.name, id = %body.sender, "init: {} ({}) is gone", p.name, body.sender);
+                info!("init: {} ({}) is gone", p.name, body.sender);
             }
         }
         if self.phase == Phase::Init {

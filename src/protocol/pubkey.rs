@@ -55,7 +55,7 @@ impl Node {
             .insert_key(body.sender, pk.key, pk.name.clone())
         {
             if body.sender != self.me {
-                info!(node = %pk.name, id = %body.sender, "pubkey: learned the key of {} ({})", pk.name, body.sender);
+                info!("pubkey: learned the key of {} ({})", pk.name, body.sender);
             }
             // Replay what this key can now verify.
             let held = std::mem::take(&mut self.unverified);

@@ -1,0 +1,278 @@
+//! Shared helpers for the integration tests: a private Mosquitto on a free
+//! loopback port, `edgeminer` child processes with their logs, and ledger
+//! reading through the CLI. Every wait is bounded and every process is
+//! stopped on drop, also when a test fails.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgeminer");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn find_mosquitto() -> PathBuf {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v mosquitto"])
+        .output()
+    {
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !s.is_empty() {
+            return PathBuf::from(s);
+        }
+    }
+    panic!("mosquitto is not installed: `sudo apt-get install -y mosquitto` (the tests start their own on a free port)");
+}
+
+fn wait_port(port: u16, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A private Mosquitto broker on 127.0.0.1.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n",
+                dir.path().join("mosquitto.log").display()
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new(find_mosquitto())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let m = Mosquitto { port, child, dir };
+        assert!(
+            wait_port(port, Duration::from_secs(10)),
+            "mosquitto did not listen on {port}"
+        );
+        m
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `edgeminer run` process.
+pub struct Node {
+    pub name: String,
+    pub state: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn start(name: &str, state: &Path, args: &[&str]) -> Node {
+        std::fs::create_dir_all(state).expect("state dir");
+        let log = state.with_extension("log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .arg("run")
+            .args(["--name", name, "--state-dir"])
+            .arg(state)
+            .args(args)
+            .env("RUST_LOG", "edgeminer=info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start edgeminer run");
+        Node {
+            name: name.into(),
+            state: state.to_path_buf(),
+            log,
+            child: Some(child),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait (bounded); returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn edgeminer(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run edgeminer")
+}
+
+/// One row of `ledger --format csv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub transaction: u64,
+    pub round: u32,
+    pub difficulty: u32,
+    pub leader: String,
+    pub winner: String,
+    pub seed: String,
+    pub preimage: String,
+    pub sha1: String,
+}
+
+pub fn ledger(state: &Path) -> Vec<Row> {
+    let out = edgeminer(&[
+        "ledger",
+        "--format",
+        "csv",
+        "--state-dir",
+        state.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "ledger failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8 csv");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("transaction,round,difficulty,leader,winner,seed,preimage,sha1")
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 8, "csv row: {l}");
+            Row {
+                transaction: f[0].parse().expect("transaction"),
+                round: f[1].parse().expect("round"),
+                difficulty: f[2].parse().expect("difficulty"),
+                leader: f[3].into(),
+                winner: f[4].into(),
+                seed: f[5].into(),
+                preimage: f[6].into(),
+                sha1: f[7].into(),
+            }
+        })
+        .collect()
+}
+
+/// Checks a row's proof of work with the `sha1` crate, independently of
+/// edgeminer's own code.
+pub fn check_row(r: &Row) {
+    use sha1::{Digest, Sha1};
+    let p = r.preimage.as_bytes();
+    assert_eq!(p.len(), 53, "preimage length: {}", r.preimage);
+    assert!(
+        p.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_'),
+        "preimage charset: {}",
+        r.preimage
+    );
+    assert_eq!(&r.preimage[..3], "em-");
+    assert_eq!(&r.preimage[19..20], "-");
+    assert_eq!(
+        &r.preimage[20..36],
+        r.winner,
+        "the winner's id is in the preimage"
+    );
+    assert_eq!(&r.preimage[36..37], "-");
+    assert_eq!(&r.preimage[37..], r.seed, "the seed ends the preimage");
+    let d = Sha1::digest(p);
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, r.sha1);
+    let mut zeros = 0;
+    for b in d.iter() {
+        if *b == 0 {
+            zeros += 8;
+        } else {
+            zeros += b.leading_zeros();
+            break;
+        }
+    }
+    assert!(
+        zeros >= r.difficulty,
+        "tx {}: {zeros} zero bits < difficulty {}",
+        r.transaction,
+        r.difficulty
+    );
+}
+
+/// Polls until `cond` holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    cond()
+}
