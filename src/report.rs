@@ -69,8 +69,8 @@ pub fn table(commits: &[Committed], names: &HashMap<NodeId, String>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>4}  {:>5}  {:>4}  {:<16}  {:<16}  {:<16}  {}",
-        "tx", "round", "diff", "leader", "winner", "seed", "sha1"
+        "{:>4}  {:>5}  {:>4}  {:<16}  {:<16}  {:<16}  sha1",
+        "tx", "round", "diff", "leader", "winner", "seed"
     );
     for c in commits {
         let r = Row::of(c);

@@ -48,8 +48,9 @@ mod tests {
 
     #[test]
     fn election_table() {
-        // (votes, quorum, expected winner)
-        let cases: &[(&[u8], usize, Option<(u8, usize)>)] = &[
+        // (votes, quorum, expected winner and its count)
+        type Case = (&'static [u8], usize, Option<(u8, usize)>);
+        let cases: &[Case] = &[
             (&[], 1, None),
             (&[1, 1], 3, None),
             (&[1, 1, 2], 3, Some((1, 2))),
