@@ -50,3 +50,31 @@ fn demo_commits_and_agrees() {
         .count();
     assert!(rows >= 3, "{text}");
 }
+
+#[test]
+fn demo_runs_on_an_external_broker() {
+    let broker = common::Mosquitto::start();
+    let url = broker.url();
+    let out = Command::new(common::BIN)
+        .args([
+            "demo",
+            "--nodes",
+            "3",
+            "--rounds",
+            "2",
+            "--difficulty",
+            "10..12",
+            "--broker",
+            &url,
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{text}");
+    assert!(text.contains(&url), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("agreement: ok")),
+        "{text}"
+    );
+}

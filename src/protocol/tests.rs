@@ -772,3 +772,39 @@ mod voting_phase {
         );
     }
 }
+
+/// Sizes of every message kind seen in a real run (printed with
+/// `cargo test message_sizes -- --nocapture`); single-signature phase
+/// messages must stay within 200 bytes.
+#[test]
+fn message_sizes() {
+    let mut sim = Sim::new(4, 31);
+    sim.connect_all();
+    let mut sizes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for _ in 0..200_000 {
+        if sim.nodes.iter().all(|n| n.height() >= 3) {
+            break;
+        }
+        for q in &sim.queues {
+            for (_, p) in q {
+                if let Some(kind) = crate::wire::Envelope::decode(p, crate::wire::MAX_CERT_MESSAGE)
+                    .ok()
+                    .and_then(|e| Body::decode(&e.body).ok())
+                    .map(|b| b.kind())
+                {
+                    let e = sizes.entry(kind.to_string()).or_insert((usize::MAX, 0));
+                    e.0 = e.0.min(p.len());
+                    e.1 = e.1.max(p.len());
+                }
+            }
+        }
+        sim.step();
+    }
+    for (kind, (lo, hi)) in &sizes {
+        println!("{kind:>10}: {lo}..{hi} bytes");
+        if !matches!(kind.as_str(), "challenge" | "commit") {
+            assert!(*hi <= 200, "{kind} is {hi} bytes");
+        }
+    }
+    assert_eq!(sizes.len(), 7, "every kind was seen: {sizes:?}");
+}

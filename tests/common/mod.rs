@@ -61,8 +61,23 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        Self::start_on(tempfile::tempdir().expect("temp dir"), free_port())
+    }
+
+    /// Stops this broker and starts a fresh one (no persistence: retained
+    /// messages are gone) on the same port.
+    pub fn restart(self) -> Mosquitto {
+        let port = self.port;
+        let mut old = self;
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().expect("temp dir"));
+        drop(old);
+        std::thread::sleep(Duration::from_millis(500));
+        Self::start_on(dir, port)
+    }
+
+    fn start_on(dir: tempfile::TempDir, port: u16) -> Mosquitto {
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,

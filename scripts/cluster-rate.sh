@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Measures the commit rate of a real cluster: a private Mosquitto on a free
+# loopback port and N `edgeminer run` processes (default difficulty 16..20,
+# default threads), for S seconds. Prints commits per minute and whether the
+# ledgers agree.
+#   usage: scripts/cluster-rate.sh [NODES=4] [SECONDS=60]
+set -euo pipefail
+nodes=${1:-4}
+secs=${2:-60}
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=target/release/edgeminer
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$work/m.conf"
+mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$mosq" -c "$work/m.conf" >/dev/null 2>&1 &
+mpid=$!
+pids=()
+cleanup() {
+    if [ ${#pids[@]} -gt 0 ]; then kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; fi
+    kill "$mpid" 2>/dev/null || true
+    wait "$mpid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+sleep 0.5
+for i in $(seq 1 "$nodes"); do
+    "$bin" run --cluster rate --nodes "$nodes" --name "n$i" --state-dir "$work/n$i" \
+        --broker "mqtt://127.0.0.1:$port" 2>"$work/n$i.log" &
+    pids+=($!)
+done
+sleep "$secs"
+kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
+for i in $(seq 1 "$nodes"); do
+    "$bin" ledger --state-dir "$work/n$i" --format csv | tail -n +2 > "$work/n$i.csv"
+done
+min=$(wc -l < "$work/n1.csv")
+for i in $(seq 2 "$nodes"); do l=$(wc -l < "$work/n$i.csv"); [ "$l" -lt "$min" ] && min=$l; done
+agree=yes
+for i in $(seq 2 "$nodes"); do
+    cmp -s <(head -n "$min" "$work/n1.csv") <(head -n "$min" "$work/n$i.csv") || agree=no
+done
+awk -v n="$min" -v s="$secs" -v nodes="$nodes" -v a="$agree" \
+    'BEGIN { printf "%d nodes, %d s: %d transactions committed by all, %.1f commits per minute, ledgers agree: %s\n", nodes, s, n, n * 60 / s, a }'
