@@ -177,6 +177,8 @@ pub struct Node {
     pub(crate) last_commit: Option<Vec<u8>>,
     pub(crate) tx: voting::TxState,
     pub(crate) next_job: u64,
+    /// Highest transaction we warned about being behind on.
+    pub(crate) behind_warned: u64,
     /// Refusals so far (for status and tests).
     pub rejected: u64,
 }
@@ -217,6 +219,7 @@ impl Node {
             last_commit: None,
             tx: voting::TxState::default(),
             next_job: 1,
+            behind_warned: 0,
             rejected: 0,
             cfg,
         };

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use p256::ecdsa::VerifyingKey;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::challenge::ChallengeInfo;
 use super::election::check_certificate;
@@ -315,7 +315,15 @@ impl Node {
             return Ok(());
         }
         if body.tx > want {
-            debug!("voting: commit for tx {} while at {want}; waiting", body.tx);
+            if body.tx > self.behind_warned {
+                self.behind_warned = body.tx;
+                warn!(
+                    "voting: {} has committed up to tx {} but this node's ledger ends at tx {}; it can only learn the next commit, so it waits for a retained certificate of tx {want}",
+                    self.name_of(body.sender),
+                    body.tx,
+                    self.height
+                );
+            }
             return Ok(());
         }
         let done = verify_commit(&self.cfg, want, &self.prev, &c)?;
