@@ -51,13 +51,15 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
     [h[0], h[1], h[2], h[3]]
 }
 
-/// Parses records; returns them and the length of the good prefix.
-/// `Err(Corrupt)` when damage is followed by a valid-looking continuation.
-fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, usize), LedgerError> {
+/// Parses records; returns them, their offsets and the length of the good
+/// prefix. `Err(Corrupt)` when damage is followed by more data.
+#[allow(clippy::type_complexity)]
+fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<u64>, usize), LedgerError> {
     if data.len() < HEADER.len() || &data[..HEADER.len()] != HEADER {
         return Err(LedgerError::BadHeader(path.to_path_buf()));
     }
     let mut records = Vec::new();
+    let mut offsets = Vec::new();
     let mut pos = HEADER.len();
     while pos < data.len() {
         let rest = &data[pos..];
@@ -81,20 +83,23 @@ fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, usize), LedgerError>
                     offset: pos as u64,
                 });
             }
-            return Ok((records, pos));
+            return Ok((records, offsets, pos));
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         records.push(rest[8..8 + len].to_vec());
+        offsets.push(pos as u64);
         pos += 8 + len;
     }
-    Ok((records, pos))
+    Ok((records, offsets, pos))
 }
 
 /// The open ledger file of a running node.
 pub struct LedgerFile {
     file: File,
     path: PathBuf,
-    count: usize,
+    /// Where each record starts (8 bytes per record, for serving history).
+    offsets: Vec<u64>,
+    end: u64,
 }
 
 impl LedgerFile {
@@ -118,16 +123,19 @@ impl LedgerFile {
             file.write_all(HEADER).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
             sync_dir(dir);
+            let end = HEADER.len() as u64;
+            let offsets = Vec::new();
             return Ok((
                 LedgerFile {
                     file,
                     path,
-                    count: 0,
+                    offsets,
+                    end,
                 },
                 Vec::new(),
             ));
         }
-        let (records, good) = parse(&path, &data)?;
+        let (records, offsets, good) = parse(&path, &data)?;
         if good < data.len() {
             warn!(
                 "ledger: {} ends with {} bytes of an unfinished write (a crash); cutting them off",
@@ -137,8 +145,16 @@ impl LedgerFile {
             file.set_len(good as u64).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
         }
-        let count = records.len();
-        Ok((LedgerFile { file, path, count }, records))
+        let end = good as u64;
+        Ok((
+            LedgerFile {
+                file,
+                path,
+                offsets,
+                end,
+            },
+            records,
+        ))
     }
 
     /// Appends one record and syncs it to disk before returning.
@@ -152,15 +168,54 @@ impl LedgerFile {
         rec.extend_from_slice(payload);
         self.file.write_all(&rec).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
-        self.count += 1;
+        self.offsets.push(self.end);
+        self.end += rec.len() as u64;
         Ok(())
     }
 
+    /// Reads record `index` back from disk (and checks it).
+    pub fn read(&self, index: usize) -> Result<Vec<u8>, LedgerError> {
+        use std::os::unix::fs::FileExt;
+        let Some(&at) = self.offsets.get(index) else {
+            return Err(LedgerError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no record {index}"),
+                ),
+            });
+        };
+        let mut head = [0u8; 8];
+        self.file
+            .read_exact_at(&mut head, at)
+            .map_err(io(&self.path))?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if len > MAX_RECORD {
+            return Err(LedgerError::Corrupt {
+                path: self.path.clone(),
+                index,
+                offset: at,
+            });
+        }
+        let mut payload = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut payload, at + 8)
+            .map_err(io(&self.path))?;
+        if checksum(&payload) != head[4..8] {
+            return Err(LedgerError::Corrupt {
+                path: self.path.clone(),
+                index,
+                offset: at,
+            });
+        }
+        Ok(payload)
+    }
+
     pub fn len(&self) -> usize {
-        self.count
+        self.offsets.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.offsets.is_empty()
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -223,6 +278,10 @@ mod tests {
         let (f, got) = LedgerFile::open(dir.path()).expect("reopen");
         assert_eq!(got, want);
         assert_eq!(f.len(), 5);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(&f.read(i).expect("read back"), w);
+        }
+        assert!(f.read(5).is_err());
         assert_eq!(read_records(dir.path()).expect("read"), want);
     }
 

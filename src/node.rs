@@ -157,6 +157,15 @@ pub async fn run(
                     difficulty: job.difficulty,
                 }),
                 Action::StopMining => pool.stop(),
+                // Record 0 describes the cluster; transaction t is record t.
+                Action::ServeHistory { tx } => match ledger.read(tx as usize) {
+                    Ok(record) => {
+                        if let Some(p) = node.history_message(tx, &record) {
+                            link.publish(outgoing(p));
+                        }
+                    }
+                    Err(e) => warn!("voting: cannot serve tx {tx} from the ledger: {e}"),
+                },
                 Action::Committed(c) => {
                     debug!(tx = c.tx, "committed");
                     if let Some(r) = &reports {

@@ -18,6 +18,7 @@ pub mod persist;
 pub mod pubkey;
 pub mod quorum;
 pub mod solution;
+pub mod sync;
 pub mod voting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -85,6 +86,11 @@ pub enum Action {
     StopMining,
     /// A transaction was committed (for tables, logs and metrics).
     Committed(Committed),
+    /// Someone missed transaction `tx`: read its ledger record and publish
+    /// [`Node::history_message`] of it.
+    ServeHistory {
+        tx: u64,
+    },
 }
 
 /// What happens to a node: the inputs of the state machine.
@@ -177,8 +183,12 @@ pub struct Node {
     pub(crate) last_commit: Option<Vec<u8>>,
     pub(crate) tx: voting::TxState,
     pub(crate) next_job: u64,
-    /// Highest transaction we warned about being behind on.
-    pub(crate) behind_warned: u64,
+    /// Catch-up: the highest transaction seen committed elsewhere, and when
+    /// we last asked for the next one.
+    pub(crate) behind: u64,
+    pub(crate) last_sync: Option<u64>,
+    /// When each requester was last answered (rate limit).
+    pub(crate) served: BTreeMap<NodeId, u64>,
     /// Refusals so far (for status and tests).
     pub rejected: u64,
 }
@@ -219,7 +229,9 @@ impl Node {
             last_commit: None,
             tx: voting::TxState::default(),
             next_job: 1,
-            behind_warned: 0,
+            behind: 0,
+            last_sync: None,
+            served: BTreeMap::new(),
             rejected: 0,
             cfg,
         };
@@ -257,9 +269,14 @@ impl Node {
 
     /// When the driver must call [`Input::Tick`] next, if ever.
     pub fn next_timeout(&self) -> Option<u64> {
-        match self.phase {
+        let phase = match self.phase {
             Phase::Init => Some(self.started_at + self.cfg.init_timeout_ms),
             _ => self.tx.deadline,
+        };
+        let sync = self.sync_retry_at();
+        match (phase, sync) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -286,6 +303,9 @@ impl Node {
     }
 
     fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.sync_retry_at().is_some_and(|t| now >= t) {
+            self.request_sync(now, out);
+        }
         match self.phase {
             Phase::Init => self.maybe_start(now, out),
             _ => {
@@ -384,13 +404,14 @@ impl Node {
                 body: body.sender,
             });
         }
-        let expected = match (route.family, route.commit) {
+        let expected = match (route.family, route.commit || route.sync) {
             (Family::Init, _) => Kind::Presence,
             (Family::PubKey, _) => Kind::PubKey,
             (Family::Election, _) => Kind::Vote,
             (Family::Challenge, _) => Kind::Challenge,
             (Family::Solution, _) => Kind::Solution,
             (Family::Voting, false) => Kind::Approval,
+            (Family::Voting, true) if route.sync => Kind::Sync,
             (Family::Voting, true) => Kind::Commit,
         };
         if body.kind() != expected {
@@ -441,6 +462,7 @@ impl Node {
             Payload::Solution(s) => self.on_solution(&env, &body, s, now, out),
             Payload::Approval(a) => self.on_approval(&env, &body, a, now, out),
             Payload::Commit(c) => self.on_commit_message(&body, c, now, out),
+            Payload::Sync(s) => self.on_sync(&body, s, now, out),
             Payload::PubKey(_) => Ok(()),
         }
     }

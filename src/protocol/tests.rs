@@ -34,6 +34,8 @@ pub(crate) struct Sim {
     pub jobs: Vec<Option<MineJob>>,
     pub ledgers: Vec<Vec<Committed>>,
     pub saved: Vec<Option<Vec<u8>>>,
+    /// Each node's ledger records (transaction t at index t - 1).
+    pub records: Vec<Vec<Vec<u8>>>,
     pub up: Vec<bool>,
     pub now: u64,
     /// Deliver a random queued message rather than the oldest.
@@ -64,6 +66,7 @@ impl Sim {
             jobs: vec![None; n],
             ledgers: vec![Vec::new(); n],
             saved: vec![None; n],
+            records: vec![Vec::new(); n],
             up: vec![true; n],
             now: 0,
             reorder: false,
@@ -90,7 +93,13 @@ impl Sim {
                 Action::StopMining => self.jobs[i] = None,
                 Action::Committed(c) => self.ledgers[i].push(c),
                 Action::SaveVotes(v) => self.saved[i] = Some(v),
-                Action::AppendLedger(_) => {}
+                Action::AppendLedger(r) => self.records[i].push(r),
+                Action::ServeHistory { tx } => {
+                    let record = self.records[i].get((tx - 1) as usize).cloned();
+                    if let Some(p) = record.and_then(|r| self.nodes[i].history_message(tx, &r)) {
+                        self.broadcast(p.topic, p.payload, p.retain);
+                    }
+                }
             }
         }
     }
@@ -749,6 +758,33 @@ mod voting_phase {
         assert!(sim.run_until(2, 50_000));
         sim.check_agreement();
         assert_eq!(sim.ledgers[2][0], sim.ledgers[0][0]);
+    }
+
+    #[test]
+    fn node_far_behind_catches_up_commit_by_commit() {
+        let mut sim = Sim::new(4, 24);
+        sim.up[3] = false;
+        for i in 0..3 {
+            sim.input(i, Input::Connected);
+        }
+        assert!(sim.run_until(8, 200_000));
+        // Node 3 starts with an empty ledger and gets the retained messages.
+        sim.up[3] = true;
+        let retained: Vec<_> = sim
+            .retained
+            .iter()
+            .map(|(t, p)| (t.clone(), p.clone()))
+            .collect();
+        sim.queues[3].extend(retained);
+        sim.input(3, Input::Connected);
+        let target = sim.nodes[0].height() + 2;
+        assert!(
+            sim.run_until(target, 400_000),
+            "caught up to {}",
+            sim.nodes[3].height()
+        );
+        sim.check_agreement();
+        assert_eq!(sim.ledgers[3][..8], sim.ledgers[0][..8]);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use p256::ecdsa::VerifyingKey;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use super::challenge::ChallengeInfo;
 use super::election::check_certificate;
@@ -95,7 +95,11 @@ impl Committed {
     }
 }
 
-fn decode_signed(raw: &[u8], limit: usize, what: &str) -> Result<(Envelope, Body), Reject> {
+pub(crate) fn decode_signed(
+    raw: &[u8],
+    limit: usize,
+    what: &str,
+) -> Result<(Envelope, Body), Reject> {
     let env =
         Envelope::decode(raw, limit).map_err(|e| Reject::Certificate(format!("{what}: {e}")))?;
     let body = Body::decode(&env.body).map_err(|e| Reject::Certificate(format!("{what}: {e}")))?;
@@ -302,27 +306,35 @@ impl Node {
     ) -> Result<(), Reject> {
         let want = self.height + 1;
         if body.tx < want {
+            // Already committed here: a duplicate answer, or a late copy.
+            // Compare cheaply; verify fully only when it differs.
             let ours = self.history.get((body.tx - 1) as usize).copied();
-            if let Ok(theirs) = verify_commit(&self.cfg, body.tx, &self.prev_of(body.tx), &c) {
-                if ours.is_some_and(|o| o != theirs.reference) {
-                    error!(
-                        "voting: AGREEMENT VIOLATED: {} holds a different commit for tx {}",
-                        self.name_of(body.sender),
-                        body.tx
-                    );
+            let theirs = Envelope::decode(&c.solution.0, wire::MAX_PHASE_MESSAGE)
+                .ok()
+                .map(|e| reference(&e.body));
+            if ours.is_some() && theirs != ours {
+                if let Ok(t) = verify_commit(&self.cfg, body.tx, &self.prev_of(body.tx), &c) {
+                    if ours != Some(t.reference) {
+                        error!(
+                            "voting: AGREEMENT VIOLATED: {} holds a different commit for tx {}",
+                            self.name_of(body.sender),
+                            body.tx
+                        );
+                    }
                 }
             }
             return Ok(());
         }
         if body.tx > want {
-            if body.tx > self.behind_warned {
-                self.behind_warned = body.tx;
-                warn!(
-                    "voting: {} has committed up to tx {} but this node's ledger ends at tx {}; it can only learn the next commit, so it waits for a retained certificate of tx {want}",
+            if body.tx > self.behind {
+                self.behind = body.tx;
+                info!(
+                    "voting: {} has committed up to tx {} and this node's ledger ends at tx {}; catching up",
                     self.name_of(body.sender),
                     body.tx,
                     self.height
                 );
+                self.request_sync(now, out);
             }
             return Ok(());
         }
@@ -376,6 +388,11 @@ impl Node {
         out.push(Action::Committed(done));
         self.tx = TxState::default();
         out.push(Action::SaveVotes(self.vote_state()));
+        if self.behind > self.height {
+            self.request_sync(now, out);
+        } else {
+            self.last_sync = None;
+        }
         if self.phase != Phase::Init {
             self.enter_round(0, now, out);
         }

@@ -32,6 +32,9 @@ pub enum Kind {
     Approval = 6,
     /// voting: the certificate of a commit (a quorum of approvals).
     Commit = 7,
+    /// voting: a node asks for the commit certificate of one transaction it
+    /// missed (catch-up); any node that has it answers.
+    Sync = 8,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             5 => Kind::Solution,
             6 => Kind::Approval,
             7 => Kind::Commit,
+            8 => Kind::Sync,
             _ => return None,
         })
     }
@@ -56,7 +60,7 @@ impl Kind {
             Kind::Vote => "election",
             Kind::Challenge => "challenge",
             Kind::Solution => "solution",
-            Kind::Approval | Kind::Commit => "voting",
+            Kind::Approval | Kind::Commit | Kind::Sync => "voting",
         }
     }
 }
@@ -71,6 +75,7 @@ impl fmt::Display for Kind {
             Kind::Solution => "solution",
             Kind::Approval => "approval",
             Kind::Commit => "commit",
+            Kind::Sync => "sync request",
         };
         f.write_str(s)
     }
@@ -188,6 +193,15 @@ pub struct Commit {
     pub keys: Vec<Key33>,
 }
 
+/// voting: the sender's ledger ends before the body's transaction, and it
+/// has seen others commit up to `seen`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Sync {
+    #[n(0)]
+    pub seen: u64,
+}
+
 /// A byte string inside a payload (a nested envelope).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bytes(pub Vec<u8>);
@@ -244,6 +258,7 @@ pub enum Payload {
     Solution(Solution),
     Approval(Approval),
     Commit(Commit),
+    Sync(Sync),
 }
 
 impl Payload {
@@ -256,6 +271,7 @@ impl Payload {
             Payload::Solution(_) => Kind::Solution,
             Payload::Approval(_) => Kind::Approval,
             Payload::Commit(_) => Kind::Commit,
+            Payload::Sync(_) => Kind::Sync,
         }
     }
 }
@@ -290,6 +306,7 @@ impl Body {
             Payload::Solution(p) => e.encode(p).map(drop),
             Payload::Approval(p) => e.encode(p).map(drop),
             Payload::Commit(p) => e.encode(p).map(drop),
+            Payload::Sync(p) => e.encode(p).map(drop),
         };
         e.into_writer()
     }
@@ -314,6 +331,7 @@ impl Body {
             Kind::Solution => Payload::Solution(d.decode()?),
             Kind::Approval => Payload::Approval(d.decode()?),
             Kind::Commit => Payload::Commit(d.decode()?),
+            Kind::Sync => Payload::Sync(d.decode()?),
         };
         if d.position() != bytes.len() {
             return Err(WireError::Trailing);
@@ -392,6 +410,7 @@ mod tests {
                 .prop_map(|(challenge, seed)| Payload::Solution(Solution { challenge, seed })),
             (any::<[u8; 16]>(), any::<bool>())
                 .prop_map(|(solution, approve)| Payload::Approval(Approval { solution, approve })),
+            any::<u64>().prop_map(|seen| Payload::Sync(Sync { seen })),
             (
                 bytes(),
                 bytes(),

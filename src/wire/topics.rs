@@ -1,4 +1,4 @@
-//! Topic layout: `edgeminer/<cluster>/<phase>/<sender-id>[/commit]`.
+//! Topic layout: `edgeminer/<cluster>/<phase>/<sender-id>[/commit|/sync]`.
 //!
 //! One topic family per phase, and the sender's id as the last level so that a
 //! broker ACL can let each node write only its own topics (`%u` patterns). A
@@ -51,6 +51,8 @@ pub struct Route {
     pub sender: NodeId,
     /// `voting/<id>/commit`: a commit certificate rather than a vote.
     pub commit: bool,
+    /// `voting/<id>/sync`: a request for a missed commit.
+    pub sync: bool,
 }
 
 /// Topic names of one cluster.
@@ -86,6 +88,11 @@ impl Topics {
         format!("{}/voting/{}/commit", self.prefix, me)
     }
 
+    /// Where a node asks for commits it missed.
+    pub fn sync(&self, me: NodeId) -> String {
+        format!("{}/voting/{}/sync", self.prefix, me)
+    }
+
     /// What a node subscribes to: every family of its cluster.
     pub fn subscriptions(&self) -> Vec<String> {
         Family::ALL
@@ -100,9 +107,10 @@ impl Topics {
         let mut parts = rest.split('/');
         let family = Family::parse(parts.next()?)?;
         let sender: NodeId = parts.next()?.parse().ok()?;
-        let commit = match parts.next() {
-            None => false,
-            Some("commit") if family == Family::Voting => true,
+        let (commit, sync) = match parts.next() {
+            None => (false, false),
+            Some("commit") if family == Family::Voting => (true, false),
+            Some("sync") if family == Family::Voting => (false, true),
             Some(_) => return None,
         };
         if parts.next().is_some() {
@@ -112,6 +120,7 @@ impl Topics {
             family,
             sender,
             commit,
+            sync,
         })
     }
 }
@@ -129,6 +138,7 @@ mod tests {
             assert_eq!((r.family, r.sender, r.commit), (f, id, false));
         }
         assert!(t.parse(&t.commit(id)).expect("commit topic").commit);
+        assert!(t.parse(&t.sync(id)).expect("sync topic").sync);
         assert_eq!(t.parse("edgeminer/other/init/0102030405060708"), None);
         assert_eq!(t.parse("edgeminer/lab/init/xyz"), None);
         assert_eq!(t.parse("edgeminer/lab/bogus/0102030405060708"), None);

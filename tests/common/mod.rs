@@ -126,7 +126,11 @@ impl Node {
     pub fn start(name: &str, state: &Path, args: &[&str]) -> Node {
         std::fs::create_dir_all(state).expect("state dir");
         let log = state.with_extension("log");
-        let file = std::fs::File::create(&log).expect("log file");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let child = Command::new(BIN)
             .arg("run")
             .args(["--name", name, "--state-dir"])
@@ -167,6 +171,14 @@ impl Node {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// SIGKILL: no goodbye, no clean shutdown.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
