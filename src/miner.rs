@@ -13,19 +13,11 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::pow::engine::Engine;
+pub use crate::pow::Job;
 use crate::pow::Template;
 
 /// Seeds handed to the engine per call, between counter updates.
 const BATCH: u64 = 1 << 16;
-
-/// A mining task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
-    pub id: u64,
-    pub salt: [u8; 12],
-    pub solver: [u8; 8],
-    pub difficulty: u8,
-}
 
 /// A seed that solves job `job_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -150,12 +150,7 @@ pub async fn run(
                 Action::Publish(p) => {
                     link.publish(outgoing(p));
                 }
-                Action::Mine(job) => pool.start(miner::Job {
-                    id: job.id,
-                    salt: job.salt,
-                    solver: job.solver,
-                    difficulty: job.difficulty,
-                }),
+                Action::Mine(job) => pool.start(job),
                 Action::StopMining => pool.stop(),
                 // Record 0 describes the cluster; transaction t is record t.
                 Action::ServeHistory { tx } => match ledger.read(tx as usize) {

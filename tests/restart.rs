@@ -26,63 +26,36 @@ fn killed_node_restarts_and_catches_up() {
         "--broker",
         &url,
     ];
-    let mut nodes: Vec<Node> = (1..=4)
-        .map(|i| {
-            let name = format!("k{i}");
-            Node::start(&name, &dir.path().join(&name), &args)
-        })
-        .collect();
-    let len = |n: &Node| {
-        if n.state.join("ledger.bin").exists() {
-            ledger(&n.state).len()
-        } else {
-            0
-        }
-    };
-    let logs = |nodes: &[Node]| -> String {
-        nodes
-            .iter()
-            .map(|n| format!("--- {} ---\n{}\n", n.name, n.log_tail(25)))
-            .collect()
-    };
+    let mut nodes = start_cluster("k", 4, dir.path(), &args);
     assert!(
         wait_until(Duration::from_secs(60), || nodes
             .iter()
-            .all(|n| len(n) >= 2)),
+            .all(|n| ledger_len(n) >= 2)),
         "{}",
         logs(&nodes)
     );
 
     nodes[3].kill9();
-    let at_kill = len(&nodes[3]);
+    let at_kill = ledger_len(&nodes[3]);
     // The other three (a quorum of 4) carry on without it.
     assert!(
         wait_until(Duration::from_secs(60), || nodes[..3]
             .iter()
-            .all(|n| len(n) >= at_kill + 10)),
+            .all(|n| ledger_len(n) >= at_kill + 10)),
         "no progress without k4:\n{}",
         logs(&nodes)
     );
-    let name = nodes[3].name.clone();
-    let state = nodes[3].state.clone();
+    let (name, state) = (nodes[3].name.clone(), nodes[3].state.clone());
     nodes[3] = Node::start(&name, &state, &args);
     assert!(
         wait_until(Duration::from_secs(60), || {
-            let others = nodes[..3].iter().map(len).min().unwrap_or(0);
-            len(&nodes[3]) >= others && others > at_kill + 10
+            let others = nodes[..3].iter().map(ledger_len).min().unwrap_or(0);
+            ledger_len(&nodes[3]) >= others
         }),
         "k4 did not catch up:\n{}",
         logs(&nodes)
     );
-    for n in &mut nodes {
-        assert!(n.stop(), "{} did not stop cleanly", n.name);
-    }
-    let ledgers: Vec<Vec<Row>> = nodes.iter().map(|n| ledger(&n.state)).collect();
-    let common_len = ledgers.iter().map(Vec::len).min().unwrap_or(0);
-    assert!(common_len > at_kill + 10);
-    for l in &ledgers {
-        assert_eq!(l[..common_len], ledgers[0][..common_len]);
-    }
+    stop_and_compare(&mut nodes, at_kill + 10);
     let out = edgeminer(&["verify", "--state-dir", state.to_str().expect("utf-8")]);
     assert!(out.status.success());
 }

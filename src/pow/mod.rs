@@ -87,6 +87,16 @@ pub fn parse_seed(s: &str) -> Option<u64> {
     hex_to_bytes::<8>(s.as_bytes()).map(u64::from_be_bytes)
 }
 
+/// A mining task: find a seed for this salt and solver that meets the
+/// difficulty. Plain data, shared by the protocol core and the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: u64,
+    pub salt: [u8; SALT_LEN],
+    pub solver: [u8; 8],
+    pub difficulty: u8,
+}
+
 /// The constant part of a preimage, with its padded SHA-1 block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {

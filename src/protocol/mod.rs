@@ -29,6 +29,7 @@ use rand_core::SeedableRng;
 use tracing::{debug, warn};
 
 use crate::identity::{Identity, NodeId};
+use crate::pow::Job;
 use crate::wire::topics::Route;
 use crate::wire::{self, Body, Envelope, Family, Kind, Payload, Topics, WireError};
 
@@ -56,15 +57,6 @@ pub struct Config {
     pub threads: u16,
 }
 
-/// A mining task for the driver's pool.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MineJob {
-    pub id: u64,
-    pub salt: [u8; 12],
-    pub solver: [u8; 8],
-    pub difficulty: u8,
-}
-
 /// A message to put on the broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Publish {
@@ -82,7 +74,8 @@ pub enum Action {
     /// Write this vote state durably before doing anything that follows.
     SaveVotes(Vec<u8>),
     Publish(Publish),
-    Mine(MineJob),
+    /// Mine this job (replacing any other).
+    Mine(Job),
     StopMining,
     /// A transaction was committed (for tables, logs and metrics).
     Committed(Committed),
@@ -501,7 +494,7 @@ impl Node {
     pub(crate) fn mine(&mut self, salt: [u8; 12], difficulty: u8, out: &mut Vec<Action>) -> u64 {
         let id = self.next_job;
         self.next_job += 1;
-        out.push(Action::Mine(MineJob {
+        out.push(Action::Mine(Job {
             id,
             salt,
             solver: self.me.0,

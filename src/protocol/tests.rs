@@ -9,7 +9,7 @@ use rand_core::{RngCore, SeedableRng};
 
 use super::*;
 use crate::identity::Identity;
-use crate::pow;
+use crate::pow::{self, Job};
 use crate::wire::{Approval, Body, Challenge, Payload, PubKey, Solution, Vote};
 
 pub(crate) fn config(n: usize) -> Config {
@@ -31,7 +31,7 @@ pub(crate) struct Sim {
     pub nodes: Vec<Node>,
     pub queues: Vec<VecDeque<(String, Vec<u8>)>>,
     pub retained: BTreeMap<String, Vec<u8>>,
-    pub jobs: Vec<Option<MineJob>>,
+    pub jobs: Vec<Option<Job>>,
     pub ledgers: Vec<Vec<Committed>>,
     pub saved: Vec<Option<Vec<u8>>>,
     /// Each node's ledger records (transaction t at index t - 1).
@@ -85,6 +85,11 @@ impl Sim {
         self.apply(i, actions);
     }
 
+    /// Hands node `i` one message.
+    pub fn deliver(&mut self, i: usize, topic: &str, payload: &[u8]) {
+        self.input(i, Input::Message { topic, payload });
+    }
+
     pub fn apply(&mut self, i: usize, actions: Vec<Action>) {
         for a in actions {
             match a {
@@ -135,13 +140,7 @@ impl Sim {
             let Some((topic, payload)) = self.queues[i].remove(k) else {
                 return true;
             };
-            self.input(
-                i,
-                Input::Message {
-                    topic: &topic,
-                    payload: &payload,
-                },
-            );
+            self.deliver(i, &topic, &payload);
             return true;
         }
         if !mining.is_empty() {
@@ -284,13 +283,7 @@ mod init_phase {
         );
         sim.run_until(1, 10_000);
         let t = sim.topic(1, Family::Init);
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &old,
-            },
-        );
+        sim.deliver(0, &t, &old);
         assert!(sim.nodes[0].online().contains(&sim.ids[1].id));
     }
 }
@@ -313,13 +306,7 @@ mod pubkey_phase {
         };
         let msg = crate::wire::sign("test", &sim.ids[2].key, body.encode());
         let t = sim.topic(1, Family::PubKey);
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &msg,
-            },
-        );
+        sim.deliver(0, &t, &msg);
         assert_eq!(sim.nodes[0].rejected, 1);
         assert!(sim.nodes[0].members.key(sim.ids[1].id).is_none());
     }
@@ -331,13 +318,7 @@ mod pubkey_phase {
         // Deliver node 1's presence to node 0 before its key.
         let q: Vec<_> = sim.queues[0].drain(..).collect();
         for (t, p) in q.iter().rev() {
-            sim.input(
-                0,
-                Input::Message {
-                    topic: t,
-                    payload: p,
-                },
-            );
+            sim.deliver(0, t, p);
         }
         assert!(sim.nodes[0].online().contains(&sim.ids[1].id));
         assert_eq!(sim.nodes[0].rejected, 0);
@@ -370,13 +351,7 @@ mod election_phase {
         let msg = crate::wire::sign("test", &sim.ids[2].key, body.encode());
         let t = sim.topic(1, Family::Election);
         let before = sim.nodes[0].rejected;
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &msg,
-            },
-        );
+        sim.deliver(0, &t, &msg);
         assert_eq!(sim.nodes[0].rejected, before + 1);
     }
 
@@ -399,13 +374,7 @@ mod election_phase {
                     prev,
                 }),
             );
-            sim.input(
-                0,
-                Input::Message {
-                    topic: &t,
-                    payload: &v,
-                },
-            );
+            sim.deliver(0, &t, &v);
         }
         assert!(sim.nodes[0].liars.contains(&sim.ids[3].id));
     }
@@ -499,13 +468,7 @@ mod challenge_phase {
             }),
         );
         let t = sim.topic(1, Family::Challenge);
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &c,
-            },
-        );
+        sim.deliver(0, &t, &c);
         assert_eq!(sim.nodes[0].rejected, before + 1);
     }
 
@@ -544,13 +507,7 @@ mod challenge_phase {
             sim.step();
         }
         let before = sim.nodes[0].rejected;
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &c,
-            },
-        );
+        sim.deliver(0, &t, &c);
         assert_eq!(sim.nodes[0].rejected, before + 1);
     }
 }
@@ -571,13 +528,7 @@ mod solution_phase {
             let busy: Vec<usize> = (0..3).filter(|&i| !sim.queues[i].is_empty()).collect();
             let Some(&i) = busy.first() else { break };
             let (t, p) = sim.queues[i].pop_front().expect("non-empty");
-            sim.input(
-                i,
-                Input::Message {
-                    topic: &t,
-                    payload: &p,
-                },
-            );
+            sim.deliver(i, &t, &p);
         }
         panic!("no challenge opened");
     }
@@ -601,13 +552,7 @@ mod solution_phase {
         let t = sim.topic(2, Family::Solution);
         let before = sim.nodes[0].rejected;
         sim.queues[0].clear();
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &msg,
-            },
-        );
+        sim.deliver(0, &t, &msg);
         assert_eq!(sim.nodes[0].rejected, before + 1);
         assert!(sim.nodes[0].tx.my_approval.is_none());
         let rejection = sim.queues[0].iter().any(|(topic, p)| {
@@ -647,13 +592,7 @@ mod solution_phase {
         );
         let t = sim.topic(2, Family::Solution);
         let before = sim.nodes[0].rejected;
-        sim.input(
-            0,
-            Input::Message {
-                topic: &t,
-                payload: &msg,
-            },
-        );
+        sim.deliver(0, &t, &msg);
         assert_eq!(sim.nodes[0].rejected, before + 1);
     }
 
@@ -668,13 +607,7 @@ mod solution_phase {
                 .expect("findable");
             let msg = sim.signed(i, 1, 0, Payload::Solution(Solution { challenge: r, seed }));
             let t = sim.topic(i, Family::Solution);
-            sim.input(
-                0,
-                Input::Message {
-                    topic: &t,
-                    payload: &msg,
-                },
-            );
+            sim.deliver(0, &t, &msg);
             approved.push(sim.nodes[0].tx.my_approval.as_ref().map(|(r, _)| *r));
         }
         assert!(approved[0].is_some());
@@ -703,13 +636,7 @@ mod voting_phase {
                     approve: true,
                 }),
             );
-            sim.input(
-                0,
-                Input::Message {
-                    topic: &t,
-                    payload: &a,
-                },
-            );
+            sim.deliver(0, &t, &a);
         }
         assert!(sim.nodes[0].liars.contains(&sim.ids[3].id));
     }

@@ -194,6 +194,61 @@ impl Drop for Node {
     }
 }
 
+/// Starts `n` nodes named `<prefix>1..` in `dir`, all with `args`.
+pub fn start_cluster(prefix: &str, n: usize, dir: &Path, args: &[&str]) -> Vec<Node> {
+    (1..=n)
+        .map(|i| {
+            let name = format!("{prefix}{i}");
+            Node::start(&name, &dir.join(&name), args)
+        })
+        .collect()
+}
+
+/// Committed transactions in a node's ledger (0 before it has one).
+pub fn ledger_len(n: &Node) -> usize {
+    if n.state.join("ledger.bin").exists() {
+        ledger(&n.state).len()
+    } else {
+        0
+    }
+}
+
+/// The last lines of every node's log, for failure messages.
+pub fn logs(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("--- {} ---\n{}\n", n.name, n.log_tail(30)))
+        .collect()
+}
+
+/// Stops every node, checks the ledgers share a prefix of at least
+/// `min_len` identical rows, and returns them.
+pub fn stop_and_compare(nodes: &mut [Node], min_len: usize) -> Vec<Vec<Row>> {
+    let log = logs(nodes);
+    for n in nodes.iter_mut() {
+        assert!(
+            n.stop(),
+            "{} did not stop cleanly on SIGTERM:\n{log}",
+            n.name
+        );
+    }
+    let ledgers: Vec<Vec<Row>> = nodes.iter().map(|n| ledger(&n.state)).collect();
+    let common_len = ledgers.iter().map(Vec::len).min().unwrap_or(0);
+    assert!(
+        common_len >= min_len,
+        "only {common_len} common transactions:\n{log}"
+    );
+    for (n, l) in nodes.iter().zip(&ledgers) {
+        assert_eq!(
+            l[..common_len],
+            ledgers[0][..common_len],
+            "{} disagrees:\n{log}",
+            n.name
+        );
+    }
+    ledgers
+}
+
 pub fn edgeminer(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
