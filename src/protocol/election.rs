@@ -19,6 +19,9 @@ use super::{Action, Node, Phase, Reject};
 use crate::identity::NodeId;
 use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Vote};
 
+/// Votes for rounds further ahead than this are refused.
+pub const MAX_ROUNDS_AHEAD: u32 = 64;
+
 /// The rank of `id` as leader candidate for (tx, round) after `prev`.
 pub fn rank(prev: &[u8; 16], tx: u64, round: u32, id: NodeId) -> [u8; 16] {
     let mut m = Vec::with_capacity(16 + 8 + 4 + 8);
@@ -138,6 +141,14 @@ impl Node {
     ) -> Result<(), Reject> {
         if v.prev != self.prev {
             return Err(Reject::WrongPrev);
+        }
+        // Honest nodes move one round per election timeout; a vote far
+        // ahead would only grow the vote table.
+        if body.round > self.tx.round.saturating_add(MAX_ROUNDS_AHEAD) {
+            return Err(Reject::RoundTooFar {
+                got: body.round,
+                at: self.tx.round,
+            });
         }
         let round_votes = self.tx.votes.entry(body.round).or_default();
         if let Some((other, _)) = round_votes.get(&body.sender) {

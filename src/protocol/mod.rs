@@ -140,6 +140,8 @@ pub enum Reject {
     Difficulty { got: u8, lo: u8, hi: u8 },
     #[error("the election certificate is invalid: {0}")]
     Election(String),
+    #[error("round {got} is too far ahead of round {at}")]
+    RoundTooFar { got: u32, at: u32 },
     #[error("the challenge is unknown")]
     UnknownChallenge,
     #[error("the seed does not meet the difficulty")]

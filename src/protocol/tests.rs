@@ -380,6 +380,31 @@ mod election_phase {
     }
 
     #[test]
+    fn votes_far_ahead_are_refused() {
+        let mut sim = Sim::new(3, 25);
+        sim.connect_all();
+        while sim.nodes[0].members.len() < 3 {
+            sim.step();
+        }
+        let prev = sim.nodes[0].prev;
+        let tx = sim.nodes[0].height() + 1;
+        let v = sim.signed(
+            2,
+            tx,
+            1_000_000,
+            Payload::Vote(Vote {
+                candidate: sim.ids[2].id,
+                prev,
+            }),
+        );
+        let t = sim.topic(2, Family::Election);
+        let before = sim.nodes[0].rejected;
+        sim.deliver(0, &t, &v);
+        assert_eq!(sim.nodes[0].rejected, before + 1);
+        assert!(!sim.nodes[0].tx.votes.contains_key(&1_000_000));
+    }
+
+    #[test]
     fn dead_leader_is_replaced_after_the_timeout() {
         for seed in 20..30 {
             let mut sim = Sim::new(4, seed);
