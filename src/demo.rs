@@ -7,7 +7,7 @@
 //! node's ledger from disk and reports whether they agree.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -44,9 +44,17 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Without the embedded broker, the demo needs `--broker`.
+#[cfg(not(feature = "embedded-broker"))]
+fn start_broker(_port: u16) -> Result<()> {
+    bail!("this build has no embedded broker (built without the `embedded-broker` feature): pass --broker mqtt://HOST:PORT")
+}
+
 /// Starts rumqttd on 127.0.0.1:`port` in a background thread.
+#[cfg(feature = "embedded-broker")]
 fn start_broker(port: u16) -> Result<()> {
     use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+    use std::net::{SocketAddr, TcpStream};
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
     let server = ServerSettings {
         name: "demo".into(),
