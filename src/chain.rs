@@ -55,6 +55,7 @@ impl Meta {
             quorum: self.quorum as usize,
             difficulty: (self.difficulty_lo, self.difficulty_hi),
             election_timeout_ms: 0,
+            solution_window_ms: 0,
             init_timeout_ms: 0,
             name: String::new(),
             threads: 0,

@@ -53,6 +53,7 @@ pub struct FileConfig {
     pub difficulty: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub election_timeout_ms: Option<u64>,
+    pub solution_window_ms: Option<u64>,
     pub init_timeout_ms: Option<u64>,
 }
 
@@ -156,6 +157,7 @@ impl NodeConfig {
                 quorum,
                 difficulty,
                 election_timeout_ms: file.election_timeout_ms.unwrap_or(5_000),
+                solution_window_ms: file.solution_window_ms.unwrap_or(100),
                 init_timeout_ms: file.init_timeout_ms.unwrap_or(15_000),
                 name,
                 threads: threads.min(u16::MAX as usize) as u16,

@@ -144,6 +144,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 quorum: quorum::majority(cfg.nodes),
                 difficulty: cfg.difficulty,
                 election_timeout_ms: 3_000,
+                solution_window_ms: 50,
                 init_timeout_ms: 10_000,
                 name,
                 threads: threads as u16,

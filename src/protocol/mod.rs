@@ -49,6 +49,9 @@ pub struct Config {
     pub difficulty: (u8, u8),
     /// A round without a valid challenge after this long starts the next round.
     pub election_timeout_ms: u64,
+    /// After the first valid solution, wait this long before approving, so
+    /// that nodes choose among the same candidates.
+    pub solution_window_ms: u64,
     /// Start the first election with a quorum (not all N) after this long.
     pub init_timeout_ms: u64,
     /// Human-readable name carried in presence and key messages.
@@ -268,11 +271,10 @@ impl Node {
             Phase::Init => Some(self.started_at + self.cfg.init_timeout_ms),
             _ => self.tx.deadline,
         };
-        let sync = self.sync_retry_at();
-        match (phase, sync) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [phase, self.sync_retry_at(), self.tx.window]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds one input; returns what to do.
@@ -300,6 +302,9 @@ impl Node {
     fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
         if self.sync_retry_at().is_some_and(|t| now >= t) {
             self.request_sync(now, out);
+        }
+        if self.tx.window.is_some_and(|t| now >= t) {
+            self.approve_best(now, out);
         }
         match self.phase {
             Phase::Init => self.maybe_start(now, out),

@@ -3,10 +3,11 @@
 //! A miner publishes its seed with a reference to the challenge it solves.
 //! The preimage binds the challenge's salt and the solver's id, so a seed can
 //! neither be reused in another transaction nor claimed by another node.
-//! Every node checks the proof of work itself and approves the FIRST valid
-//! solution it receives from the broker (its own included, so that all nodes
-//! judge in the broker's order), at most one per transaction; an invalid one
-//! gets one rejection per solver.
+//! Every node checks the proof of work itself. After its first valid
+//! solution it waits a short window, then approves one solution, at most one
+//! per transaction: the one with the most approvals already, ties to the
+//! lowest digest, so nodes that saw the same candidates agree whatever their
+//! order of arrival. An invalid solution gets one rejection per solver.
 
 use tracing::{debug, info, warn};
 
@@ -14,6 +15,13 @@ use super::{reference, Action, Node, Phase, Reject};
 use crate::identity::NodeId;
 use crate::pow;
 use crate::wire::{Approval, Body, Envelope, Family, Payload, Solution};
+
+/// The choice among valid solutions: the most approvals from others first
+/// (join a forming quorum), then the lowest SHA-1 digest, so that nodes that
+/// saw the same candidates choose the same one whatever their order.
+fn preference(approvals: usize, digest: [u8; 20]) -> (std::cmp::Reverse<usize>, [u8; 20]) {
+    (std::cmp::Reverse(approvals), digest)
+}
 
 /// A valid solution of the current transaction.
 #[derive(Clone, Debug)]
@@ -44,6 +52,63 @@ impl Node {
         );
         self.tx.my_solution = Some(env.clone());
         self.publish(out, Family::Solution, env, false);
+    }
+
+    /// The solution window closed: approve the preferred solution.
+    pub(crate) fn approve_best(&mut self, now: u64, out: &mut Vec<Action>) {
+        self.tx.window = None;
+        if self.tx.my_approval.is_some() {
+            return;
+        }
+        let best = self
+            .tx
+            .solutions
+            .iter()
+            .filter_map(|(r, sol)| {
+                let ch = self.tx.challenges.get(&sol.challenge)?;
+                let votes = self
+                    .tx
+                    .approvals
+                    .iter()
+                    .filter(|(voter, (a, _))| a == r && !self.liars.contains(voter))
+                    .count();
+                let digest = pow::Template::new(&ch.salt, &sol.solver.0).digest(sol.seed);
+                Some((
+                    preference(votes, digest),
+                    *r,
+                    sol.clone(),
+                    ch.difficulty,
+                    ch.round,
+                ))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0));
+        let Some((_, r, sol, difficulty, round)) = best else {
+            return;
+        };
+        let tx = self.height + 1;
+        let a = self.sign(
+            tx,
+            round,
+            Payload::Approval(Approval {
+                solution: r,
+                approve: true,
+            }),
+        );
+        self.tx.my_approval = Some((r, a.clone()));
+        self.tx.approvals.insert(self.me, (r, a.clone()));
+        out.push(Action::SaveVotes(self.vote_state()));
+        if self.tx.mining.take().is_some() {
+            out.push(Action::StopMining);
+        }
+        self.phase = Phase::Voting;
+        info!(
+            "voting: tx {tx} approving seed {} of {} (difficulty {difficulty}, {} valid solutions seen)",
+            pow::seed_hex(sol.seed),
+            self.name_of(sol.solver),
+            self.tx.solutions.len()
+        );
+        self.publish(out, Family::Voting, a, false);
+        self.try_commit(r, now, out);
     }
 
     pub(crate) fn on_solution(
@@ -92,40 +157,13 @@ impl Node {
                 envelope: env.encode(),
             },
         );
-        if self.tx.my_approval.is_none() {
-            let a = self.sign(
-                body.tx,
-                body.round,
-                Payload::Approval(Approval {
-                    solution: r,
-                    approve: true,
-                }),
-            );
-            self.tx.my_approval = Some((r, a.clone()));
-            self.tx.approvals.insert(self.me, (r, a.clone()));
-            out.push(Action::SaveVotes(self.vote_state()));
-            if self.tx.mining.take().is_some() {
-                out.push(Action::StopMining);
-            }
-            self.phase = Phase::Voting;
-            info!(
-                "voting: tx {} approving seed {} of {} (difficulty {})",
-                body.tx,
-                pow::seed_hex(s.seed),
-                self.name_of(body.sender),
-                ch.difficulty
-            );
-            self.publish(out, Family::Voting, a, false);
-        } else if self
-            .tx
-            .my_approval
-            .as_ref()
-            .is_some_and(|(mine, _)| *mine != r)
-        {
+        if self.tx.my_approval.is_none() && self.tx.window.is_none() {
+            self.tx.window = Some(now + self.cfg.solution_window_ms);
             debug!(
-                "solution: tx {} seed of {} is valid but this node already approved another",
+                "solution: tx {} first valid seed (of {}); choosing in {} ms",
                 body.tx,
-                self.name_of(body.sender)
+                self.name_of(body.sender),
+                self.cfg.solution_window_ms
             );
         }
         self.try_commit(r, now, out);

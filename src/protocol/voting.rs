@@ -42,6 +42,8 @@ pub struct TxState {
     pub orphans: Vec<(String, Vec<u8>)>,
     pub refused: BTreeSet<NodeId>,
     pub my_approval: Option<([u8; 16], Vec<u8>)>,
+    /// When the solution window closes (we approve then).
+    pub window: Option<u64>,
     /// voter -> (approved solution, approval envelope)
     pub approvals: BTreeMap<NodeId, ([u8; 16], Vec<u8>)>,
 }
