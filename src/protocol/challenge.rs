@@ -108,6 +108,9 @@ impl Node {
         };
         self.tx.challenges.insert(r, info);
         self.tx.deadline = None;
+        if self.tx.resend_at.is_none() {
+            self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
+        }
         if self.phase == Phase::Init {
             info!("init: joining transaction {} already under way", body.tx);
         }

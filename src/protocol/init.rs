@@ -139,6 +139,15 @@ impl Node {
                     "init: {} ({}) is online with {} threads, version {}",
                     p.name, body.sender, p.threads, p.version
                 );
+                // It missed whatever we sent while it was away; retained
+                // messages reach it from the broker, the others we send again.
+                if self.phase != Phase::Init {
+                    for m in self.tx.republish(&self.topics, self.me) {
+                        if !m.retain {
+                            out.push(Action::Publish(m));
+                        }
+                    }
+                }
             } else {
                 info!("init: {} ({}) is gone", p.name, body.sender);
             }

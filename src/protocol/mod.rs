@@ -11,7 +11,9 @@
 //! [`challenge`] (the leader's proof-of-work task), [`solution`] (seeds and
 //! their check) and [`voting`] (approvals and commit certificates).
 
+pub mod certificate;
 pub mod challenge;
+pub mod commit;
 pub mod election;
 pub mod init;
 pub mod persist;
@@ -19,6 +21,7 @@ pub mod pubkey;
 pub mod quorum;
 pub mod solution;
 pub mod sync;
+pub mod tx;
 pub mod voting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -34,7 +37,7 @@ use crate::wire::topics::Route;
 use crate::wire::{self, Body, Envelope, Family, Kind, Payload, Topics, WireError};
 
 pub use persist::VoteState;
-pub use voting::{verify_commit, Committed};
+pub use certificate::{verify_commit, Committed};
 
 /// Settings every node of a cluster must share, plus this node's own.
 #[derive(Clone, Debug)]
@@ -179,7 +182,7 @@ pub struct Node {
     pub(crate) prev: [u8; 16],
     pub(crate) history: Vec<[u8; 16]>,
     pub(crate) last_commit: Option<Vec<u8>>,
-    pub(crate) tx: voting::TxState,
+    pub(crate) tx: tx::TxState,
     pub(crate) next_job: u64,
     /// Catch-up: the highest transaction seen committed elsewhere, and when
     /// we last asked for the next one.
@@ -225,7 +228,7 @@ impl Node {
             prev,
             history: ledger.iter().map(|c| c.reference).collect(),
             last_commit: None,
-            tx: voting::TxState::default(),
+            tx: tx::TxState::default(),
             next_job: 1,
             behind: 0,
             last_sync: None,
@@ -267,11 +270,11 @@ impl Node {
 
     /// When the driver must call [`Input::Tick`] next, if ever.
     pub fn next_timeout(&self) -> Option<u64> {
-        let phase = match self.phase {
-            Phase::Init => Some(self.started_at + self.cfg.init_timeout_ms),
-            _ => self.tx.deadline,
+        let (phase, resend) = match self.phase {
+            Phase::Init => (Some(self.started_at + self.cfg.init_timeout_ms), None),
+            _ => (self.tx.deadline, self.tx.resend_at),
         };
-        [phase, self.sync_retry_at(), self.tx.window]
+        [phase, resend, self.sync_retry_at(), self.tx.window]
             .into_iter()
             .flatten()
             .min()
@@ -311,6 +314,9 @@ impl Node {
             _ => {
                 if self.tx.deadline.is_some_and(|d| now >= d) {
                     self.round_timeout(now, out);
+                }
+                if self.tx.resend_at.is_some_and(|t| now >= t) {
+                    self.resend_timeout(now, out);
                 }
             }
         }
@@ -391,7 +397,8 @@ impl Node {
         now: u64,
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
-        let limit = if route.family == Family::Challenge || route.commit {
+        // Challenges carry election votes and confirmations carry approvals.
+        let limit = if matches!(route.family, Family::Challenge | Family::Voting) {
             wire::MAX_CERT_MESSAGE
         } else {
             wire::MAX_PHASE_MESSAGE

@@ -1,11 +1,11 @@
 //! The vote state a node must not forget across a crash.
 //!
-//! An honest node votes once per round and approves at most one solution per
-//! transaction. Both promises must survive a restart, or a node that crashed
-//! after voting could vote differently afterwards and look like a liar (or,
-//! worse, help a second certificate). So the driver writes this small state
-//! durably before any vote or approval is published, and hands it back at
-//! start.
+//! An honest node votes once per election round, approves at most one
+//! solution per voting round, and keeps its lock (its latest confirmation).
+//! These promises must survive a restart, or a node that crashed after
+//! voting could vote differently afterwards and look like a liar (or, worse,
+//! help a second certificate). So the driver writes this small state
+//! durably before any ballot is published, and hands it back at start.
 
 use minicbor::{Decode, Encode};
 use tracing::warn;
@@ -13,7 +13,7 @@ use tracing::warn;
 use super::Node;
 use crate::wire::{self, Body, Bytes, Envelope, Payload};
 
-/// Our latest vote and approval for one transaction.
+/// Our latest election vote, approval and confirmation for one transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Default)]
 #[cbor(array)]
 pub struct VoteState {
@@ -23,6 +23,8 @@ pub struct VoteState {
     pub vote: Option<Bytes>,
     #[n(2)]
     pub approval: Option<Bytes>,
+    #[n(3)]
+    pub confirm: Option<Bytes>,
 }
 
 impl VoteState {
@@ -39,7 +41,16 @@ impl Node {
         VoteState {
             tx: self.height + 1,
             vote: self.tx.my_vote.as_ref().map(|(_, e)| Bytes(e.clone())),
-            approval: self.tx.my_approval.as_ref().map(|(_, e)| Bytes(e.clone())),
+            approval: self
+                .tx
+                .my_approval
+                .as_ref()
+                .map(|(_, (_, e))| Bytes(e.clone())),
+            confirm: self
+                .tx
+                .my_confirm
+                .as_ref()
+                .map(|(_, (_, e))| Bytes(e.clone())),
         }
         .encode()
     }
@@ -50,7 +61,7 @@ impl Node {
             return;
         }
         let own = |b: &Bytes| -> Option<(Envelope, Body)> {
-            let env = Envelope::decode(&b.0, wire::MAX_PHASE_MESSAGE).ok()?;
+            let env = Envelope::decode(&b.0, wire::MAX_CERT_MESSAGE).ok()?;
             let body = Body::decode(&env.body).ok()?;
             (body.sender == self.me && body.tx == v.tx).then_some((env, body))
         };
@@ -70,15 +81,28 @@ impl Node {
                 None => warn!("election: the saved vote is unreadable; ignoring it"),
             }
         }
-        if let Some(b) = &v.approval {
-            match own(b) {
-                Some((_, body)) => {
-                    if let Payload::Approval(a) = &body.payload {
-                        self.tx.my_approval = Some((a.solution, b.0.clone()));
-                        self.tx.approvals.insert(self.me, (a.solution, b.0.clone()));
-                    }
-                }
-                None => warn!("voting: the saved approval is unreadable; ignoring it"),
+        for b in v.approval.iter().chain(&v.confirm) {
+            let Some((_, body)) = own(b) else {
+                warn!("voting: a saved ballot is unreadable; ignoring it");
+                continue;
+            };
+            let Payload::Approval(a) = &body.payload else {
+                continue;
+            };
+            let ballot = (a.solution, b.0.clone());
+            self.tx
+                .ballots
+                .entry((a.vround, a.confirm))
+                .or_default()
+                .insert(self.me, ballot.clone());
+            self.tx.vround = self.tx.vround.max(a.vround);
+            if a.confirm {
+                self.tx.my_confirm = Some((a.vround, ballot));
+                self.tx
+                    .polkas
+                    .insert(a.vround, (a.solution, a.proof.clone()));
+            } else {
+                self.tx.my_approval = Some((a.vround, ballot));
             }
         }
     }

@@ -4,14 +4,15 @@
 //! The preimage binds the challenge's salt and the solver's id, so a seed can
 //! neither be reused in another transaction nor claimed by another node.
 //! Every node checks the proof of work itself. After its first valid
-//! solution it waits a short window, then approves one solution, at most one
-//! per transaction: the one with the most approvals already, ties to the
-//! lowest digest, so nodes that saw the same candidates agree whatever their
-//! order of arrival. An invalid solution gets one rejection per solver.
+//! solution it waits a short window, then casts its first approval (phase 6)
+//! for the solution this phase prefers: the one with the most approvals
+//! already, ties to the lowest digest, so nodes that saw the same candidates
+//! agree whatever their order of arrival. An invalid solution gets one
+//! rejection per solver.
 
 use tracing::{debug, info, warn};
 
-use super::{reference, Action, Node, Phase, Reject};
+use super::{reference, Action, Node, Reject};
 use crate::identity::NodeId;
 use crate::pow;
 use crate::wire::{Approval, Body, Envelope, Family, Payload, Solution};
@@ -54,61 +55,25 @@ impl Node {
         self.publish(out, Family::Solution, env, false);
     }
 
-    /// The solution window closed: approve the preferred solution.
-    pub(crate) fn approve_best(&mut self, now: u64, out: &mut Vec<Action>) {
-        self.tx.window = None;
-        if self.tx.my_approval.is_some() {
-            return;
-        }
-        let best = self
-            .tx
+    /// The preferred valid solution for voting round `v`: the most
+    /// approvals in that round already, then the lowest digest.
+    pub(crate) fn best_solution(&self, v: u32) -> Option<[u8; 16]> {
+        let ballots = self.tx.ballots.get(&(v, false));
+        self.tx
             .solutions
             .iter()
             .filter_map(|(r, sol)| {
                 let ch = self.tx.challenges.get(&sol.challenge)?;
-                let votes = self
-                    .tx
-                    .approvals
-                    .iter()
-                    .filter(|(voter, (a, _))| a == r && !self.liars.contains(voter))
-                    .count();
+                let votes = ballots.map_or(0, |b| {
+                    b.iter()
+                        .filter(|(voter, (s, _))| s == r && !self.liars.contains(voter))
+                        .count()
+                });
                 let digest = pow::Template::new(&ch.salt, &sol.solver.0).digest(sol.seed);
-                Some((
-                    preference(votes, digest),
-                    *r,
-                    sol.clone(),
-                    ch.difficulty,
-                    ch.round,
-                ))
+                Some((preference(votes, digest), *r))
             })
-            .min_by(|a, b| a.0.cmp(&b.0));
-        let Some((_, r, sol, difficulty, round)) = best else {
-            return;
-        };
-        let tx = self.height + 1;
-        let a = self.sign(
-            tx,
-            round,
-            Payload::Approval(Approval {
-                solution: r,
-                approve: true,
-            }),
-        );
-        self.tx.my_approval = Some((r, a.clone()));
-        self.tx.approvals.insert(self.me, (r, a.clone()));
-        out.push(Action::SaveVotes(self.vote_state()));
-        if self.tx.mining.take().is_some() {
-            out.push(Action::StopMining);
-        }
-        self.phase = Phase::Voting;
-        info!(
-            "voting: tx {tx} approving seed {} of {} (difficulty {difficulty}, {} valid solutions seen)",
-            pow::seed_hex(sol.seed),
-            self.name_of(sol.solver),
-            self.tx.solutions.len()
-        );
-        self.publish(out, Family::Voting, a, false);
-        self.try_commit(r, now, out);
+            .min()
+            .map(|(_, r)| r)
     }
 
     pub(crate) fn on_solution(
@@ -136,14 +101,7 @@ impl Node {
         };
         if !pow::verify(&ch.salt, &body.sender.0, s.seed, ch.difficulty) {
             if self.tx.refused.insert(body.sender) {
-                let a = self.sign(
-                    body.tx,
-                    body.round,
-                    Payload::Approval(Approval {
-                        solution: r,
-                        approve: false,
-                    }),
-                );
+                let a = self.sign(body.tx, 0, Payload::Approval(Approval::reject(r)));
                 self.publish(out, Family::Voting, a, false);
             }
             return Err(Reject::BadProofOfWork);
@@ -166,7 +124,7 @@ impl Node {
                 self.cfg.solution_window_ms
             );
         }
-        self.try_commit(r, now, out);
+        self.solution_arrived(r, now, out);
         if self.tx.solutions.len() > 256 {
             warn!("solution: more than 256 valid solutions for one transaction");
         }

@@ -7,7 +7,7 @@
 
 use tracing::info;
 
-use super::voting::decode_signed;
+use super::certificate::decode_signed;
 use super::{Action, Node, Publish, Reject};
 use crate::wire::{self, Body, Commit, Payload, Sync};
 

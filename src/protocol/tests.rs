@@ -651,7 +651,7 @@ mod solution_phase {
         let close = sim.nodes[0].next_timeout().expect("window deadline");
         sim.now = close;
         sim.input(0, Input::Tick);
-        let approved = sim.nodes[0].tx.my_approval.as_ref().map(|(r, _)| *r);
+        let approved = sim.nodes[0].tx.my_approval.as_ref().map(|(_, (r, _))| *r);
         let want = sols.iter().min().map(|(_, r)| *r);
         assert_eq!(approved, want, "the lower digest wins");
         // A later solution changes nothing.
@@ -663,7 +663,7 @@ mod solution_phase {
         sim.deliver(0, &t, &msg);
         sim.now += 1_000;
         sim.input(0, Input::Tick);
-        assert_eq!(sim.nodes[0].tx.my_approval.as_ref().map(|(r, _)| *r), want);
+        assert_eq!(sim.nodes[0].tx.my_approval.as_ref().map(|(_, (r, _))| *r), want);
     }
 }
 
@@ -683,10 +683,7 @@ mod voting_phase {
                 3,
                 1,
                 0,
-                Payload::Approval(Approval {
-                    solution: s,
-                    approve: true,
-                }),
+                Payload::Approval(Approval::approve(s, 0)),
             );
             sim.deliver(0, &t, &a);
         }
@@ -711,7 +708,7 @@ mod voting_phase {
         assert_eq!(done, sim.ledgers[0][0]);
         assert!(verify_commit(&cfg, 2, &genesis("test"), &c).is_err());
         let mut fewer = c.clone();
-        fewer.approvals.truncate(1);
+        fewer.confirmations.truncate(1);
         assert!(verify_commit(&cfg, 1, &genesis("test"), &fewer).is_err());
         let mut other = config(3);
         other.cluster = "other".into();
@@ -777,12 +774,12 @@ mod voting_phase {
             sim.step();
         }
         let saved = VoteState::decode(sim.saved[0].as_ref().expect("saved")).expect("decodes");
-        let approved = sim.nodes[0].tx.my_approval.clone().expect("approved").0;
+        let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
         let mut cfg = config(3);
         cfg.name = "n0".into();
         let again = Node::new(cfg, &sim.ids[0], [0; 32], 2, &[], Some(saved), 0);
         assert_eq!(
-            again.tx.my_approval.as_ref().map(|(r, _)| *r),
+            again.tx.my_approval.as_ref().map(|(_, (r, _))| *r),
             Some(approved)
         );
     }
@@ -805,9 +802,12 @@ fn message_sizes() {
                 if let Some(kind) = crate::wire::Envelope::decode(p, crate::wire::MAX_CERT_MESSAGE)
                     .ok()
                     .and_then(|e| Body::decode(&e.body).ok())
-                    .map(|b| b.kind())
+                    .map(|b| match b.payload {
+                        Payload::Approval(Approval { confirm: true, .. }) => "confirmation".into(),
+                        other => other.kind().to_string(),
+                    })
                 {
-                    let e = sizes.entry(kind.to_string()).or_insert((usize::MAX, 0));
+                    let e = sizes.entry(kind).or_insert((usize::MAX, 0));
                     e.0 = e.0.min(p.len());
                     e.1 = e.1.max(p.len());
                 }
@@ -817,9 +817,9 @@ fn message_sizes() {
     }
     for (kind, (lo, hi)) in &sizes {
         println!("{kind:>10}: {lo}..{hi} bytes");
-        if !matches!(kind.as_str(), "challenge" | "commit") {
+        if !matches!(kind.as_str(), "challenge" | "commit" | "confirmation") {
             assert!(*hi <= 200, "{kind} is {hi} bytes");
         }
     }
-    assert_eq!(sizes.len(), 7, "every kind was seen: {sizes:?}");
+    assert_eq!(sizes.len(), 8, "every kind was seen: {sizes:?}");
 }

@@ -166,8 +166,13 @@ pub struct Solution {
     pub seed: u64,
 }
 
-/// voting: the sender approves (or rejects) the solution whose reference is
-/// `solution`.
+/// voting: the sender's ballot on the solution whose reference is
+/// `solution`, in voting round `vround`.
+///
+/// An approval (`confirm == false`) backs one solution for the round. A
+/// confirmation (`confirm == true`) says a quorum approved this solution in
+/// this round and that the sender now locks on it; it carries those
+/// approvals as `proof`. `approve == false` rejects an invalid proof of work.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
 pub struct Approval {
@@ -175,10 +180,37 @@ pub struct Approval {
     pub solution: [u8; 16],
     #[n(1)]
     pub approve: bool,
+    #[n(2)]
+    pub confirm: bool,
+    #[n(3)]
+    pub vround: u32,
+    #[n(4)]
+    pub proof: Vec<Bytes>,
+}
+
+impl Approval {
+    /// A first-stage approval of `solution` in round `vround`.
+    pub fn approve(solution: [u8; 16], vround: u32) -> Approval {
+        Approval {
+            solution,
+            approve: true,
+            confirm: false,
+            vround,
+            proof: Vec::new(),
+        }
+    }
+
+    /// A rejection of an invalid solution.
+    pub fn reject(solution: [u8; 16]) -> Approval {
+        Approval {
+            approve: false,
+            ..Approval::approve(solution, 0)
+        }
+    }
 }
 
 /// voting: everything needed to check a commit without trusting anyone: the
-/// challenge (with its election votes), the solution, a quorum of approvals,
+/// challenge (with its election votes), the solution, a quorum of confirmations,
 /// and the public keys of every signer.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
@@ -187,8 +219,9 @@ pub struct Commit {
     pub challenge: Bytes,
     #[n(1)]
     pub solution: Bytes,
+    /// A quorum of confirmations of the solution, all from one voting round.
     #[n(2)]
-    pub approvals: Vec<Bytes>,
+    pub confirmations: Vec<Bytes>,
     #[n(3)]
     pub keys: Vec<Key33>,
 }
@@ -408,8 +441,22 @@ mod tests {
                 )),
             (any::<[u8; 16]>(), any::<u64>())
                 .prop_map(|(challenge, seed)| Payload::Solution(Solution { challenge, seed })),
-            (any::<[u8; 16]>(), any::<bool>())
-                .prop_map(|(solution, approve)| Payload::Approval(Approval { solution, approve })),
+            (
+                any::<[u8; 16]>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<u32>(),
+                proptest::collection::vec(bytes(), 0..3)
+            )
+                .prop_map(|(solution, approve, confirm, vround, proof)| Payload::Approval(
+                    Approval {
+                        solution,
+                        approve,
+                        confirm,
+                        vround,
+                        proof
+                    }
+                )),
             any::<u64>().prop_map(|seen| Payload::Sync(Sync { seen })),
             (
                 bytes(),
@@ -417,11 +464,11 @@ mod tests {
                 proptest::collection::vec(bytes(), 0..4),
                 proptest::collection::vec(any::<[u8; 16]>(), 0..3)
             )
-                .prop_map(|(challenge, solution, approvals, k)| Payload::Commit(
+                .prop_map(|(challenge, solution, confirmations, k)| Payload::Commit(
                     Commit {
                         challenge,
                         solution,
-                        approvals,
+                        confirmations,
                         keys: k
                             .into_iter()
                             .map(|h| {
@@ -483,10 +530,7 @@ mod tests {
                 challenge: [1; 16],
                 seed: u64::MAX,
             }),
-            Payload::Approval(Approval {
-                solution: [1; 16],
-                approve: true,
-            }),
+            Payload::Approval(Approval::approve([1; 16], u32::MAX)),
         ];
         for p in cases {
             let kind = p.kind();
@@ -512,10 +556,7 @@ mod tests {
             sender: NodeId([1; 8]),
             tx: 1,
             round: 0,
-            payload: Payload::Approval(Approval {
-                solution: [0; 16],
-                approve: false,
-            }),
+            payload: Payload::Approval(Approval::reject([0; 16])),
         };
         let mut bytes = body.encode();
         bytes.push(0);

@@ -1,0 +1,91 @@
+//! The state of the transaction under way, reset at every commit.
+//!
+//! Everything a node knows about the open transaction lives here: election
+//! votes per round, the valid challenges and solutions, the ballots of the
+//! voting rounds, and this node's own messages (kept so that it can send
+//! them again after a reconnect or when a round times out).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::challenge::ChallengeInfo;
+use super::solution::SolutionInfo;
+use super::Publish;
+use crate::identity::NodeId;
+use crate::wire::{Bytes, Family, Topics};
+
+/// One signed ballot of the voting phase: (solution ref, envelope).
+pub type Ballot = ([u8; 16], Vec<u8>);
+
+/// Everything about the transaction under way.
+#[derive(Default)]
+pub struct TxState {
+    /// Election round.
+    pub round: u32,
+    /// When the election round ends without a challenge.
+    pub deadline: Option<u64>,
+    /// round -> voter -> (candidate, vote envelope)
+    pub votes: BTreeMap<u32, BTreeMap<NodeId, (NodeId, Vec<u8>)>>,
+    pub my_vote: Option<(u32, Vec<u8>)>,
+    pub announced: Option<u32>,
+    pub issued: BTreeSet<u32>,
+    pub my_challenge: Option<Vec<u8>>,
+    pub challenges: BTreeMap<[u8; 16], ChallengeInfo>,
+    pub mining: Option<(u64, [u8; 16])>,
+    pub my_solution: Option<Vec<u8>>,
+    pub solutions: BTreeMap<[u8; 16], SolutionInfo>,
+    pub orphans: Vec<(String, Vec<u8>)>,
+    pub refused: BTreeSet<NodeId>,
+    /// When the solution window closes (we approve then).
+    pub window: Option<u64>,
+    /// Voting round.
+    pub vround: u32,
+    /// (voting round, is confirmation) -> voter -> ballot
+    pub ballots: BTreeMap<(u32, bool), BTreeMap<NodeId, Ballot>>,
+    /// Our latest approval: (voting round, ballot).
+    pub my_approval: Option<(u32, Ballot)>,
+    /// Our latest confirmation, which is also our lock: (voting round, ballot).
+    pub my_confirm: Option<(u32, Ballot)>,
+    /// Quorums of approvals seen, by voting round: (solution, the approvals).
+    pub polkas: BTreeMap<u32, ([u8; 16], Vec<Bytes>)>,
+    /// When we next send our messages again (and, having voted in the
+    /// current voting round, move to the next one).
+    pub resend_at: Option<u64>,
+    /// How many times the resend timer fired in this transaction.
+    pub resends: u32,
+}
+
+impl TxState {
+    /// Our own messages of this transaction, to publish again after a
+    /// reconnect or a timeout.
+    pub fn republish(&self, topics: &Topics, me: NodeId) -> Vec<Publish> {
+        let mut v = Vec::new();
+        let mut push = |family, payload: &Vec<u8>, retain| {
+            v.push(Publish {
+                topic: topics.own(family, me),
+                payload: payload.clone(),
+                retain,
+            })
+        };
+        if let Some((_, env)) = &self.my_vote {
+            push(Family::Election, env, false);
+        }
+        if let Some(env) = &self.my_challenge {
+            push(Family::Challenge, env, true);
+        }
+        if let Some(env) = &self.my_solution {
+            push(Family::Solution, env, false);
+        }
+        if let Some((_, (_, env))) = &self.my_approval {
+            push(Family::Voting, env, false);
+        }
+        if let Some((_, (_, env))) = &self.my_confirm {
+            push(Family::Voting, env, false);
+        }
+        v
+    }
+
+    /// Our lock: the voting round and solution we last confirmed.
+    pub fn lock(&self) -> Option<(u32, [u8; 16])> {
+        self.my_confirm.as_ref().map(|(v, (s, _))| (*v, *s))
+    }
+}
