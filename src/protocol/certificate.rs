@@ -31,7 +31,7 @@ pub struct Committed {
     /// Reference of the committed solution: the next challenge's `prev`.
     pub reference: [u8; 16],
     /// Distinct confirmations in the certificate.
-    pub approvals: usize,
+    pub confirmations: usize,
     /// Voting round in which the quorum confirmed.
     pub vround: u32,
 }
@@ -214,7 +214,7 @@ pub fn verify_commit(
         seed: sol.seed,
         salt: ch.salt,
         reference: sref,
-        approvals: confirmers.len(),
+        confirmations: confirmers.len(),
         vround: vround.unwrap_or(0),
     })
 }

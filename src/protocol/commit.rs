@@ -88,7 +88,7 @@ impl Node {
             self.name_of(done.winner),
             done.difficulty,
             self.name_of(done.leader),
-            done.approvals
+            done.confirmations
         );
         let msg = self.sign(done.tx, done.round, Payload::Commit(commit));
         out.push(Action::Publish(Publish {

@@ -30,7 +30,7 @@ pub enum Kind {
     Solution = 5,
     /// voting: approval or rejection of one solution.
     Approval = 6,
-    /// voting: the certificate of a commit (a quorum of approvals).
+    /// voting: the certificate of a commit (a quorum of confirmations from one voting round).
     Commit = 7,
     /// voting: a node asks for the commit certificate of one transaction it
     /// missed (catch-up); any node that has it answers.

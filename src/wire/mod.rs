@@ -21,7 +21,7 @@ pub use topics::{Family, Topics};
 /// election, solution, voting). Real ones are well under 200 bytes.
 pub const MAX_PHASE_MESSAGE: usize = 512;
 /// Largest envelope that carries a certificate (a challenge with its election
-/// votes, a commit with its approvals).
+/// votes, a commit with its confirmations).
 pub const MAX_CERT_MESSAGE: usize = 32 * 1024;
 
 /// Why bytes from the network were refused by the codec.
