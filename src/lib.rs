@@ -15,4 +15,5 @@ pub mod node;
 pub mod pow;
 pub mod protocol;
 pub mod report;
+pub mod sim;
 pub mod wire;

@@ -15,7 +15,7 @@ use super::election::check_certificate;
 use super::{reference, Config, Reject};
 use crate::identity::NodeId;
 use crate::pow;
-use crate::wire::{self, Body, Commit, Envelope, Key33, Payload};
+use crate::wire::{self, Body, Commit, Envelope, Key33, Payload, SigCache};
 
 /// A verified commit: what the ledger table shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,11 +60,12 @@ fn check_sig(
     signer: NodeId,
     keys: &BTreeMap<NodeId, VerifyingKey>,
     what: &str,
+    sigs: &SigCache,
 ) -> Result<(), Reject> {
     let key = keys
         .get(&signer)
         .ok_or_else(|| Reject::Certificate(format!("{what}: no key for {signer}")))?;
-    if env.verify(cluster, key) {
+    if sigs.verify(cluster, env, key) {
         Ok(())
     } else {
         Err(Reject::Certificate(format!(
@@ -83,6 +84,7 @@ pub(crate) fn check_approvals(
     solution: &[u8; 16],
     approvals: &[wire::Bytes],
     keys: &BTreeMap<NodeId, VerifyingKey>,
+    sigs: &SigCache,
 ) -> Result<BTreeSet<NodeId>, Reject> {
     let mut signers = BTreeSet::new();
     for (i, raw) in approvals.iter().enumerate() {
@@ -99,7 +101,7 @@ pub(crate) fn check_approvals(
                 "proof {i} approves something else"
             )));
         }
-        check_sig(cluster, &env, body.sender, keys, "approval")?;
+        check_sig(cluster, &env, body.sender, keys, "approval", sigs)?;
         signers.insert(body.sender);
     }
     Ok(signers)
@@ -118,6 +120,17 @@ pub fn verify_commit(
     tx: u64,
     prev: &[u8; 16],
     c: &Commit,
+) -> Result<Committed, Reject> {
+    verify_commit_with(cfg, tx, prev, c, &SigCache::with_capacity(64))
+}
+
+/// [`verify_commit`] that skips signatures already in `sigs`.
+pub(crate) fn verify_commit_with(
+    cfg: &Config,
+    tx: u64,
+    prev: &[u8; 16],
+    c: &Commit,
+    sigs: &SigCache,
 ) -> Result<Committed, Reject> {
     let mut keys = BTreeMap::new();
     for Key33(k) in &c.keys {
@@ -148,7 +161,7 @@ pub fn verify_commit(
             hi,
         });
     }
-    check_sig(cluster, &cenv, cbody.sender, &keys, "challenge")?;
+    check_sig(cluster, &cenv, cbody.sender, &keys, "challenge", sigs)?;
     check_certificate(
         cluster,
         cfg.quorum,
@@ -158,6 +171,7 @@ pub fn verify_commit(
         cbody.sender,
         &ch.votes,
         &keys,
+        sigs,
     )
     .map_err(Reject::Election)?;
 
@@ -170,7 +184,7 @@ pub fn verify_commit(
             "the solution answers another challenge".into(),
         ));
     }
-    check_sig(cluster, &senv, sbody.sender, &keys, "solution")?;
+    check_sig(cluster, &senv, sbody.sender, &keys, "solution", sigs)?;
     if !pow::verify(&ch.salt, &sbody.sender.0, sol.seed, ch.difficulty) {
         return Err(Reject::BadProofOfWork);
     }
@@ -195,7 +209,7 @@ pub fn verify_commit(
                 "the confirmations come from different voting rounds".into(),
             ));
         }
-        check_sig(cluster, &aenv, abody.sender, &keys, "confirmation")?;
+        check_sig(cluster, &aenv, abody.sender, &keys, "confirmation", sigs)?;
         confirmers.insert(abody.sender);
     }
     if confirmers.len() < cfg.quorum {

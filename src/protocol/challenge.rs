@@ -47,6 +47,9 @@ impl Node {
         );
         self.tx.issued.insert(round);
         self.tx.my_challenge = Some(env.clone());
+        // A leader that restarts must not issue a second, different
+        // challenge for this round: that would look like equivocation.
+        out.push(Action::SaveVotes(self.vote_state()));
         info!("challenge: tx {tx} round {round}, issuing difficulty {difficulty} as leader");
         self.publish(out, Family::Challenge, env.clone(), true);
         // Take our own challenge at once rather than waiting for the echo.
@@ -87,6 +90,7 @@ impl Node {
             body.sender,
             &c.votes,
             &keys,
+            &self.sigs,
         )
         .map_err(Reject::Election)?;
         // One challenge per leader and round: a second, different one is

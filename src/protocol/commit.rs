@@ -4,7 +4,7 @@
 
 use tracing::{error, info};
 
-use super::certificate::{verify_commit, Committed};
+use super::certificate::{verify_commit_with, Committed};
 use super::tx::TxState;
 use super::{reference, Action, Node, Phase, Publish, Reject};
 use crate::pow;
@@ -28,7 +28,8 @@ impl Node {
                 .ok()
                 .map(|e| reference(&e.body));
             if ours.is_some() && theirs != ours {
-                if let Ok(t) = verify_commit(&self.cfg, body.tx, &self.prev_of(body.tx), &c) {
+                let prev = self.prev_of(body.tx);
+                if let Ok(t) = verify_commit_with(&self.cfg, body.tx, &prev, &c, &self.sigs) {
                     if ours != Some(t.reference) {
                         error!(
                             "voting: AGREEMENT VIOLATED: {} holds a different commit for tx {}",
@@ -53,7 +54,7 @@ impl Node {
             }
             return Ok(());
         }
-        let done = verify_commit(&self.cfg, want, &self.prev, &c)?;
+        let done = verify_commit_with(&self.cfg, want, &self.prev, &c, &self.sigs)?;
         info!(
             "voting: tx {want} learned from the certificate of {}",
             self.name_of(body.sender)
@@ -75,7 +76,13 @@ impl Node {
 
     /// Durably records a commit, tells the others, and starts the next
     /// transaction.
-    pub(crate) fn apply_commit(&mut self, done: Committed, commit: Commit, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn apply_commit(
+        &mut self,
+        done: Committed,
+        commit: Commit,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) {
         if self.tx.mining.take().is_some() {
             out.push(Action::StopMining);
         }
@@ -102,6 +109,7 @@ impl Node {
         self.history.push(done.reference);
         out.push(Action::Committed(done));
         self.tx = TxState::default();
+        self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
         out.push(Action::SaveVotes(self.vote_state()));
         if self.behind > self.height {
             self.request_sync(now, out);

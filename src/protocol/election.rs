@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::quorum;
 use super::{Action, Node, Phase, Reject};
 use crate::identity::NodeId;
-use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Vote};
+use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, SigCache, Vote};
 
 /// Votes for rounds further ahead than this are refused.
 pub const MAX_ROUNDS_AHEAD: u32 = 64;
@@ -45,6 +45,7 @@ pub fn check_certificate(
     leader: NodeId,
     votes: &[Bytes],
     keys: &BTreeMap<NodeId, VerifyingKey>,
+    sigs: &SigCache,
 ) -> Result<(usize, usize), String> {
     let mut seen: BTreeMap<NodeId, NodeId> = BTreeMap::new();
     for (i, raw) in votes.iter().enumerate() {
@@ -62,7 +63,7 @@ pub fn check_certificate(
         let key = keys
             .get(&body.sender)
             .ok_or_else(|| format!("vote {i}: unknown voter {}", body.sender))?;
-        if !env.verify(cluster, key) {
+        if !sigs.verify(cluster, &env, key) {
             return Err(format!("vote {i}: bad signature of {}", body.sender));
         }
         if seen.insert(body.sender, v.candidate).is_some() {

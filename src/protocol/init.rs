@@ -117,13 +117,22 @@ impl Node {
         now: u64,
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
+        if body.sender == self.me && !p.online && p.incarnation == self.incarnation {
+            // Our own will, published by a broker that lost us for a while
+            // (or that is out of date): we are here, say so.
+            out.push(Action::Publish(self.presence_message(true)));
+            return Ok(());
+        }
         let Some(m) = self.members.by_id.get_mut(&body.sender) else {
             return Err(Reject::UnknownSigner(body.sender));
         };
-        // Newer incarnations win; within one incarnation "gone" is final.
+        // Newer incarnations win; within one incarnation the latest word
+        // does. A node cut off for longer than its keep-alive is declared
+        // gone by its will and comes back online with the same incarnation;
+        // the broker keeps one topic's messages in order.
         let newer = p.incarnation > m.incarnation
-            || (p.incarnation == m.incarnation && m.online && !p.online);
-        if !newer || (p.online == m.online && p.incarnation == m.incarnation) {
+            || (p.incarnation == m.incarnation && p.online != m.online);
+        if !newer {
             return Ok(());
         }
         let changed = m.online != p.online;

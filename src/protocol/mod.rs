@@ -34,10 +34,10 @@ use tracing::{debug, warn};
 use crate::identity::{Identity, NodeId};
 use crate::pow::Job;
 use crate::wire::topics::Route;
-use crate::wire::{self, Body, Envelope, Family, Kind, Payload, Topics, WireError};
+use crate::wire::{self, Body, Envelope, Family, Kind, Payload, SigCache, Topics, WireError};
 
-pub use persist::VoteState;
 pub use certificate::{verify_commit, Committed};
+pub use persist::VoteState;
 
 /// Settings every node of a cluster must share, plus this node's own.
 #[derive(Clone, Debug)]
@@ -188,10 +188,12 @@ pub struct Node {
     /// we last asked for the next one.
     pub(crate) behind: u64,
     pub(crate) last_sync: Option<u64>,
-    /// When each requester was last answered (rate limit).
-    pub(crate) served: BTreeMap<NodeId, u64>,
+    /// What each requester was last answered and when (rate limit).
+    pub(crate) served: BTreeMap<NodeId, (u64, u64)>,
     /// Refusals so far (for status and tests).
     pub rejected: u64,
+    /// Signatures already checked.
+    pub(crate) sigs: SigCache,
 }
 
 impl Node {
@@ -234,6 +236,7 @@ impl Node {
             last_sync: None,
             served: BTreeMap::new(),
             rejected: 0,
+            sigs: SigCache::default(),
             cfg,
         };
         node.members
@@ -241,6 +244,9 @@ impl Node {
         if let Some(v) = votes {
             node.restore_votes(v);
         }
+        // In init, the deadline is the end of the wait for all members.
+        node.tx.deadline = Some(now + node.cfg.init_timeout_ms);
+        node.tx.resend_at = Some(now + node.cfg.election_timeout_ms);
         node
     }
 
@@ -270,14 +276,15 @@ impl Node {
 
     /// When the driver must call [`Input::Tick`] next, if ever.
     pub fn next_timeout(&self) -> Option<u64> {
-        let (phase, resend) = match self.phase {
-            Phase::Init => (Some(self.started_at + self.cfg.init_timeout_ms), None),
-            _ => (self.tx.deadline, self.tx.resend_at),
-        };
-        [phase, resend, self.sync_retry_at(), self.tx.window]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.tx.deadline,
+            self.tx.resend_at,
+            self.sync_retry_at(),
+            self.tx.window,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Feeds one input; returns what to do.
@@ -310,7 +317,17 @@ impl Node {
             self.approve_best(now, out);
         }
         match self.phase {
-            Phase::Init => self.maybe_start(now, out),
+            Phase::Init => {
+                // Past the wait, only a member coming online can start us:
+                // no more timer, or the driver would spin.
+                if self.tx.deadline.is_some_and(|d| now >= d) {
+                    self.tx.deadline = None;
+                }
+                self.maybe_start(now, out);
+                if self.tx.resend_at.is_some_and(|t| now >= t) {
+                    self.resend_timeout(now, out);
+                }
+            }
             _ => {
                 if self.tx.deadline.is_some_and(|d| now >= d) {
                     self.round_timeout(now, out);
@@ -405,7 +422,9 @@ impl Node {
         };
         let env = Envelope::decode(payload, limit)?;
         let body = Body::decode(&env.body)?;
-        if body.sender != route.sender {
+        // Solutions are signed by their miner and checked against the
+        // challenge, so any member may pass one on (see `TxState::republish`).
+        if body.sender != route.sender && route.family != Family::Solution {
             return Err(Reject::TopicMismatch {
                 topic: route.sender,
                 body: body.sender,
@@ -436,7 +455,7 @@ impl Node {
             debug!(sender = %body.sender, "{}: held until the sender's key arrives", body.kind().phase());
             return Ok(());
         };
-        if !env.verify(&self.cfg.cluster, key) {
+        if !self.sigs.verify(&self.cfg.cluster, &env, key) {
             return Err(Reject::BadSignature);
         }
         if self.liars.contains(&body.sender) && body.kind() != Kind::Presence {

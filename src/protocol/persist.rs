@@ -13,7 +13,8 @@ use tracing::warn;
 use super::Node;
 use crate::wire::{self, Body, Bytes, Envelope, Payload};
 
-/// Our latest election vote, approval and confirmation for one transaction.
+/// Our latest election vote, approval and confirmation, and the challenge we
+/// issued, for one transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Default)]
 #[cbor(array)]
 pub struct VoteState {
@@ -25,6 +26,9 @@ pub struct VoteState {
     pub approval: Option<Bytes>,
     #[n(3)]
     pub confirm: Option<Bytes>,
+    /// The challenge we issued as leader, if any.
+    #[n(4)]
+    pub challenge: Option<Bytes>,
 }
 
 impl VoteState {
@@ -51,6 +55,7 @@ impl Node {
                 .my_confirm
                 .as_ref()
                 .map(|(_, (_, e))| Bytes(e.clone())),
+            challenge: self.tx.my_challenge.as_ref().map(|e| Bytes(e.clone())),
         }
         .encode()
     }
@@ -79,6 +84,15 @@ impl Node {
                     }
                 }
                 None => warn!("election: the saved vote is unreadable; ignoring it"),
+            }
+        }
+        if let Some(b) = &v.challenge {
+            match own(b) {
+                Some((_, body)) if matches!(body.payload, Payload::Challenge(_)) => {
+                    self.tx.issued.insert(body.round);
+                    self.tx.my_challenge = Some(b.0.clone());
+                }
+                _ => warn!("challenge: the saved challenge is unreadable; ignoring it"),
             }
         }
         for b in v.approval.iter().chain(&v.confirm) {

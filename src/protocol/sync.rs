@@ -13,7 +13,7 @@ use crate::wire::{self, Body, Commit, Payload, Sync};
 
 /// How often a behind node asks again when no answer came.
 const RETRY_MS: u64 = 1_000;
-/// At most one answer per requester this often.
+/// At most one answer to the same request of one requester this often.
 const SERVE_EVERY_MS: u64 = 20;
 
 impl Node {
@@ -62,14 +62,16 @@ impl Node {
             self.behind = s.seen;
             self.request_sync(now, out);
         }
+        // The same request again within a moment is a duplicate; the next
+        // transaction is answered at once, so catching up is not paced.
         if self
             .served
             .get(&body.sender)
-            .is_some_and(|t| now < t + SERVE_EVERY_MS)
+            .is_some_and(|&(tx, t)| tx == body.tx && now < t + SERVE_EVERY_MS)
         {
             return Ok(());
         }
-        self.served.insert(body.sender, now);
+        self.served.insert(body.sender, (body.tx, now));
         out.push(Action::ServeHistory { tx: body.tx });
         Ok(())
     }

@@ -10,7 +10,7 @@ use rand_core::{RngCore, SeedableRng};
 use super::*;
 use crate::identity::Identity;
 use crate::pow::{self, Job};
-use crate::wire::{Approval, Body, Challenge, Payload, PubKey, Solution, Vote};
+use crate::wire::{Approval, Body, Challenge, Payload, PubKey, SigCache, Solution, Vote};
 
 pub(crate) fn config(n: usize) -> Config {
     Config {
@@ -454,24 +454,67 @@ mod election_phase {
             ))
         };
         let ok = [vote(0, 2), vote(1, 2), vote(3, 1)];
-        assert!(
-            election::check_certificate("test", 3, 1, 0, &prev, sim.ids[2].id, &ok, &keys).is_ok()
-        );
-        assert!(
-            election::check_certificate("test", 3, 1, 0, &prev, sim.ids[1].id, &ok, &keys).is_err()
-        );
+        assert!(election::check_certificate(
+            "test",
+            3,
+            1,
+            0,
+            &prev,
+            sim.ids[2].id,
+            &ok,
+            &keys,
+            &SigCache::default()
+        )
+        .is_ok());
+        assert!(election::check_certificate(
+            "test",
+            3,
+            1,
+            0,
+            &prev,
+            sim.ids[1].id,
+            &ok,
+            &keys,
+            &SigCache::default()
+        )
+        .is_err());
         let dup = [vote(0, 2), vote(0, 2), vote(1, 2)];
-        assert!(
-            election::check_certificate("test", 3, 1, 0, &prev, sim.ids[2].id, &dup, &keys)
-                .is_err()
-        );
-        assert!(
-            election::check_certificate("test", 3, 1, 1, &prev, sim.ids[2].id, &ok, &keys).is_err()
-        );
-        assert!(
-            election::check_certificate("other", 3, 1, 0, &prev, sim.ids[2].id, &ok, &keys)
-                .is_err()
-        );
+        assert!(election::check_certificate(
+            "test",
+            3,
+            1,
+            0,
+            &prev,
+            sim.ids[2].id,
+            &dup,
+            &keys,
+            &SigCache::default()
+        )
+        .is_err());
+        assert!(election::check_certificate(
+            "test",
+            3,
+            1,
+            1,
+            &prev,
+            sim.ids[2].id,
+            &ok,
+            &keys,
+            &SigCache::default()
+        )
+        .is_err());
+        assert!(election::check_certificate(
+            "other",
+            3,
+            1,
+            0,
+            &prev,
+            sim.ids[2].id,
+            &ok,
+            &keys,
+            &SigCache::default()
+        )
+        .is_err());
     }
 }
 
@@ -663,7 +706,10 @@ mod solution_phase {
         sim.deliver(0, &t, &msg);
         sim.now += 1_000;
         sim.input(0, Input::Tick);
-        assert_eq!(sim.nodes[0].tx.my_approval.as_ref().map(|(_, (r, _))| *r), want);
+        assert_eq!(
+            sim.nodes[0].tx.my_approval.as_ref().map(|(_, (r, _))| *r),
+            want
+        );
     }
 }
 
@@ -679,12 +725,7 @@ mod voting_phase {
         }
         let t = sim.topic(3, Family::Voting);
         for s in [[1u8; 16], [2u8; 16]] {
-            let a = sim.signed(
-                3,
-                1,
-                0,
-                Payload::Approval(Approval::approve(s, 0)),
-            );
+            let a = sim.signed(3, 1, 0, Payload::Approval(Approval::approve(s, 0)));
             sim.deliver(0, &t, &a);
         }
         assert!(sim.nodes[0].liars.contains(&sim.ids[3].id));

@@ -75,6 +75,20 @@ impl TxState {
         if let Some(env) = &self.my_solution {
             push(Family::Solution, env, false);
         }
+        // The solution we approve or hold locked may be one others never
+        // received (its miner may be gone): pass it on.
+        let backed: BTreeSet<[u8; 16]> = [&self.my_approval, &self.my_confirm]
+            .into_iter()
+            .flatten()
+            .map(|(_, (s, _))| *s)
+            .collect();
+        for s in backed {
+            if let Some(info) = self.solutions.get(&s) {
+                if self.my_solution.as_ref() != Some(&info.envelope) {
+                    push(Family::Solution, &info.envelope, false);
+                }
+            }
+        }
         if let Some((_, (_, env))) = &self.my_approval {
             push(Family::Voting, env, false);
         }

@@ -17,7 +17,7 @@
 
 use tracing::{debug, error, info};
 
-use super::certificate::{check_approvals, verify_commit};
+use super::certificate::{check_approvals, verify_commit_with};
 use super::election::MAX_ROUNDS_AHEAD;
 use super::{Action, Node, Phase, Reject};
 use crate::pow;
@@ -56,6 +56,7 @@ impl Node {
                 &a.solution,
                 &a.proof,
                 &keys,
+                &self.sigs,
             )?;
             let counted = signers.iter().filter(|s| !self.liars.contains(s)).count();
             if counted < self.cfg.quorum {
@@ -260,6 +261,12 @@ impl Node {
 
     /// A solution arrived: it may complete a confirmation or a commit.
     pub(crate) fn solution_arrived(&mut self, solution: [u8; 16], now: u64, out: &mut Vec<Action>) {
+        // A round we entered holding nothing to approve can be voted now.
+        let v = self.tx.vround;
+        let behind = self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r < v);
+        if behind && self.tx.window.is_none() {
+            self.vote_in_round(v, now, out);
+        }
         self.maybe_confirm(now, out);
         let rounds: Vec<u32> = self
             .tx
@@ -312,7 +319,7 @@ impl Node {
             keys,
         };
         let tx = self.height + 1;
-        match verify_commit(&self.cfg, tx, &self.prev, &commit) {
+        match verify_commit_with(&self.cfg, tx, &self.prev, &commit, &self.sigs) {
             Ok(done) => self.apply_commit(done, commit, now, out),
             Err(e) => {
                 error!("voting: tx {tx} the certificate this node built does not verify: {e}")
@@ -331,18 +338,38 @@ impl Node {
     /// round, move to the next one.
     pub(crate) fn resend_timeout(&mut self, now: u64, out: &mut Vec<Action>) {
         self.tx.resends += 1;
+        debug!(
+            vround = self.tx.vround,
+            approved = ?self.tx.my_approval.as_ref().map(|(r, _)| *r),
+            "voting: sending our messages of tx {} again",
+            self.height + 1
+        );
         self.tx.resend_at = Some(now + self.resend_interval());
+        // Keys and presence too: a node that missed them cannot check us.
+        out.push(Action::Publish(self.pubkey_message()));
+        out.push(Action::Publish(self.presence_message(true)));
         for p in self.tx.republish(&self.topics, self.me) {
             out.push(Action::Publish(p));
         }
         let v = self.tx.vround;
         if self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r == v) {
+            // Go to the latest round anyone has voted in, if that is later:
+            // nodes whose timers tick in step would otherwise stay one
+            // round apart for ever, never approving in the same round.
+            let latest = self
+                .tx
+                .ballots
+                .iter()
+                .filter(|(_, slot)| slot.keys().any(|k| !self.liars.contains(k)))
+                .map(|((r, _), _)| *r)
+                .max()
+                .unwrap_or(0);
+            let next = latest.max(v + 1);
             info!(
-                "voting: tx {} round {v} ended without a commit; starting round {}",
+                "voting: tx {} round {v} ended without a commit; starting round {next}",
                 self.height + 1,
-                v + 1
             );
-            self.enter_vround(v + 1, now, out);
+            self.enter_vround(next, now, out);
         }
     }
 }

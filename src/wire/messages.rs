@@ -448,15 +448,15 @@ mod tests {
                 any::<u32>(),
                 proptest::collection::vec(bytes(), 0..3)
             )
-                .prop_map(|(solution, approve, confirm, vround, proof)| Payload::Approval(
-                    Approval {
+                .prop_map(|(solution, approve, confirm, vround, proof)| {
+                    Payload::Approval(Approval {
                         solution,
                         approve,
                         confirm,
                         vround,
-                        proof
-                    }
-                )),
+                        proof,
+                    })
+                }),
             any::<u64>().prop_map(|seen| Payload::Sync(Sync { seen })),
             (
                 bytes(),

@@ -10,7 +10,7 @@ pub mod envelope;
 pub mod messages;
 pub mod topics;
 
-pub use envelope::{sign, Envelope};
+pub use envelope::{sign, Envelope, SigCache};
 pub use messages::{
     Approval, Body, Bytes, Challenge, Commit, Key33, Kind, Payload, Presence, PubKey, Solution,
     Sync, Vote,

@@ -1,0 +1,274 @@
+//! Deterministic simulation of a whole cluster of protocol cores.
+//!
+//! A run takes one seed and derives everything from it: the cluster size
+//! (3 to 15), the node keys, delivery delays and order, drops and duplicates,
+//! mining times, and a [`Plan`] of faults (crashes in the middle of an action
+//! list with restarts from the durable ledger and vote state, partitions
+//! that heal, broker restarts that lose sessions, messages in flight and
+//! sometimes the retained messages, lossy and slow links, nodes that die for
+//! good). After every step the [`check`] module checks agreement, validity
+//! and durability; once the faults are over, a new commit must reach every
+//! live node within [`progress_bound`].
+//!
+//! A failing run is shrunk by leaving out faults while it still fails, and
+//! replayed with a trace: `cargo run --release --example sim -- --seed S
+//! --faults 0,3 --trace` reproduces it exactly.
+
+pub mod check;
+pub mod plan;
+pub mod world;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+pub use check::Violation;
+pub use plan::{Fault, FaultKind, Plan};
+use world::World;
+
+use crate::protocol::{quorum, Config};
+
+/// How to run one seed.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Cluster size; drawn from the seed (3 to 15) when None.
+    pub nodes: Option<usize>,
+    /// Quorum; a majority of the size when None. (Smaller quorums are
+    /// unsafe, which the checker must notice.)
+    pub quorum: Option<usize>,
+    /// Draw a fault plan (otherwise the run is fault-free).
+    pub faults: bool,
+    /// Keep only these faults of the plan (replaying a shrunk failure).
+    pub keep: Option<Vec<usize>>,
+    /// Commits every live node must reach after the faults stop.
+    pub commits_after_heal: u64,
+    /// Record a trace of every event.
+    pub trace: bool,
+    /// Print the trace to stderr as it happens.
+    pub live: bool,
+    /// Give up (as a progress failure) after this many steps.
+    pub max_steps: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            nodes: None,
+            quorum: None,
+            faults: true,
+            keep: None,
+            commits_after_heal: 2,
+            trace: false,
+            live: false,
+            max_steps: 2_000_000,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub seed: u64,
+    pub nodes: usize,
+    pub quorum: usize,
+    pub plan: Plan,
+    /// Indexes (in the drawn plan) of the faults this run had.
+    pub kept: Vec<usize>,
+    pub steps: u64,
+    /// Distinct transactions committed.
+    pub commits: u64,
+    /// Virtual time at the end and when the faults stopped (ms).
+    pub end_ms: u64,
+    pub heal_ms: u64,
+    /// From the end of the faults to a new commit on every live node (ms).
+    pub recovery_ms: Option<u64>,
+    pub violation: Option<Violation>,
+    pub trace: Vec<String>,
+}
+
+/// The settings of a simulated cluster of `n` nodes.
+pub fn config(n: usize, quorum: usize) -> Config {
+    Config {
+        cluster: "sim".into(),
+        nodes: n,
+        quorum,
+        difficulty: (4, 6),
+        election_timeout_ms: 1_000,
+        solution_window_ms: 100,
+        init_timeout_ms: 2_000,
+        name: String::new(),
+        threads: 1,
+    }
+}
+
+/// How long after the faults stop a new commit must have reached every live
+/// node. See "Progress" in `docs/PROTOCOL.md` for where the terms come from.
+pub fn progress_bound(cfg: &Config) -> u64 {
+    let e = cfg.election_timeout_ms;
+    // A reconnect, stale wills, the longest resend back-off, then a few
+    // election and voting rounds with the slowest miner.
+    world::WILL_AFTER_MS + 8 * e + cfg.init_timeout_ms + 12 * e
+}
+
+fn seed_stream(seed: u64, which: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(which);
+    r
+}
+
+/// Runs one seed.
+pub fn run(seed: u64, opt: &Options) -> Outcome {
+    let mut r = seed_stream(seed, 0);
+    let n = opt.nodes.unwrap_or(3 + (r.next_u32() % 13) as usize);
+    let q = opt.quorum.unwrap_or_else(|| quorum::majority(n));
+    let drawn = if opt.faults {
+        Plan::draw(&mut seed_stream(seed, 5), n, q)
+    } else {
+        Plan::default()
+    };
+    let kept: Vec<usize> = match &opt.keep {
+        Some(k) => k.clone(),
+        None => (0..drawn.faults.len()).collect(),
+    };
+    let plan = drawn.only(&kept);
+    let cfg = config(n, q);
+    let bound = progress_bound(&cfg);
+    let heal = plan.heal();
+    let mut w = World::new(cfg, seed, plan, opt.trace, opt.live);
+    let mut base: Option<u64> = None;
+    let mut recovery = None;
+    while w.violation.is_none() {
+        if w.now >= heal {
+            let heights: Vec<u64> = (0..n)
+                .filter(|&h| !w.is_dead_for_good(h))
+                .map(|h| w.hosts[h].records.len() as u64)
+                .collect();
+            let b = *base.get_or_insert_with(|| {
+                (0..n)
+                    .map(|h| w.hosts[h].records.len() as u64)
+                    .max()
+                    .unwrap_or(0)
+            });
+            let low = heights.iter().copied().min().unwrap_or(0);
+            if low > b && recovery.is_none() {
+                recovery = Some(w.now - heal);
+            }
+            if low >= b + opt.commits_after_heal {
+                break;
+            }
+            let late = if recovery.is_none() {
+                w.now > heal + bound
+            } else {
+                w.now > heal + bound * opt.commits_after_heal
+            };
+            if late {
+                w.violation = Some(Violation::Progress {
+                    heal,
+                    bound,
+                    heights,
+                });
+                break;
+            }
+        }
+        if w.steps >= opt.max_steps || !w.step() {
+            let heights = (0..n).map(|h| w.hosts[h].records.len() as u64).collect();
+            w.violation = Some(Violation::Progress {
+                heal,
+                bound,
+                heights,
+            });
+        }
+    }
+    Outcome {
+        seed,
+        nodes: n,
+        quorum: q,
+        plan: drawn,
+        kept,
+        steps: w.steps,
+        commits: w.checker.commits(),
+        end_ms: w.now,
+        heal_ms: heal,
+        recovery_ms: recovery,
+        violation: w.violation.take(),
+        trace: w.trace.take().unwrap_or_default(),
+    }
+}
+
+/// Leaves out faults of a failing run one by one while it still fails,
+/// then replays the smallest failing plan with a trace.
+pub fn shrink(failed: &Outcome, opt: &Options) -> Outcome {
+    let mut keep = failed.kept.clone();
+    let mut i = 0;
+    while i < keep.len() {
+        let mut fewer = keep.clone();
+        fewer.remove(i);
+        let o = run(
+            failed.seed,
+            &Options {
+                keep: Some(fewer.clone()),
+                trace: false,
+                ..opt.clone()
+            },
+        );
+        if o.violation.is_some() {
+            keep = fewer;
+        } else {
+            i += 1;
+        }
+    }
+    run(
+        failed.seed,
+        &Options {
+            keep: Some(keep),
+            trace: true,
+            ..opt.clone()
+        },
+    )
+}
+
+impl Outcome {
+    /// A report of a failure: seed, faults, the violation, the replay
+    /// command and the end of the trace.
+    pub fn report(&self, trace_lines: usize) -> String {
+        let mut s = format!(
+            "seed {} ({} nodes, quorum {}): {}\n",
+            self.seed,
+            self.nodes,
+            self.quorum,
+            self.violation
+                .as_ref()
+                .map_or_else(|| "no violation".to_string(), |v| v.to_string())
+        );
+        s.push_str(&format!(
+            "faults ({} of {} drawn):\n",
+            self.kept.len(),
+            self.plan.faults.len()
+        ));
+        for &i in &self.kept {
+            s.push_str(&format!("  [{i}] {}\n", self.plan.faults[i]));
+        }
+        let keep: Vec<String> = self.kept.iter().map(|i| i.to_string()).collect();
+        s.push_str(&format!(
+            "replay: cargo run --release --example sim -- --seed {} --faults '{}' --trace{}\n",
+            self.seed,
+            keep.join(","),
+            if self.quorum != quorum::majority(self.nodes) {
+                format!(" --nodes {} --quorum {}", self.nodes, self.quorum)
+            } else {
+                String::new()
+            }
+        ));
+        let skip = self.trace.len().saturating_sub(trace_lines);
+        if skip > 0 {
+            s.push_str(&format!(
+                "trace (last {trace_lines} of {} events):\n",
+                self.trace.len()
+            ));
+        }
+        for line in &self.trace[skip..] {
+            s.push_str(line);
+            s.push('\n');
+        }
+        s
+    }
+}

@@ -1,0 +1,712 @@
+//! The simulated world: nodes of the pure protocol core, their disks, a
+//! broker, a virtual clock and the faults of a [`Plan`].
+//!
+//! Everything happens as events on one timeline ordered by (time, sequence);
+//! all randomness comes from RNG streams derived from the run's seed, so a
+//! run is a pure function of (seed, plan). The model is harsher than a real
+//! broker: deliveries are reordered even between two messages of one sender,
+//! messages published while a node has no session are lost (a real client
+//! would queue some of them), and wills may land after the node is back.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::check::{Checker, Violation};
+use super::plan::{FaultKind, Plan};
+use crate::chain;
+use crate::identity::Identity;
+use crate::pow::{self, Job};
+use crate::protocol::reference;
+use crate::protocol::{Action, Config, Input, Node, Publish, VoteState};
+use crate::wire::{Body, Envelope, Payload, SigCache};
+
+/// The broker publishes a will this long (at most) after it loses a client:
+/// 1.5 times the daemon's 5 s keep-alive.
+pub(crate) const WILL_AFTER_MS: u64 = 7_500;
+
+/// One machine: a node (while its process runs) and its disk.
+pub struct Host {
+    pub identity: Identity,
+    pub node: Option<Node>,
+    /// The durable ledger: commit records, transaction 1 first.
+    pub records: Vec<Vec<u8>>,
+    /// The durable vote state.
+    pub votes: Option<Vec<u8>>,
+    /// The current broker session, if connected.
+    session: Option<u64>,
+    will: Option<Publish>,
+    /// Partitions in force that cut this host off.
+    cut_off: u32,
+    reconnecting: bool,
+    mining: Option<u64>,
+    /// Crash after this many actions of the next step: (cut, restart after).
+    crash_after: Option<(usize, Option<u64>)>,
+    dead_for_good: bool,
+    /// Mean time to mine a job (boards differ).
+    mine_ms: u64,
+    restarts: u64,
+}
+
+enum Ev {
+    Deliver {
+        to: usize,
+        session: u64,
+        topic: Rc<str>,
+        payload: Rc<[u8]>,
+    },
+    Mined {
+        host: usize,
+        job: u64,
+        seed: u64,
+    },
+    Fault(usize),
+    Restart(usize),
+    Reconnect(usize),
+    PartitionEnd(Vec<usize>),
+    BrokerUp {
+        lose_retained: bool,
+    },
+    Will {
+        host: usize,
+        epoch: u64,
+        will: Publish,
+    },
+}
+
+/// A window of time with lossy or slow delivery.
+struct Window {
+    until: u64,
+    node: Option<usize>,
+    drop_pct: u64,
+    dup_pct: u64,
+    extra: u64,
+}
+
+pub struct World {
+    pub cfg: Config,
+    pub hosts: Vec<Host>,
+    pub now: u64,
+    pub steps: u64,
+    plan: Plan,
+    events: BTreeMap<(u64, u64), Ev>,
+    seq: u64,
+    net: ChaCha8Rng,
+    mine: ChaCha8Rng,
+    boot: ChaCha8Rng,
+    retained: BTreeMap<Rc<str>, Rc<[u8]>>,
+    broker_down: u32,
+    broker_epoch: u64,
+    sessions: u64,
+    windows: Vec<Window>,
+    pub checker: Checker,
+    pub violation: Option<Violation>,
+    pub trace: Option<Vec<String>>,
+    /// Print trace lines as they happen (to interleave with node logs).
+    live: bool,
+    /// One signature cache for all nodes.
+    sigs: SigCache,
+    /// The last timer fired (host, time) and how often in a row.
+    spin: ((usize, u64), u32),
+}
+
+fn stream(seed: u64, which: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(which);
+    r
+}
+
+fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    rng.next_u64() % n.max(1)
+}
+
+impl World {
+    pub fn new(cfg: Config, seed: u64, plan: Plan, trace: bool, live: bool) -> World {
+        let mut keys = stream(seed, 1);
+        let mut boot = stream(seed, 2);
+        let hosts: Vec<Host> = (0..cfg.nodes)
+            .map(|_| Host {
+                identity: Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
+                    keys.next_u64(),
+                )),
+                node: None,
+                records: Vec::new(),
+                votes: None,
+                session: None,
+                will: None,
+                cut_off: 0,
+                reconnecting: false,
+                mining: None,
+                crash_after: None,
+                dead_for_good: false,
+                mine_ms: 100 + below(&mut boot, 1_400),
+                restarts: 0,
+            })
+            .collect();
+        let ids = hosts.iter().map(|h| h.identity.id).collect();
+        let sigs = SigCache::with_capacity(16_384);
+        let mut w = World {
+            checker: Checker::new(cfg.clone(), ids, sigs.clone()),
+            cfg,
+            hosts,
+            now: 0,
+            steps: 0,
+            events: BTreeMap::new(),
+            seq: 0,
+            net: stream(seed, 3),
+            mine: stream(seed, 4),
+            boot,
+            retained: BTreeMap::new(),
+            broker_down: 0,
+            broker_epoch: 0,
+            sessions: 0,
+            windows: Vec::new(),
+            violation: None,
+            trace: (trace || live).then(Vec::new),
+            live,
+            spin: ((usize::MAX, 0), 0),
+            sigs,
+            plan,
+        };
+        for i in 0..w.plan.faults.len() {
+            let at = w.plan.faults[i].at;
+            w.schedule(at, Ev::Fault(i));
+        }
+        for h in 0..w.hosts.len() {
+            let at = below(&mut w.boot, 500);
+            w.schedule(at, Ev::Restart(h));
+        }
+        w
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.events.insert((at, self.seq), ev);
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            let line = format!("t={:>6} {}", self.now, line());
+            if self.live {
+                eprintln!("{line}");
+            }
+            t.push(line);
+        }
+    }
+
+    /// Heights of the nodes that run now (None for a stopped process).
+    pub fn heights(&self) -> Vec<Option<u64>> {
+        self.hosts
+            .iter()
+            .map(|h| h.node.as_ref().map(Node::height))
+            .collect()
+    }
+
+    pub fn is_dead_for_good(&self, h: usize) -> bool {
+        self.hosts[h].dead_for_good
+    }
+
+    /// Runs one event or timer. Returns false when nothing can happen any more.
+    pub fn step(&mut self) -> bool {
+        self.steps += 1;
+        let tick = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.node.as_ref().and_then(Node::next_timeout).map(|t| (t, i)))
+            .min();
+        let next_ev = self.events.first_key_value().map(|(k, _)| k.0);
+        match (tick, next_ev) {
+            (Some((t, h)), ev) if ev.is_none_or(|e| t <= e) => {
+                self.now = self.now.max(t);
+                if self.spin.0 == (h, t) {
+                    self.spin.1 += 1;
+                    if self.spin.1 > 1_000 {
+                        self.fail(Violation::Spin { node: h, at: t });
+                    }
+                } else {
+                    self.spin = ((h, t), 0);
+                }
+                self.note(|| format!("n{h} timer"));
+                self.input(h, Input::Tick);
+                true
+            }
+            (_, Some(_)) => {
+                let Some(((at, _), ev)) = self.events.pop_first() else {
+                    return false;
+                };
+                self.now = self.now.max(at);
+                self.event(ev);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver {
+                to,
+                session,
+                topic,
+                payload,
+            } => {
+                if self.hosts[to].session != Some(session) {
+                    return;
+                }
+                if self.trace.is_some() {
+                    let d = self.describe(&payload);
+                    self.note(|| format!("n{to} <- {d}"));
+                }
+                self.input(
+                    to,
+                    Input::Message {
+                        topic: &topic,
+                        payload: &payload,
+                    },
+                );
+            }
+            Ev::Mined { host, job, seed } => {
+                if self.hosts[host].node.is_some() && self.hosts[host].mining == Some(job) {
+                    self.hosts[host].mining = None;
+                    self.note(|| format!("n{host} mined seed {seed} (job {job})"));
+                    self.input(host, Input::Mined { job, seed });
+                }
+            }
+            Ev::Fault(i) => self.fault(i),
+            Ev::Restart(h) => self.restart(h),
+            Ev::Reconnect(h) => {
+                self.hosts[h].reconnecting = false;
+                self.connect(h);
+            }
+            Ev::PartitionEnd(nodes) => {
+                for h in nodes {
+                    self.hosts[h].cut_off -= 1;
+                    self.note(|| format!("n{h} link restored"));
+                    self.want_session(h);
+                }
+            }
+            Ev::BrokerUp { lose_retained } => {
+                self.broker_down -= 1;
+                if lose_retained {
+                    self.retained.clear();
+                }
+                self.note(|| "broker up".into());
+                for h in 0..self.hosts.len() {
+                    self.want_session(h);
+                }
+            }
+            Ev::Will { host, epoch, will } => {
+                if self.broker_down == 0 && self.broker_epoch == epoch {
+                    self.note(|| format!("broker publishes the will of n{host}"));
+                    self.publish(host, will);
+                }
+            }
+        }
+    }
+
+    fn fault(&mut self, i: usize) {
+        let f = self.plan.faults[i].clone();
+        self.note(|| format!("FAULT {f}"));
+        match f.kind {
+            FaultKind::Crash { node, cut, down } => {
+                if self.hosts[node].node.is_none() {
+                    if down.is_none() {
+                        self.hosts[node].dead_for_good = true;
+                    }
+                    return;
+                }
+                // Half the crashes cut the next step short, half strike now.
+                if cut > 0 && cut % 2 == 1 {
+                    self.hosts[node].crash_after = Some((cut / 2, down));
+                } else {
+                    self.crash(node, down);
+                }
+            }
+            FaultKind::Partition { nodes, dur } => {
+                for &h in &nodes {
+                    self.hosts[h].cut_off += 1;
+                    self.drop_session(h, true);
+                }
+                self.schedule(self.now + dur, Ev::PartitionEnd(nodes));
+            }
+            FaultKind::BrokerRestart {
+                down,
+                lose_retained,
+            } => {
+                self.broker_down += 1;
+                self.broker_epoch += 1;
+                for h in 0..self.hosts.len() {
+                    self.drop_session(h, false);
+                }
+                self.schedule(self.now + down, Ev::BrokerUp { lose_retained });
+            }
+            FaultKind::Lossy {
+                dur,
+                drop_pct,
+                dup_pct,
+            } => self.windows.push(Window {
+                until: self.now + dur,
+                node: None,
+                drop_pct: drop_pct.into(),
+                dup_pct: dup_pct.into(),
+                extra: 0,
+            }),
+            FaultKind::Slow { node, dur, extra } => self.windows.push(Window {
+                until: self.now + dur,
+                node: Some(node),
+                drop_pct: 0,
+                dup_pct: 0,
+                extra,
+            }),
+        }
+    }
+
+    fn crash(&mut self, h: usize, down: Option<u64>) {
+        self.note(|| format!("n{h} CRASHES"));
+        self.drop_session(h, true);
+        let host = &mut self.hosts[h];
+        host.node = None;
+        host.mining = None;
+        host.crash_after = None;
+        match down {
+            Some(d) => self.schedule(self.now + d, Ev::Restart(h)),
+            None => host.dead_for_good = true,
+        }
+    }
+
+    /// Starts the node's process from its disk, as the daemon does.
+    fn restart(&mut self, h: usize) {
+        let host = &self.hosts[h];
+        if host.node.is_some() || host.dead_for_good {
+            return;
+        }
+        let ledger = match chain::verify_records(&self.cfg, &host.records) {
+            Ok(l) => l,
+            Err(e) => {
+                self.fail(Violation::Durability {
+                    node: h,
+                    reason: format!("the ledger does not load: {e}"),
+                });
+                return;
+            }
+        };
+        let votes = host
+            .votes
+            .as_ref()
+            .map(|b| VoteState::decode(b).expect("the sim writes whole vote states"));
+        let mut cfg = self.cfg.clone();
+        cfg.name = format!("n{h}");
+        let mut rng_seed = [0u8; 32];
+        self.boot.fill_bytes(&mut rng_seed);
+        let incarnation = self.now + 1;
+        let mut node = Node::new(
+            cfg,
+            &host.identity,
+            rng_seed,
+            incarnation,
+            &ledger,
+            votes,
+            self.now,
+        );
+        // Every node checks every signature; once is enough for the run.
+        node.sigs = self.sigs.clone();
+        if node.height() != host.records.len() as u64 {
+            self.fail(Violation::Durability {
+                node: h,
+                reason: "the node's height differs from its ledger".into(),
+            });
+        }
+        self.note(|| format!("n{h} starts at height {}", ledger.len()));
+        let host = &mut self.hosts[h];
+        host.restarts += 1;
+        host.node = Some(node);
+        self.want_session(h);
+    }
+
+    /// Connects `h` soon if it runs, has a link and the broker is up.
+    fn want_session(&mut self, h: usize) {
+        let host = &self.hosts[h];
+        if host.node.is_some()
+            && host.session.is_none()
+            && host.cut_off == 0
+            && self.broker_down == 0
+            && !host.reconnecting
+        {
+            self.hosts[h].reconnecting = true;
+            let at = self.now + 1 + below(&mut self.net, 300);
+            self.schedule(at, Ev::Reconnect(h));
+        }
+    }
+
+    fn connect(&mut self, h: usize) {
+        let host = &self.hosts[h];
+        if host.node.is_none() || host.session.is_some() || host.cut_off > 0 || self.broker_down > 0
+        {
+            return;
+        }
+        self.sessions += 1;
+        let session = self.sessions;
+        let will = host.node.as_ref().map(Node::last_will);
+        let host = &mut self.hosts[h];
+        host.session = Some(session);
+        host.will = will;
+        self.note(|| format!("n{h} connects (session {session})"));
+        self.input(h, Input::Connected);
+        let retained: Vec<_> = self
+            .retained
+            .iter()
+            .map(|(t, p)| (t.clone(), p.clone()))
+            .collect();
+        for (topic, payload) in retained {
+            let at = self.now + 1 + below(&mut self.net, 20);
+            self.schedule(
+                at,
+                Ev::Deliver {
+                    to: h,
+                    session,
+                    topic,
+                    payload,
+                },
+            );
+        }
+    }
+
+    fn drop_session(&mut self, h: usize, will: bool) {
+        let Some(_) = self.hosts[h].session.take() else {
+            return;
+        };
+        self.note(|| format!("n{h} loses the broker"));
+        if will {
+            if let Some(w) = self.hosts[h].will.clone() {
+                let at = self.now + below(&mut self.net, WILL_AFTER_MS);
+                let epoch = self.broker_epoch;
+                self.schedule(
+                    at,
+                    Ev::Will {
+                        host: h,
+                        epoch,
+                        will: w,
+                    },
+                );
+            }
+        }
+    }
+
+    fn input(&mut self, h: usize, input: Input<'_>) {
+        let Some(node) = self.hosts[h].node.as_mut() else {
+            return;
+        };
+        let actions = {
+            let _span = tracing::info_span!("n", "{h}").entered();
+            node.handle(input, self.now)
+        };
+        // Every simulated node is honest: none may be called a liar.
+        if let Some(liar) = node.liars.iter().next().copied() {
+            let accused = self
+                .hosts
+                .iter()
+                .position(|x| x.identity.id == liar)
+                .unwrap_or(usize::MAX);
+            self.fail(Violation::FalseAccusation {
+                accuser: h,
+                accused,
+            });
+        }
+        self.apply(h, actions);
+    }
+
+    fn fail(&mut self, v: Violation) {
+        self.note(|| format!("VIOLATION {v}"));
+        if self.violation.is_none() {
+            self.violation = Some(v);
+        }
+    }
+
+    fn apply(&mut self, h: usize, actions: Vec<Action>) {
+        let cut = self.hosts[h].crash_after.take();
+        for (k, action) in actions.into_iter().enumerate() {
+            if let Some((c, down)) = cut {
+                if k == c {
+                    return self.crash(h, down);
+                }
+            }
+            match action {
+                Action::AppendLedger(record) => {
+                    let tx = self.hosts[h].records.len() as u64 + 1;
+                    if let Err(v) = self.checker.appended(h, tx, &record) {
+                        self.fail(v);
+                    }
+                    self.hosts[h].records.push(record);
+                }
+                Action::SaveVotes(v) => self.hosts[h].votes = Some(v),
+                Action::Publish(p) => {
+                    if self.hosts[h].session.is_some() {
+                        self.publish(h, p);
+                    }
+                }
+                Action::Mine(job) => self.start_mining(h, job),
+                Action::StopMining => self.hosts[h].mining = None,
+                Action::Committed(c) => {
+                    self.note(|| format!("n{h} COMMITS tx {} (seed {})", c.tx, c.seed));
+                    if c.tx != self.hosts[h].records.len() as u64 {
+                        self.fail(Violation::Durability {
+                            node: h,
+                            reason: format!("tx {} reported before it was written", c.tx),
+                        });
+                    }
+                    if let Err(v) = self.checker.committed(h, &c) {
+                        self.fail(v);
+                    }
+                }
+                Action::ServeHistory { tx } => {
+                    let host = &self.hosts[h];
+                    let record = host.records.get((tx as usize).wrapping_sub(1));
+                    let msg = record
+                        .zip(host.node.as_ref())
+                        .and_then(|(r, n)| n.history_message(tx, r));
+                    if let (Some(p), Some(_)) = (msg, host.session) {
+                        self.publish(h, p);
+                    }
+                }
+            }
+        }
+        if let Some((_, down)) = cut {
+            self.crash(h, down);
+        }
+    }
+
+    fn start_mining(&mut self, h: usize, job: Job) {
+        let start = self.mine.next_u64() >> 8;
+        let seed = (start..)
+            .find(|&s| pow::verify(&job.salt, &job.solver, s, job.difficulty))
+            .unwrap_or(start);
+        // Exponentially distributed mining time around the host's mean.
+        let u = (self.mine.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let took = (-(1.0 - u).ln() * self.hosts[h].mine_ms as f64) as u64;
+        self.hosts[h].mining = Some(job.id);
+        self.schedule(
+            self.now + 1 + took,
+            Ev::Mined {
+                host: h,
+                job: job.id,
+                seed,
+            },
+        );
+    }
+
+    /// The broker takes a message from `from` and fans it out.
+    fn publish(&mut self, from: usize, p: Publish) {
+        if self.broker_down > 0 {
+            return;
+        }
+        if self.trace.is_some() {
+            let d = self.describe(&p.payload);
+            self.note(|| {
+                format!(
+                    "n{from} -> {d}{}",
+                    if p.retain { " (retained)" } else { "" }
+                )
+            });
+        }
+        let topic: Rc<str> = p.topic.into();
+        let payload: Rc<[u8]> = p.payload.into();
+        if p.retain {
+            if payload.is_empty() {
+                self.retained.remove(&topic);
+            } else {
+                self.retained.insert(topic.clone(), payload.clone());
+            }
+        }
+        let now = self.now;
+        self.windows.retain(|w| w.until > now);
+        for to in 0..self.hosts.len() {
+            let Some(session) = self.hosts[to].session else {
+                continue;
+            };
+            let (mut drop_pct, mut dup_pct, mut extra) = (0, 0, 0);
+            for w in self
+                .windows
+                .iter()
+                .filter(|w| w.node.is_none_or(|n| n == to))
+            {
+                drop_pct = drop_pct.max(w.drop_pct);
+                dup_pct = dup_pct.max(w.dup_pct);
+                extra = extra.max(w.extra);
+            }
+            if below(&mut self.net, 100) < drop_pct {
+                continue;
+            }
+            let copies = if below(&mut self.net, 100) < dup_pct {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let mut delay = 1 + below(&mut self.net, 15) + below(&mut self.net, extra + 1);
+                if below(&mut self.net, 100) < 3 {
+                    delay += 20 + below(&mut self.net, 300);
+                }
+                self.schedule(
+                    now + delay,
+                    Ev::Deliver {
+                        to,
+                        session,
+                        topic: topic.clone(),
+                        payload: payload.clone(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl World {
+    /// A short description of a message for traces.
+    fn describe(&self, payload: &[u8]) -> String {
+        match Envelope::decode(payload, usize::MAX).and_then(|e| Body::decode(&e.body)) {
+            Ok(b) => {
+                let who = self
+                    .hosts
+                    .iter()
+                    .position(|h| h.identity.id == b.sender)
+                    .map_or_else(|| b.sender.to_string(), |i| format!("n{i}"));
+                let what = match &b.payload {
+                    Payload::Presence(p) if p.online => "presence (online)".to_string(),
+                    Payload::Presence(_) => "presence (gone)".to_string(),
+                    Payload::Approval(a) => format!(
+                        "{} of {} in voting round {}",
+                        if !a.approve {
+                            "rejection"
+                        } else if a.confirm {
+                            "confirmation"
+                        } else {
+                            "approval"
+                        },
+                        hex4(&a.solution),
+                        a.vround
+                    ),
+                    Payload::Solution(_) => {
+                        format!("solution {}", hex4(&reference(&payload_body(payload))))
+                    }
+                    _ => b.kind().to_string(),
+                };
+                format!("{what} from {who} (tx {} round {})", b.tx, b.round)
+            }
+            Err(_) if payload.is_empty() => "a cleared retained message".into(),
+            Err(e) => format!("an undecodable message: {e}"),
+        }
+    }
+}
+
+fn payload_body(payload: &[u8]) -> Vec<u8> {
+    Envelope::decode(payload, usize::MAX)
+        .map(|e| e.body)
+        .unwrap_or_default()
+}
+
+fn hex4(r: &[u8; 16]) -> String {
+    r[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
