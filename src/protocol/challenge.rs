@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::election::check_certificate;
 use super::{reference, Action, Node, Phase, Reject};
 use crate::identity::NodeId;
-use crate::wire::{Body, Challenge, Envelope, Family, Payload};
+use crate::wire::{Body, Challenge, Envelope, Family, Key33, Payload};
 
 /// A valid challenge of the current transaction.
 #[derive(Clone, Debug)]
@@ -34,6 +34,15 @@ impl Node {
         let mut salt = [0u8; 12];
         self.rng.fill_bytes(&mut salt);
         let votes = self.certificate(round);
+        let keys = self
+            .tx
+            .votes
+            .get(&round)
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .filter(|v| !self.liars.contains(v))
+            .filter_map(|v| self.members.get(*v).map(|m| Key33(m.public)))
+            .collect();
         let tx = self.height + 1;
         let env = self.sign(
             tx,
@@ -43,6 +52,7 @@ impl Node {
                 salt,
                 prev: self.prev,
                 votes,
+                keys,
             }),
         );
         self.tx.issued.insert(round);
@@ -80,7 +90,16 @@ impl Node {
                 hi,
             });
         }
-        let keys = self.key_map();
+        // Voters' keys we lack come with the challenge (checked against ids).
+        let mut keys = self.key_map();
+        for Key33(k) in &c.keys {
+            let id = NodeId::from_public_key(k);
+            if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(id) {
+                if let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(k) {
+                    slot.insert(vk);
+                }
+            }
+        }
         let (count, total) = check_certificate(
             &self.cfg.cluster,
             self.cfg.quorum,

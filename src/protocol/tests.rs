@@ -540,6 +540,7 @@ mod challenge_phase {
                 salt: [7; 12],
                 prev,
                 votes: vec![],
+                keys: vec![],
             }),
         );
         let t = sim.topic(1, Family::Challenge);
@@ -574,6 +575,7 @@ mod challenge_phase {
                 salt: [7; 12],
                 prev,
                 votes,
+                keys: vec![],
             }),
         );
         let t = sim.topic(1, Family::Challenge);

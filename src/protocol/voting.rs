@@ -352,24 +352,38 @@ impl Node {
             out.push(Action::Publish(p));
         }
         let v = self.tx.vround;
-        if self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r == v) {
-            // Go to the latest round anyone has voted in, if that is later:
-            // nodes whose timers tick in step would otherwise stay one
-            // round apart for ever, never approving in the same round.
-            let latest = self
-                .tx
-                .ballots
-                .iter()
-                .filter(|(_, slot)| slot.keys().any(|k| !self.liars.contains(k)))
-                .map(|((r, _), _)| *r)
-                .max()
-                .unwrap_or(0);
-            let next = latest.max(v + 1);
-            info!(
-                "voting: tx {} round {v} ended without a commit; starting round {next}",
-                self.height + 1,
-            );
-            self.enter_vround(next, now, out);
+        if self.tx.my_approval.as_ref().is_none_or(|(r, _)| *r != v) {
+            return;
         }
+        // The latest round anyone has voted in, and how many voted in ours.
+        let honest = |slot: &std::collections::BTreeMap<crate::identity::NodeId, _>| {
+            slot.keys().filter(|k| !self.liars.contains(k)).count()
+        };
+        let latest = self
+            .tx
+            .ballots
+            .iter()
+            .filter(|(_, slot)| honest(slot) > 0)
+            .map(|((r, _), _)| *r)
+            .max()
+            .unwrap_or(0);
+        let here = self.tx.ballots.get(&(v, false)).map_or(0, honest);
+        // A round is over when a quorum voted in it without a commit (a
+        // split or a slow quorum): move on. A round where fewer voted waits
+        // for the rest (they get our messages again), unless others are
+        // already further: then join them. Moving on a timer alone would
+        // let nodes drift apart and never share a round.
+        let next = if here >= self.cfg.quorum {
+            latest.max(v + 1)
+        } else if latest > v {
+            latest
+        } else {
+            return;
+        };
+        info!(
+            "voting: tx {} round {v} ended without a commit ({here} voted); starting round {next}",
+            self.height + 1,
+        );
+        self.enter_vround(next, now, out);
     }
 }

@@ -141,7 +141,7 @@ impl World {
                 mining: None,
                 crash_after: None,
                 dead_for_good: false,
-                mine_ms: 100 + below(&mut boot, 1_400),
+                mine_ms: 300 + below(&mut boot, 2_700),
                 restarts: 0,
             })
             .collect();

@@ -142,7 +142,8 @@ pub struct Vote {
 
 /// challenge: the leader of (tx, round) asks for a seed with at least
 /// `difficulty` leading zero bits; `votes` are the election votes (envelopes)
-/// that made it leader.
+/// that made it leader and `keys` the voters' public keys, so that a node
+/// that never saw a voter's key (it may be gone) can still check them.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
 pub struct Challenge {
@@ -154,6 +155,8 @@ pub struct Challenge {
     pub prev: [u8; 16],
     #[n(3)]
     pub votes: Vec<Bytes>,
+    #[n(4)]
+    pub keys: Vec<Key33>,
 }
 
 /// solution: the sender's seed for the challenge whose reference is `challenge`.
@@ -436,7 +439,8 @@ mod tests {
                         difficulty,
                         salt,
                         prev,
-                        votes
+                        votes,
+                        keys: vec![Key33([2; 33])],
                     }
                 )),
             (any::<[u8; 16]>(), any::<u64>())
