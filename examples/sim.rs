@@ -97,7 +97,19 @@ fn main() {
                 if seed >= end || stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let o = sim::run(seed, &opt);
+                // A panic in a node is a failure like any other: name its seed.
+                let o = match std::panic::catch_unwind(|| sim::run(seed, &opt)) {
+                    Ok(o) => o,
+                    Err(_) => {
+                        stop.store(true, Ordering::Relaxed);
+                        eprintln!("FAILED: seed {seed} panicked (replay: --seed {seed} --live)");
+                        totals
+                            .lock()
+                            .expect("no worker panics while holding the lock")
+                            .violations += 1;
+                        return;
+                    }
+                };
                 let mut t = totals
                     .lock()
                     .expect("no worker panics while holding the lock");
@@ -110,7 +122,14 @@ fn main() {
                     return;
                 }
                 if t.runs % 1000 == 0 {
-                    eprintln!("{} seeds, {:.0} s", t.runs, started.elapsed().as_secs_f64());
+                    eprintln!(
+                        "{} seeds, {} steps, {} commits, {} faults, {:.0} s",
+                        t.runs,
+                        t.steps,
+                        t.commits,
+                        t.faults,
+                        started.elapsed().as_secs_f64()
+                    );
                 }
             });
         }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use minicbor::{Decode, Encode};
 
 use crate::ledger::{self, LedgerFile};
-use crate::protocol::{self, verify_commit, Committed, Reject, VoteState};
-use crate::wire::{self, Commit};
+use crate::protocol::{self, verify_commit_with, Committed, Reject, VoteState};
+use crate::wire::{self, Commit, SigCache};
 
 pub const VOTES_FILE: &str = "votes.cbor";
 
@@ -100,6 +100,16 @@ pub fn verify_records(
     cfg: &protocol::Config,
     records: &[Vec<u8>],
 ) -> Result<Vec<Committed>, ChainError> {
+    verify_records_with(cfg, records, &SigCache::with_capacity(64))
+}
+
+/// [`verify_records`] with a cache of signatures already checked (the
+/// simulation shares one among all its nodes and their restarts).
+pub(crate) fn verify_records_with(
+    cfg: &protocol::Config,
+    records: &[Vec<u8>],
+    sigs: &SigCache,
+) -> Result<Vec<Committed>, ChainError> {
     let mut prev = protocol::genesis(&cfg.cluster);
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
@@ -108,7 +118,7 @@ pub fn verify_records(
             tx,
             reason: Reject::Wire(e),
         })?;
-        let done = verify_commit(cfg, tx, &prev, &commit)
+        let done = verify_commit_with(cfg, tx, &prev, &commit, sigs)
             .map_err(|reason| ChainError::BadEntry { tx, reason })?;
         prev = done.reference;
         out.push(done);

@@ -74,6 +74,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<u8> {
+    if cfg!(feature = "sim-hash-signatures") {
+        anyhow::bail!(
+            "this binary was built with the `sim-hash-signatures` feature, whose \
+             signatures anyone can forge; rebuild it without that feature"
+        );
+    }
     match cli.command {
         Command::Run(args) => {
             let cfg = NodeConfig::from_args(&args)?;

@@ -134,7 +134,7 @@ pub(crate) fn verify_commit_with(
 ) -> Result<Committed, Reject> {
     let mut keys = BTreeMap::new();
     for Key33(k) in &c.keys {
-        let vk = VerifyingKey::from_sec1_bytes(k).map_err(|_| Reject::BadKey)?;
+        let vk = sigs.key(k).ok_or(Reject::BadKey)?;
         keys.insert(NodeId::from_public_key(k), vk);
     }
     let cluster = cfg.cluster.as_str();

@@ -95,7 +95,7 @@ impl Node {
         for Key33(k) in &c.keys {
             let id = NodeId::from_public_key(k);
             if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(id) {
-                if let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(k) {
+                if let Some(vk) = self.sigs.key(k) {
                     slot.insert(vk);
                 }
             }

@@ -19,10 +19,14 @@ impl Node {
         now: u64,
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
+        if body.tx == 0 {
+            return Err(Reject::Certificate("a commit for transaction 0".into()));
+        }
         let want = self.height + 1;
         if body.tx < want {
             // Already committed here: a duplicate answer, or a late copy.
-            // Compare cheaply; verify fully only when it differs.
+            // Compare cheaply; verify fully only when it differs. (Its
+            // envelope's signature is not checked: the certificate is.)
             let ours = self.history.get((body.tx - 1) as usize).copied();
             let theirs = Envelope::decode(&c.solution.0, wire::MAX_PHASE_MESSAGE)
                 .ok()
@@ -32,9 +36,9 @@ impl Node {
                 if let Ok(t) = verify_commit_with(&self.cfg, body.tx, &prev, &c, &self.sigs) {
                     if ours != Some(t.reference) {
                         error!(
-                            "voting: AGREEMENT VIOLATED: {} holds a different commit for tx {}",
-                            self.name_of(body.sender),
-                            body.tx
+                            "voting: AGREEMENT VIOLATED: a valid certificate for tx {} (sent as from {}) differs from ours",
+                            body.tx,
+                            self.name_of(body.sender)
                         );
                     }
                 }

@@ -164,9 +164,9 @@ impl Node {
         let voters = round_votes.len();
         if body.round > self.tx.round && self.phase != Phase::Init && self.tx.challenges.is_empty()
         {
-            // Enough others have moved on (at least one of them honest while
-            // liars stay below N - q + 1): follow them.
-            if voters > self.cfg.nodes.saturating_sub(self.cfg.quorum) {
+            // Enough others have moved on (at least one of them honest):
+            // follow them.
+            if voters >= self.cfg.follow_threshold() {
                 info!(
                     "election: tx {} moving from round {} to round {} with {voters} others",
                     body.tx, self.tx.round, body.round

@@ -22,6 +22,8 @@ pub struct Member {
     pub key: VerifyingKey,
     pub public: [u8; 33],
     pub name: String,
+    /// The signed key message, to pass on to nodes that missed it.
+    pub announcement: Vec<u8>,
     pub online: bool,
     pub incarnation: u64,
     pub threads: u16,
@@ -65,9 +67,15 @@ impl Members {
         }
     }
 
-    /// Adds a key (already checked against the id). Returns false when the
-    /// key was known already.
-    pub fn insert_key(&mut self, id: NodeId, public: [u8; 33], name: String) -> bool {
+    /// Adds a key (already checked against the id) and the signed message
+    /// that announced it. Returns false when the key was known already.
+    pub fn insert_key(
+        &mut self,
+        id: NodeId,
+        public: [u8; 33],
+        name: String,
+        announcement: Vec<u8>,
+    ) -> bool {
         if let Some(m) = self.by_id.get_mut(&id) {
             m.name = name;
             return false;
@@ -81,6 +89,7 @@ impl Members {
                 key,
                 public,
                 name,
+                announcement,
                 online: false,
                 incarnation: 0,
                 threads: 0,
@@ -92,17 +101,20 @@ impl Members {
 
 impl Node {
     pub(crate) fn presence_message(&self, online: bool) -> Publish {
-        let payload = self.sign(
-            0,
-            0,
-            Payload::Presence(Presence {
-                online,
-                incarnation: self.incarnation,
-                name: self.cfg.name.clone(),
-                threads: self.cfg.threads,
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            }),
-        );
+        let payload = match &self.announcements {
+            Some((_, presence)) if online => presence.clone(),
+            _ => self.sign(
+                0,
+                0,
+                Payload::Presence(Presence {
+                    online,
+                    incarnation: self.incarnation,
+                    name: self.cfg.name.clone(),
+                    threads: self.cfg.threads,
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                }),
+            ),
+        };
         Publish {
             topic: self.topics.own(Family::Init, self.me),
             payload,

@@ -36,6 +36,7 @@ use crate::pow::Job;
 use crate::wire::topics::Route;
 use crate::wire::{self, Body, Envelope, Family, Kind, Payload, SigCache, Topics, WireError};
 
+pub(crate) use certificate::verify_commit_with;
 pub use certificate::{verify_commit, Committed};
 pub use persist::VoteState;
 
@@ -61,6 +62,18 @@ pub struct Config {
     pub name: String,
     /// Mining threads, announced in presence.
     pub threads: u16,
+}
+
+impl Config {
+    /// How many nodes must be in a later election or voting round before a
+    /// node follows them there: one more than the liars tolerated
+    /// (`f = 2q - N - 1`), so that at least one of them is honest. Any more
+    /// and q live nodes could stay split over two rounds for ever (with
+    /// N = 13 and q = 7, one node late by a round never sees the 7 others
+    /// it would need).
+    pub fn follow_threshold(&self) -> usize {
+        (2 * self.quorum).saturating_sub(self.nodes).max(1)
+    }
 }
 
 /// A message to put on the broker.
@@ -194,6 +207,12 @@ pub struct Node {
     pub rejected: u64,
     /// Signatures already checked.
     pub(crate) sigs: SigCache,
+    /// Saved copies of the solutions we backed before a restart, with
+    /// their challenges and signers' keys, read at the next connect.
+    pub(crate) restored: Vec<Vec<u8>>,
+    /// Our key and "online" presence, signed once: they are sent again at
+    /// every resend, and a signature costs milliseconds on a Pi Zero.
+    pub(crate) announcements: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Node {
@@ -237,10 +256,14 @@ impl Node {
             served: BTreeMap::new(),
             rejected: 0,
             sigs: SigCache::default(),
+            announcements: None,
+            restored: Vec::new(),
             cfg,
         };
+        let key_message = node.pubkey_message().payload;
+        node.announcements = Some((key_message.clone(), node.presence_message(true).payload));
         node.members
-            .insert_key(node.me, node.public, node.cfg.name.clone());
+            .insert_key(node.me, node.public, node.cfg.name.clone(), key_message);
         if let Some(v) = votes {
             node.restore_votes(v);
         }
@@ -291,7 +314,7 @@ impl Node {
     pub fn handle(&mut self, input: Input<'_>, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
-            Input::Connected => self.announce(&mut out),
+            Input::Connected => self.announce(now, &mut out),
             Input::Message { topic, payload } => self.receive(topic, payload, now, &mut out),
             Input::Mined { job, seed } => self.mined(job, seed, now, &mut out),
             Input::Tick => self.tick(now, &mut out),
@@ -340,9 +363,16 @@ impl Node {
     }
 
     /// Publishes everything others may have missed while we were away.
-    fn announce(&mut self, out: &mut Vec<Action>) {
+    fn announce(&mut self, now: u64, out: &mut Vec<Action>) {
+        // What we backed before a restart, checked like any message.
+        for raw in std::mem::take(&mut self.restored) {
+            self.receive_own_copy(&raw, now, out);
+        }
         out.push(Action::Publish(self.pubkey_message()));
         out.push(Action::Publish(self.presence_message(true)));
+        for p in self.relayed_keys() {
+            out.push(Action::Publish(p));
+        }
         for p in self.tx.republish(&self.topics, self.me) {
             out.push(Action::Publish(p));
         }
@@ -422,9 +452,15 @@ impl Node {
         };
         let env = Envelope::decode(payload, limit)?;
         let body = Body::decode(&env.body)?;
-        // Solutions are signed by their miner and checked against the
-        // challenge, so any member may pass one on (see `TxState::republish`).
-        if body.sender != route.sender && route.family != Family::Solution {
+        // Keys (which hash to their id), solutions and challenges are
+        // signed by their owner, miner or leader and checked on their own,
+        // so any member may pass one on (see `TxState::republish`).
+        if body.sender != route.sender
+            && !matches!(
+                route.family,
+                Family::PubKey | Family::Solution | Family::Challenge
+            )
+        {
             return Err(Reject::TopicMismatch {
                 topic: route.sender,
                 body: body.sender,
@@ -446,6 +482,26 @@ impl Node {
         if let Payload::PubKey(pk) = &body.payload {
             return self.on_pubkey(&env, &body, pk, now, out);
         }
+        // Messages of a transaction we have committed change nothing, so
+        // they are dropped before their signature is checked (each node
+        // receives every commit N times; a certificate is kilobytes). A
+        // commit is still compared with ours, by its certificate alone.
+        let want = self.height + 1;
+        if body.tx < want {
+            match body.payload {
+                Payload::Commit(ref c) => {
+                    return self.on_commit_message(&body, c.clone(), now, out)
+                }
+                Payload::Vote(_)
+                | Payload::Challenge(_)
+                | Payload::Solution(_)
+                | Payload::Approval(_) => {
+                    debug!(sender = %self.name_of(body.sender), tx = body.tx, "{}: stale, transaction already committed", body.kind().phase());
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
         let Some(key) = self.members.key(body.sender) else {
             if self.unverified.len() >= MAX_PENDING {
                 self.unverified.pop_front();
@@ -463,23 +519,31 @@ impl Node {
             return Ok(());
         }
         // Transaction-bound messages for a later transaction wait for our
-        // ledger to catch up; older ones are stale.
-        if matches!(
+        // ledger to catch up (older ones were dropped above).
+        let bound = matches!(
             body.kind(),
             Kind::Vote | Kind::Challenge | Kind::Solution | Kind::Approval
-        ) {
-            let want = self.height + 1;
-            if body.tx > want {
-                if self.future.len() >= MAX_PENDING {
-                    self.future.pop_front();
-                }
-                self.future.push_back((topic.to_string(), payload.to_vec()));
-                return Ok(());
+        );
+        if bound && body.tx > want {
+            // Its signer has committed the transaction before, which we
+            // lack: our copy of that commit may have been lost, and nothing
+            // else would tell us.
+            if body.tx - 1 > self.behind {
+                self.behind = body.tx - 1;
+                tracing::info!(
+                    "{}: {} is at tx {} and this node's ledger ends at tx {}; catching up",
+                    body.kind().phase(),
+                    self.name_of(body.sender),
+                    body.tx,
+                    self.height
+                );
+                self.request_sync(now, out);
             }
-            if body.tx < want {
-                debug!(sender = %self.name_of(body.sender), tx = body.tx, "{}: stale, transaction already committed", body.kind().phase());
-                return Ok(());
+            if self.future.len() >= MAX_PENDING {
+                self.future.pop_front();
             }
+            self.future.push_back((topic.to_string(), payload.to_vec()));
+            return Ok(());
         }
         match body.payload.clone() {
             Payload::Presence(p) => self.on_presence(&body, p, now, out),

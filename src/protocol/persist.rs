@@ -10,8 +10,8 @@
 use minicbor::{Decode, Encode};
 use tracing::warn;
 
-use super::Node;
-use crate::wire::{self, Body, Bytes, Envelope, Payload};
+use super::{Action, Node};
+use crate::wire::{self, Body, Bytes, Envelope, Family, Payload};
 
 /// Our latest election vote, approval and confirmation, and the challenge we
 /// issued, for one transaction.
@@ -29,6 +29,12 @@ pub struct VoteState {
     /// The challenge we issued as leader, if any.
     #[n(4)]
     pub challenge: Option<Bytes>,
+    /// What lets others check the solutions we approved or locked on: the
+    /// keys of their miners and leaders, their challenges and the
+    /// solutions themselves. If every node that had them restarts, the
+    /// lock would otherwise point at a solution nobody can show.
+    #[n(5)]
+    pub backing: Option<Vec<Bytes>>,
 }
 
 impl VoteState {
@@ -56,8 +62,58 @@ impl Node {
                 .as_ref()
                 .map(|(_, (_, e))| Bytes(e.clone())),
             challenge: self.tx.my_challenge.as_ref().map(|e| Bytes(e.clone())),
+            backing: Some(self.backing()),
         }
         .encode()
+    }
+
+    /// Signed messages behind the solutions we back (see
+    /// [`VoteState::backing`]), in the order they can be checked.
+    fn backing(&self) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self
+            .relayed_keys()
+            .into_iter()
+            .map(|p| Bytes(p.payload))
+            .collect();
+        let backed: std::collections::BTreeSet<[u8; 16]> =
+            [&self.tx.my_approval, &self.tx.my_confirm]
+                .into_iter()
+                .flatten()
+                .map(|(_, (s, _))| *s)
+                .collect();
+        for s in backed {
+            if let Some(info) = self.tx.solutions.get(&s) {
+                if let Some(c) = self.tx.challenges.get(&info.challenge) {
+                    out.push(Bytes(c.envelope.clone()));
+                }
+                out.push(Bytes(info.envelope.clone()));
+            }
+        }
+        out
+    }
+
+    /// Checks a saved copy of a key, challenge or solution as if it had
+    /// just arrived from its signer.
+    pub(crate) fn receive_own_copy(&mut self, raw: &[u8], now: u64, out: &mut Vec<Action>) {
+        let family = Envelope::decode(raw, wire::MAX_CERT_MESSAGE)
+            .ok()
+            .and_then(|e| Body::decode(&e.body).ok())
+            .and_then(|b| {
+                let f = match b.payload {
+                    Payload::PubKey(_) => Family::PubKey,
+                    Payload::Challenge(_) => Family::Challenge,
+                    Payload::Solution(_) => Family::Solution,
+                    _ => return None,
+                };
+                Some((f, b.sender))
+            });
+        match family {
+            Some((f, sender)) => {
+                let topic = self.topics.own(f, sender);
+                self.receive(&topic, raw, now, out);
+            }
+            None => warn!("voting: a saved copy of a backed message is unreadable; ignoring it"),
+        }
     }
 
     /// Takes back our own promises for the transaction under way.
@@ -86,6 +142,7 @@ impl Node {
                 None => warn!("election: the saved vote is unreadable; ignoring it"),
             }
         }
+        self.restored = v.backing.iter().flatten().map(|b| b.0.clone()).collect();
         if let Some(b) = &v.challenge {
             match own(b) {
                 Some((_, body)) if matches!(body.payload, Payload::Challenge(_)) => {

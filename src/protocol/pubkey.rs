@@ -4,7 +4,10 @@
 //! SHA-256 of its compressed key, so a key announced under someone else's id
 //! is visibly false and is refused; the message is signed with the key it
 //! carries (proof of possession). Messages that arrived before their
-//! signer's key are replayed once it is known.
+//! signer's key are replayed once it is known. Because a key message proves
+//! itself, any member may pass one on: voters relay the keys of the miner
+//! and leader whose solution they back, which may be gone along with their
+//! retained key.
 
 use std::collections::VecDeque;
 
@@ -12,18 +15,21 @@ use tracing::info;
 
 use super::{Action, Node, Publish, Reject, MAX_MEMBERS};
 use crate::identity::NodeId;
-use crate::wire::{Body, Envelope, Family, Payload, PubKey};
+use crate::wire::{self, Body, Envelope, Family, Payload, PubKey};
 
 impl Node {
     pub(crate) fn pubkey_message(&self) -> Publish {
-        let payload = self.sign(
-            0,
-            0,
-            Payload::PubKey(PubKey {
-                key: self.public,
-                name: self.cfg.name.clone(),
-            }),
-        );
+        let payload = match &self.announcements {
+            Some((key, _)) => key.clone(),
+            None => self.sign(
+                0,
+                0,
+                Payload::PubKey(PubKey {
+                    key: self.public,
+                    name: self.cfg.name.clone(),
+                }),
+            ),
+        };
         Publish {
             topic: self.topics.own(Family::PubKey, self.me),
             payload,
@@ -42,9 +48,8 @@ impl Node {
         if NodeId::from_public_key(&pk.key) != body.sender {
             return Err(Reject::KeyIdMismatch);
         }
-        let key =
-            p256::ecdsa::VerifyingKey::from_sec1_bytes(&pk.key).map_err(|_| Reject::BadKey)?;
-        if !env.verify(&self.cfg.cluster, &key) {
+        let key = self.sigs.key(&pk.key).ok_or(Reject::BadKey)?;
+        if !self.sigs.verify(&self.cfg.cluster, env, &key) {
             return Err(Reject::BadSignature);
         }
         if self.members.get(body.sender).is_none() && self.members.len() >= MAX_MEMBERS {
@@ -52,18 +57,20 @@ impl Node {
         }
         if self
             .members
-            .insert_key(body.sender, pk.key, pk.name.clone())
+            .insert_key(body.sender, pk.key, pk.name.clone(), env.encode())
         {
             if body.sender != self.me {
                 info!("pubkey: learned the key of {} ({})", pk.name, body.sender);
             }
-            // Replay what this key can now verify.
+            // Replay what this key can now verify (relayed messages sit on
+            // the relaying node's topic: look at who signed them).
             let held = std::mem::take(&mut self.unverified);
             let (mine, rest): (VecDeque<_>, VecDeque<_>) =
-                held.into_iter().partition(|(topic, _)| {
-                    self.topics
-                        .parse(topic)
-                        .is_some_and(|r| r.sender == body.sender)
+                held.into_iter().partition(|(_, payload)| {
+                    Envelope::decode(payload, wire::MAX_CERT_MESSAGE)
+                        .ok()
+                        .and_then(|e| Body::decode(&e.body).ok())
+                        .is_some_and(|b| b.sender == body.sender)
                 });
             self.unverified = rest;
             self.replay(mine, now, out);

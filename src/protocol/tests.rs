@@ -318,6 +318,31 @@ mod pubkey_phase {
         assert!(sim.nodes[0].members.key(sim.ids[1].id).is_none());
     }
 
+    /// Keys prove themselves (the id is their digest, the message is
+    /// signed by them), so one passed on by another node is learned, and
+    /// what its owner signed earlier is then used.
+    #[test]
+    fn relayed_key_is_learned_and_releases_held_messages() {
+        let mut sim = Sim::new(3, 27);
+        sim.input(2, Input::Connected);
+        let q: Vec<_> = sim.queues[0].drain(..).collect();
+        let key_topic = sim.topic(2, Family::PubKey);
+        let (_, key) = q
+            .iter()
+            .find(|(t, _)| *t == key_topic)
+            .cloned()
+            .expect("node 2 announced its key");
+        for (t, p) in q.iter().filter(|(t, _)| *t != key_topic) {
+            sim.deliver(0, t, p);
+        }
+        assert!(!sim.nodes[0].online().contains(&sim.ids[2].id));
+        let relay_topic = sim.topic(1, Family::PubKey);
+        sim.deliver(0, &relay_topic, &key);
+        assert_eq!(sim.nodes[0].rejected, 0);
+        assert!(sim.nodes[0].members.key(sim.ids[2].id).is_some());
+        assert!(sim.nodes[0].online().contains(&sim.ids[2].id));
+    }
+
     #[test]
     fn messages_before_the_key_are_held_then_used() {
         let mut sim = Sim::new(3, 10);
@@ -825,6 +850,87 @@ mod voting_phase {
             again.tx.my_approval.as_ref().map(|(_, (r, _))| *r),
             Some(approved)
         );
+    }
+
+    /// A node that restarts knowing only its own key still holds (and
+    /// sends again) the solution it approved, with its challenge: if every
+    /// node that had them restarted, the lock would otherwise name a
+    /// solution nobody can show, and the transaction would never commit.
+    #[test]
+    fn restored_vote_state_brings_back_the_backed_solution() {
+        let mut sim = Sim::new(3, 25);
+        sim.connect_all();
+        for _ in 0..100_000 {
+            if sim.nodes[0].tx.my_approval.is_some() {
+                break;
+            }
+            sim.step();
+        }
+        let saved = VoteState::decode(sim.saved[0].as_ref().expect("saved")).expect("decodes");
+        assert!(saved.backing.as_ref().is_some_and(|b| b.len() >= 2));
+        let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
+        let envelope = sim.nodes[0].tx.solutions[&approved].envelope.clone();
+        let mut cfg = config(3);
+        cfg.name = "n0".into();
+        let mut again = Node::new(cfg, &sim.ids[0], [0; 32], 2, &[], Some(saved), 0);
+        assert!(again.tx.solutions.is_empty());
+        let actions = again.handle(Input::Connected, 0);
+        assert!(again.tx.solutions.contains_key(&approved));
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Publish(p) if p.payload == envelope)));
+    }
+
+    /// A signed message of a later transaction means its signer committed
+    /// the one before: a node whose copy of that commit was lost asks for it.
+    #[test]
+    fn message_of_a_later_transaction_starts_catch_up() {
+        let mut sim = Sim::new(3, 26);
+        sim.connect_all();
+        // Keys and presence only.
+        for _ in 0..100 {
+            if sim.nodes[0].members.key(sim.ids[1].id).is_some() {
+                break;
+            }
+            sim.step();
+        }
+        let vote = sim.signed(
+            1,
+            3,
+            0,
+            Payload::Vote(Vote {
+                candidate: sim.ids[1].id,
+                prev: [7; 16],
+            }),
+        );
+        let t = sim.topic(1, Family::Election);
+        let actions = sim.nodes[0].handle(
+            Input::Message {
+                topic: &t,
+                payload: &vote,
+            },
+            sim.now,
+        );
+        assert_eq!(sim.nodes[0].behind, 2);
+        let sync = sim.nodes[0].topics().sync(sim.ids[0].id);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Publish(p) if p.topic == sync)));
+    }
+
+    #[test]
+    fn follow_threshold_is_one_more_than_the_liars_tolerated() {
+        let with = |n: usize, q: usize| Config {
+            quorum: q,
+            ..config(n)
+        };
+        // f = 2q - N - 1 liars tolerated; at least one node to follow.
+        assert_eq!(with(3, 2).follow_threshold(), 1);
+        assert_eq!(with(4, 3).follow_threshold(), 2);
+        assert_eq!(with(5, 3).follow_threshold(), 1);
+        assert_eq!(with(13, 7).follow_threshold(), 1);
+        assert_eq!(with(4, 4).follow_threshold(), 4);
+        assert_eq!(with(7, 6).follow_threshold(), 5);
     }
 }
 

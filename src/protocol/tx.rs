@@ -76,7 +76,7 @@ impl TxState {
             push(Family::Solution, env, false);
         }
         // The solution we approve or hold locked may be one others never
-        // received (its miner may be gone): pass it on.
+        // received (its miner or leader may be gone): pass it on.
         let backed: BTreeSet<[u8; 16]> = [&self.my_approval, &self.my_confirm]
             .into_iter()
             .flatten()
@@ -84,6 +84,13 @@ impl TxState {
             .collect();
         for s in backed {
             if let Some(info) = self.solutions.get(&s) {
+                // Its challenge too: a node that missed it holds the
+                // solution as an orphan and cannot vote.
+                if let Some(c) = self.challenges.get(&info.challenge) {
+                    if self.my_challenge.as_ref() != Some(&c.envelope) {
+                        push(Family::Challenge, &c.envelope, false);
+                    }
+                }
                 if self.my_solution.as_ref() != Some(&info.envelope) {
                     push(Family::Solution, &info.envelope, false);
                 }
@@ -96,6 +103,20 @@ impl TxState {
             push(Family::Voting, env, false);
         }
         v
+    }
+
+    /// Who signed the solutions we back and their challenges: the keys a
+    /// node needs to check what [`TxState::republish`] passes on.
+    pub fn relayed_signers(&self) -> BTreeSet<NodeId> {
+        [&self.my_approval, &self.my_confirm]
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, (s, _))| self.solutions.get(s))
+            .flat_map(|info| {
+                let leader = self.challenges.get(&info.challenge).map(|c| c.leader);
+                std::iter::once(info.solver).chain(leader)
+            })
+            .collect()
     }
 
     /// Our lock: the voting round and solution we last confirmed.

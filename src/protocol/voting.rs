@@ -19,7 +19,7 @@ use tracing::{debug, error, info};
 
 use super::certificate::{check_approvals, verify_commit_with};
 use super::election::MAX_ROUNDS_AHEAD;
-use super::{Action, Node, Phase, Reject};
+use super::{Action, Node, Phase, Publish, Reject};
 use crate::pow;
 use crate::wire::{self, Approval, Body, Bytes, Commit, Envelope, Family, Key33, Payload};
 
@@ -190,8 +190,8 @@ impl Node {
         self.try_commit(v, solution, now, out);
     }
 
-    /// Moves to a later voting round when more than N - q nodes are there
-    /// (so at least one honest node is, while liars stay below that).
+    /// Moves to a later voting round when enough nodes are there that at
+    /// least one is honest ([`Config::follow_threshold`]).
     fn maybe_follow(&mut self, v: u32, now: u64, out: &mut Vec<Action>) {
         let mut voters: std::collections::BTreeSet<crate::identity::NodeId> = Default::default();
         for stage in [false, true] {
@@ -199,7 +199,7 @@ impl Node {
                 voters.extend(slot.keys().filter(|k| !self.liars.contains(k)));
             }
         }
-        if voters.len() > self.cfg.nodes.saturating_sub(self.cfg.quorum) {
+        if voters.len() >= self.cfg.follow_threshold() {
             info!(
                 "voting: tx {} moving from round {} to round {v} with {} others",
                 self.height + 1,
@@ -333,6 +333,23 @@ impl Node {
         self.cfg.election_timeout_ms << self.tx.resends.min(3)
     }
 
+    /// The keys of the miners and leaders whose messages we pass on: a
+    /// node that missed a key (its owner may be gone, and its retained key
+    /// with a broker restart) could not check them.
+    pub(crate) fn relayed_keys(&self) -> Vec<Publish> {
+        self.tx
+            .relayed_signers()
+            .into_iter()
+            .filter(|id| *id != self.me)
+            .filter_map(|id| self.members.get(id))
+            .map(|m| Publish {
+                topic: self.topics.own(Family::PubKey, self.me),
+                payload: m.announcement.clone(),
+                retain: false,
+            })
+            .collect()
+    }
+
     /// No commit in time: publish our messages of this transaction again
     /// (some may have been lost), and if we voted in the current voting
     /// round, move to the next one.
@@ -348,6 +365,9 @@ impl Node {
         // Keys and presence too: a node that missed them cannot check us.
         out.push(Action::Publish(self.pubkey_message()));
         out.push(Action::Publish(self.presence_message(true)));
+        for p in self.relayed_keys() {
+            out.push(Action::Publish(p));
+        }
         for p in self.tx.republish(&self.topics, self.me) {
             out.push(Action::Publish(p));
         }

@@ -383,7 +383,7 @@ impl World {
         if host.node.is_some() || host.dead_for_good {
             return;
         }
-        let ledger = match chain::verify_records(&self.cfg, &host.records) {
+        let ledger = match chain::verify_records_with(&self.cfg, &host.records, &self.sigs) {
             Ok(l) => l,
             Err(e) => {
                 self.fail(Violation::Durability {

@@ -6,12 +6,11 @@
 //! signature is checked over the exact bytes that were signed, never over a
 //! re-serialised structure.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use minicbor::{Decode, Encode};
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::{decode_exact, encode, WireError};
@@ -41,10 +40,61 @@ fn signed_input(cluster: &str, body: &[u8]) -> Vec<u8> {
 
 /// Signs `body` for `cluster` and returns the encoded envelope.
 pub fn sign(cluster: &str, key: &SigningKey, body: Vec<u8>) -> Vec<u8> {
-    let sig: Signature = key.sign(&signed_input(cluster, &body));
-    let mut bytes = [0u8; 64];
-    bytes.copy_from_slice(&sig.to_bytes());
-    encode(&Envelope { body, sig: bytes })
+    let sig = scheme::sign(key, &signed_input(cluster, &body));
+    encode(&Envelope { body, sig })
+}
+
+/// P-256 ECDSA (RFC 6979 nonces), the only scheme a node ever uses.
+#[cfg(not(feature = "sim-hash-signatures"))]
+mod scheme {
+    use super::*;
+    use p256::ecdsa::signature::{Signer, Verifier};
+    use p256::ecdsa::Signature;
+
+    pub fn sign(key: &SigningKey, input: &[u8]) -> [u8; 64] {
+        let sig: Signature = key.sign(input);
+        let mut bytes = [0u8; 64];
+        bytes.copy_from_slice(&sig.to_bytes());
+        bytes
+    }
+
+    pub fn verify(key: &VerifyingKey, input: &[u8], sig: &[u8; 64]) -> bool {
+        match Signature::from_slice(sig) {
+            Ok(sig) => key.verify(input, &sig).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// For long simulation soaks only: a "signature" that is a digest of the
+/// public key and the signed bytes. Anyone can forge it, so the binary
+/// refuses to run when built with this feature; the simulation, whose nodes
+/// are all honest, spends a tenth of the time it spends with ECDSA.
+#[cfg(feature = "sim-hash-signatures")]
+mod scheme {
+    use super::*;
+
+    fn tag(key: &VerifyingKey, input: &[u8]) -> [u8; 64] {
+        let point = key.to_encoded_point(true);
+        let first = Sha256::new()
+            .chain_update(b"edgeminer/insecure-hash-signature\0")
+            .chain_update(point.as_bytes())
+            .chain_update(input)
+            .finalize();
+        let second = Sha256::digest(first);
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(&first);
+        bytes[32..].copy_from_slice(&second);
+        bytes
+    }
+
+    pub fn sign(key: &SigningKey, input: &[u8]) -> [u8; 64] {
+        tag(key.verifying_key(), input)
+    }
+
+    pub fn verify(key: &VerifyingKey, input: &[u8], sig: &[u8; 64]) -> bool {
+        tag(key, input) == *sig
+    }
 }
 
 impl Envelope {
@@ -62,10 +112,7 @@ impl Envelope {
 
     /// Whether the signature over the body verifies with `key` for `cluster`.
     pub fn verify(&self, cluster: &str, key: &VerifyingKey) -> bool {
-        match Signature::from_slice(&self.sig) {
-            Ok(sig) => key.verify(&signed_input(cluster, &self.body), &sig).is_ok(),
-            Err(_) => false,
-        }
+        scheme::verify(key, &signed_input(cluster, &self.body), &self.sig)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -92,6 +139,10 @@ struct Seen {
     set: BTreeSet<[u8; 16]>,
     order: VecDeque<[u8; 16]>,
     capacity: usize,
+    /// Public keys already decompressed (a square root in the field, as
+    /// costly as a tenth of a signature check), same bound and order.
+    keys: BTreeMap<[u8; 33], VerifyingKey>,
+    key_order: VecDeque<[u8; 33]>,
 }
 
 impl Default for SigCache {
@@ -107,6 +158,8 @@ impl SigCache {
                 set: BTreeSet::new(),
                 order: VecDeque::new(),
                 capacity: capacity.max(1),
+                keys: BTreeMap::new(),
+                key_order: VecDeque::new(),
             })),
         }
     }
@@ -114,6 +167,25 @@ impl SigCache {
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         // A panic while holding the lock leaves a valid set behind.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The public key in SEC1 form `k`, or `None` if it is not a point of
+    /// the curve. Keys that parse are remembered.
+    pub fn key(&self, k: &[u8; 33]) -> Option<VerifyingKey> {
+        if let Some(key) = self.seen().keys.get(k) {
+            return Some(*key);
+        }
+        let key = VerifyingKey::from_sec1_bytes(k).ok()?;
+        let mut seen = self.seen();
+        if seen.key_order.len() >= seen.capacity {
+            if let Some(old) = seen.key_order.pop_front() {
+                seen.keys.remove(&old);
+            }
+        }
+        if seen.keys.insert(*k, key).is_none() {
+            seen.key_order.push_back(*k);
+        }
+        Some(key)
     }
 
     /// [`Envelope::verify`], remembering the envelopes that passed.
