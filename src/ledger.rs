@@ -119,7 +119,9 @@ impl LedgerFile {
             .map_err(io(&path))?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io(&path))?;
-        if data.is_empty() {
+        // Empty, or a header cut short by a crash while the file was new.
+        if data.len() < HEADER.len() && HEADER.starts_with(&data) {
+            file.set_len(0).map_err(io(&path))?;
             file.write_all(HEADER).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
             sync_dir(dir);
@@ -302,6 +304,37 @@ mod tests {
         }
         let (_, got) = LedgerFile::open(dir.path()).expect("reopen");
         assert_eq!(got, want);
+    }
+
+    /// A kill -9 can stop a write at any byte: cutting the file at every
+    /// offset leaves exactly the records that were whole, never an error,
+    /// and the next append lands after them.
+    #[test]
+    fn a_cut_at_every_offset_keeps_the_whole_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(LEDGER_FILE);
+        let (mut f, _) = LedgerFile::open(dir.path()).expect("open");
+        let want: Vec<Vec<u8>> = (0..4).map(|i| vec![0xA0 + i as u8; 1 + 37 * i]).collect();
+        // File length after the header and after each record.
+        let mut ends = vec![fs::metadata(&path).expect("stat").len()];
+        for r in &want {
+            f.append(r).expect("append");
+            ends.push(fs::metadata(&path).expect("stat").len());
+        }
+        drop(f);
+        let full = fs::read(&path).expect("read");
+        for cut in 0..=full.len() as u64 {
+            fs::write(&path, &full[..cut as usize]).expect("write");
+            let whole = ends.iter().filter(|e| **e <= cut).count().saturating_sub(1);
+            let (mut lf, got) =
+                LedgerFile::open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            assert_eq!(got, want[..whole], "cut at {cut}");
+            lf.append(b"next").expect("append after the cut");
+            drop(lf);
+            let (_, again) = LedgerFile::open(dir.path()).expect("reopen");
+            assert_eq!(again.len(), whole + 1, "cut at {cut}");
+            assert_eq!(again[whole], b"next");
+        }
     }
 
     #[test]
