@@ -452,15 +452,17 @@ impl Node {
         };
         let env = Envelope::decode(payload, limit)?;
         let body = Body::decode(&env.body)?;
-        // Keys (which hash to their id), solutions and challenges are
-        // signed by their owner, miner or leader and checked on their own,
-        // so any member may pass one on (see `TxState::republish`).
-        if body.sender != route.sender
-            && !matches!(
-                route.family,
-                Family::PubKey | Family::Solution | Family::Challenge
-            )
-        {
+        // Keys (which hash to their id), solutions, challenges and
+        // approvals are signed by their owner, miner, leader or voter and
+        // checked on their own, so any member may pass one on (see
+        // `TxState::republish`).
+        let relayable = match route.family {
+            Family::PubKey | Family::Solution | Family::Challenge => true,
+            // Approvals of a quorum, passed on with our own messages.
+            Family::Voting => !route.commit && !route.sync,
+            Family::Init | Family::Election => false,
+        };
+        if body.sender != route.sender && !relayable {
             return Err(Reject::TopicMismatch {
                 topic: route.sender,
                 body: body.sender,

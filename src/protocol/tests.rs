@@ -918,6 +918,40 @@ mod voting_phase {
             .any(|a| matches!(a, Action::Publish(p) if p.topic == sync)));
     }
 
+    /// Approvals are signed by their voter, so a node may pass on those of
+    /// a quorum that others missed; a relayed approval counts for its voter.
+    #[test]
+    fn relayed_approval_counts_for_its_voter() {
+        let mut sim = Sim::new(3, 28);
+        sim.connect_all();
+        for _ in 0..100 {
+            if sim.nodes[0].members.key(sim.ids[1].id).is_some() {
+                break;
+            }
+            sim.step();
+        }
+        let approval = sim.signed(1, 1, 0, Payload::Approval(Approval::approve([9; 16], 0)));
+        let t = sim.topic(2, Family::Voting);
+        let before = sim.nodes[0].rejected;
+        sim.deliver(0, &t, &approval);
+        assert_eq!(sim.nodes[0].rejected, before);
+        let ballots = &sim.nodes[0].tx.ballots[&(0, false)];
+        assert_eq!(ballots[&sim.ids[1].id].0, [9; 16]);
+        // Votes still may not be relayed: their topic names the voter.
+        let vote = sim.signed(
+            1,
+            1,
+            0,
+            Payload::Vote(Vote {
+                candidate: sim.ids[1].id,
+                prev: genesis("test"),
+            }),
+        );
+        let t = sim.topic(2, Family::Election);
+        sim.deliver(0, &t, &vote);
+        assert_eq!(sim.nodes[0].rejected, before + 1);
+    }
+
     #[test]
     fn follow_threshold_is_one_more_than_the_liars_tolerated() {
         let with = |n: usize, q: usize| Config {

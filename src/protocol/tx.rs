@@ -96,6 +96,16 @@ impl TxState {
                 }
             }
         }
+        // The approvals of the latest quorum we know of: a node that missed
+        // one of them (a lost approval is not sent again by its voter until
+        // its next resend, which may be in another round) would keep
+        // approving something else, and with exactly q nodes alive the
+        // rounds would split for ever.
+        if let Some((_, (_, proof))) = self.polkas.iter().next_back() {
+            for b in proof {
+                push(Family::Voting, &b.0, false);
+            }
+        }
         if let Some((_, (_, env))) = &self.my_approval {
             push(Family::Voting, env, false);
         }
