@@ -51,6 +51,14 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
     [h[0], h[1], h[2], h[3]]
 }
 
+/// Whether `data` is a ledger file still being created: empty, or part of
+/// the header (`open` creates the file, then writes the header). There is
+/// nothing in it yet, and no damage: a reader sees no records, and `open`
+/// starts it again.
+fn unborn(data: &[u8]) -> bool {
+    data.len() < HEADER.len() && HEADER.starts_with(data)
+}
+
 /// Parses records; returns them, their offsets and the length of the good
 /// prefix. `Err(Corrupt)` when damage is followed by more data.
 #[allow(clippy::type_complexity)]
@@ -119,8 +127,7 @@ impl LedgerFile {
             .map_err(io(&path))?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io(&path))?;
-        // Empty, or a header cut short by a crash while the file was new.
-        if data.len() < HEADER.len() && HEADER.starts_with(&data) {
+        if unborn(&data) {
             file.set_len(0).map_err(io(&path))?;
             file.write_all(HEADER).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
@@ -225,10 +232,14 @@ impl LedgerFile {
 }
 
 /// Read-only load (for `ledger` and `verify` while a node runs): an
-/// unfinished last record is ignored, not cut.
+/// unfinished last record is ignored, not cut, and a file the node is just
+/// creating has no records.
 pub fn read_records(dir: &Path) -> Result<Vec<Vec<u8>>, LedgerError> {
     let path = dir.join(LEDGER_FILE);
     let data = fs::read(&path).map_err(io(&path))?;
+    if unborn(&data) {
+        return Ok(Vec::new());
+    }
     Ok(parse(&path, &data)?.0)
 }
 
@@ -356,6 +367,26 @@ mod tests {
             LedgerFile::open(dir.path()),
             Err(LedgerError::Corrupt { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_ledger_being_created_is_empty_not_damaged() {
+        // `open` creates the file and then writes the header: a reader in
+        // between (`edgeminer ledger` while the node starts), or a crash in
+        // between, sees an empty file or part of the header.
+        for cut in 0..HEADER.len() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            fs::write(dir.path().join(LEDGER_FILE), &HEADER[..cut]).expect("write");
+            assert_eq!(read_records(dir.path()).expect("read-only").len(), 0);
+            let (mut f, recs) = LedgerFile::open(dir.path()).expect("open starts it again");
+            assert!(recs.is_empty());
+            f.append(b"first").expect("append");
+            drop(f);
+            assert_eq!(
+                read_records(dir.path()).expect("read"),
+                vec![b"first".to_vec()]
+            );
+        }
     }
 
     #[test]

@@ -57,32 +57,69 @@ pub struct Mosquitto {
     pub port: u16,
     child: Child,
     pub dir: tempfile::TempDir,
+    /// Whether it keeps retained messages in `dir` across a restart.
+    pub persistent: bool,
 }
+
+/// The database a persistent broker writes in its directory.
+pub const MOSQUITTO_DB: &str = "mosquitto.db";
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        Self::start_on(tempfile::tempdir().expect("temp dir"), free_port())
+        Self::start_on(tempfile::tempdir().expect("temp dir"), free_port(), false)
     }
 
-    /// Stops this broker and starts a fresh one (no persistence: retained
-    /// messages are gone) on the same port.
+    /// A broker that saves its retained messages in its directory (on a
+    /// clean stop, and every second) and reloads them when restarted.
+    pub fn start_persistent() -> Mosquitto {
+        Self::start_on(tempfile::tempdir().expect("temp dir"), free_port(), true)
+    }
+
+    /// Stops this broker and starts another on the same port. Without
+    /// persistence it is killed and the new one starts empty (retained
+    /// messages are gone). A persistent broker is stopped with SIGTERM, so
+    /// that it saves its database, and the new one reloads it from the same
+    /// directory.
     pub fn restart(self) -> Mosquitto {
-        let port = self.port;
+        let (port, persistent) = (self.port, self.persistent);
         let mut old = self;
+        if persistent {
+            let _ = Command::new("kill")
+                .args(["-TERM", &old.child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = old.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = old.child.kill();
         let _ = old.child.wait();
         let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().expect("temp dir"));
         drop(old);
         std::thread::sleep(Duration::from_millis(500));
-        Self::start_on(dir, port)
+        Self::start_on(dir, port, persistent)
     }
 
-    fn start_on(dir: tempfile::TempDir, port: u16) -> Mosquitto {
+    fn start_on(dir: tempfile::TempDir, port: u16, persistent: bool) -> Mosquitto {
         let conf = dir.path().join("mosquitto.conf");
+        let persistence = if persistent {
+            format!(
+                "persistence true\npersistence_location {}/\npersistence_file {MOSQUITTO_DB}\nautosave_interval 1\n",
+                dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
+        // Started as root, Mosquitto would switch to the `mosquitto` user,
+        // which cannot write its log or database in our private directory:
+        // `user root` keeps it as whoever started it (ignored for others).
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n",
+                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n{persistence}log_dest file {}\n",
                 dir.path().join("mosquitto.log").display()
             ),
         )
@@ -94,7 +131,12 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
-        let m = Mosquitto { port, child, dir };
+        let m = Mosquitto {
+            port,
+            child,
+            dir,
+            persistent,
+        };
         assert!(
             wait_port(port, Duration::from_secs(10)),
             "mosquitto did not listen on {port}"
