@@ -23,6 +23,8 @@ pub struct ChallengeInfo {
     pub leader: NodeId,
     pub difficulty: u8,
     pub salt: [u8; 12],
+    /// The election voters' keys the challenge carries.
+    pub keys: Vec<Key33>,
     pub envelope: Vec<u8>,
 }
 
@@ -127,6 +129,7 @@ impl Node {
             leader: body.sender,
             difficulty: c.difficulty,
             salt: c.salt,
+            keys: c.keys.clone(),
             envelope: env.encode(),
         };
         self.tx.challenges.insert(r, info);

@@ -311,7 +311,16 @@ impl Node {
         let Some(ch) = self.tx.challenges.get(&sol.challenge) else {
             return;
         };
-        let keys = self.members.iter().map(|(_, m)| Key33(m.public)).collect();
+        // The election certificate inside the challenge may name voters
+        // whose keys nobody here still has (they died and a broker restart
+        // lost their retained keys): the challenge carries them, so the
+        // certificate does too.
+        let mut keys: Vec<Key33> = self.members.iter().map(|(_, m)| Key33(m.public)).collect();
+        for k in &ch.keys {
+            if !keys.contains(k) {
+                keys.push(*k);
+            }
+        }
         let commit = Commit {
             challenge: Bytes(ch.envelope.clone()),
             solution: Bytes(sol.envelope.clone()),
