@@ -10,6 +10,17 @@
 //! bits of the digest.
 
 pub mod engine;
+pub mod lanes;
+pub mod portable;
+pub mod words;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx512;
+#[cfg(target_arch = "x86_64")]
+mod x86_shani;
+#[cfg(target_arch = "x86_64")]
+mod x86_sse2;
 
 use sha1::{Digest, Sha1};
 
