@@ -131,6 +131,12 @@ pub fn compiled() -> Vec<(&'static str, Option<&'static dyn Engine>)> {
         v.push((x86_avx2::NAME, x86_avx2::get()));
         v.push((x86_sse2::NAME, x86_sse2::get()));
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use super::{arm_neon, arm_sha1};
+        v.push((arm_sha1::NAME, arm_sha1::get()));
+        v.push((arm_neon::NAME, arm_neon::get()));
+    }
     v.push((super::portable::NAME, Some(super::portable::get())));
     v.push((
         super::portable::CRATE_NAME,

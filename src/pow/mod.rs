@@ -9,6 +9,10 @@
 //! challenge for one node only. Difficulty D means at least D leading zero
 //! bits of the digest.
 
+#[cfg(target_arch = "aarch64")]
+mod arm_neon;
+#[cfg(target_arch = "aarch64")]
+mod arm_sha1;
 pub mod engine;
 pub mod lanes;
 pub mod portable;
