@@ -122,10 +122,17 @@ pub struct BenchArgs {
     /// Seconds to measure.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Print one JSON object.
+    /// Print JSON (one object per measurement).
     #[arg(long)]
     pub json: bool,
     /// Engine to use (default: the fastest available).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all")]
     pub engine: Option<String>,
+    /// Measure every engine this CPU runs, one after the other (with
+    /// `--json`, one object per line).
+    #[arg(long)]
+    pub all: bool,
+    /// List the engines built in, which this CPU runs and which is chosen.
+    #[arg(long)]
+    pub list: bool,
 }

@@ -160,18 +160,31 @@ fn verify(args: StateArgs) -> Result<u8> {
 }
 
 fn bench(args: BenchArgs) -> Result<u8> {
-    let engine = node::pick_engine(args.engine.as_deref())?;
+    if args.list {
+        print!("{}", bench::list());
+        return Ok(exit::OK);
+    }
+    let engines = if args.all {
+        edgeminer::pow::engine::all()
+    } else {
+        vec![node::pick_engine(args.engine.as_deref())?]
+    };
     let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
     let seconds = if args.seconds > 0.0 {
         args.seconds
     } else {
         1.0
     };
-    let report = bench::run(threads, seconds, engine);
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.to_text());
+    for (i, engine) in engines.into_iter().enumerate() {
+        let report = bench::run(threads, seconds, engine);
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            if i > 0 {
+                println!();
+            }
+            print!("{}", report.to_text());
+        }
     }
     Ok(exit::OK)
 }

@@ -6,7 +6,7 @@
 //! found seed or a new challenge stops every thread within about a
 //! millisecond. Idle threads block on a condition variable.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -39,10 +39,19 @@ struct Slot {
     shutdown: bool,
 }
 
+/// One thread's candidate count, alone on its cache lines (128 bytes
+/// covers the adjacent-line prefetch of x86 and the 64-byte lines of the
+/// Cortex-A cores), so no two threads ever write the same line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counter(AtomicU64);
+
 struct Shared {
     slot: Mutex<Slot>,
     wake: Condvar,
-    hashes: Vec<AtomicU64>,
+    hashes: Vec<Counter>,
+    /// Threads working on a job (taken under the slot's lock).
+    busy: AtomicUsize,
 }
 
 pub struct Pool {
@@ -80,6 +89,7 @@ fn worker(
                 if slot.generation != seen {
                     seen = slot.generation;
                     if let Some(c) = &slot.current {
+                        shared.busy.fetch_add(1, Ordering::AcqRel);
                         break c.clone();
                     }
                 }
@@ -99,7 +109,7 @@ fn worker(
                 current.job.difficulty,
                 &current.stop,
             );
-            shared.hashes[i].fetch_add(r.tried, Ordering::Relaxed);
+            shared.hashes[i].0.fetch_add(r.tried, Ordering::Relaxed);
             if let Some(seed) = r.found {
                 // The first thread to raise the flag reports; a job stopped
                 // from outside reports nothing.
@@ -113,6 +123,7 @@ fn worker(
             }
             from = to;
         }
+        shared.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -122,7 +133,8 @@ impl Pool {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot::default()),
             wake: Condvar::new(),
-            hashes: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            hashes: (0..n).map(|_| Counter::default()).collect(),
+            busy: AtomicUsize::new(0),
         });
         let workers = (0..n)
             .filter_map(|i| {
@@ -180,8 +192,21 @@ impl Pool {
         self.shared
             .hashes
             .iter()
-            .map(|h| h.load(Ordering::Relaxed))
+            .map(|h| h.0.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// Waits until no thread works on a job any more (after [`Pool::stop`]
+    /// or a find), up to `limit`; returns whether they all stopped.
+    pub fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while self.shared.busy.load(Ordering::Acquire) != 0 {
+            if started.elapsed() >= limit {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        true
     }
 }
 
@@ -233,7 +258,7 @@ mod tests {
         pool.start(job(1, 160));
         std::thread::sleep(Duration::from_millis(20));
         pool.stop();
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(pool.wait_idle(Duration::from_secs(10)), "the threads stop");
         let a = pool.hashes();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(pool.hashes(), a, "idle threads do no work");

@@ -189,7 +189,15 @@ pub fn pick_engine(name: Option<&str>) -> Result<&'static dyn Engine> {
         None => Ok(engine::best()),
         Some(n) => engine::by_name(n).with_context(|| {
             let names: Vec<_> = engine::all().iter().map(|e| e.name()).collect();
-            format!("unknown engine '{n}'; available: {}", names.join(", "))
+            let built_in = engine::compiled().iter().any(|(name, _)| *name == n);
+            if built_in {
+                format!(
+                    "engine '{n}' is built in but this CPU lacks its instructions; available: {}",
+                    names.join(", ")
+                )
+            } else {
+                format!("unknown engine '{n}'; available: {}", names.join(", "))
+            }
         }),
     }
 }

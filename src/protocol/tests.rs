@@ -131,7 +131,7 @@ impl Sim {
         let mining: Vec<usize> = (0..n)
             .filter(|&i| self.up[i] && self.jobs[i].is_some())
             .collect();
-        if !busy.is_empty() && (mining.is_empty() || self.rng.next_u32() % 4 != 0) {
+        if !busy.is_empty() && (mining.is_empty() || !self.rng.next_u32().is_multiple_of(4)) {
             let i = busy[(self.rng.next_u32() as usize) % busy.len()];
             let k = if self.reorder {
                 (self.rng.next_u32() as usize) % self.queues[i].len()
