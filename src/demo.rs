@@ -149,7 +149,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 name,
                 threads: threads as u16,
             },
-            broker: BrokerSettings { url: url.clone() },
+            broker: BrokerSettings::plain(url.clone()),
             mining: MiningSettings { threads },
             storage: StorageSettings {
                 state_dir: dir,
