@@ -183,6 +183,11 @@ pub struct Node {
 
 impl Node {
     pub fn start(name: &str, state: &Path, args: &[&str]) -> Node {
+        Node::start_logging(name, state, args, "edgeminer=info")
+    }
+
+    /// [`Node::start`] with a `RUST_LOG` filter of the caller's choice.
+    pub fn start_logging(name: &str, state: &Path, args: &[&str], filter: &str) -> Node {
         std::fs::create_dir_all(state).expect("state dir");
         let log = state.with_extension("log");
         let file = std::fs::OpenOptions::new()
@@ -195,7 +200,7 @@ impl Node {
             .args(["--name", name, "--state-dir"])
             .arg(state)
             .args(args)
-            .env("RUST_LOG", "edgeminer=info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
