@@ -81,7 +81,7 @@ fn start_broker(port: u16) -> Result<()> {
             max_segment_count: 10,
             ..Default::default()
         },
-        v4: Some(HashMap::from([("demo".to_string(), server)])),
+        v5: Some(HashMap::from([("demo".to_string(), server)])),
         ..Default::default()
     };
     std::thread::Builder::new()

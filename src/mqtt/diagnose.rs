@@ -17,7 +17,8 @@ use std::error::Error as StdError;
 use std::io;
 use std::path::PathBuf;
 
-use rumqttc::{ConnectReturnCode, ConnectionError};
+use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+use rumqttc::v5::{ConnectionError, StateError};
 use rustls::{AlertDescription, CertificateError};
 
 /// What the message may mention about our side of the connection.
@@ -67,9 +68,16 @@ fn causes<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'stati
     let mut cur = Some(e);
     while let Some(err) = cur {
         out.push(err);
-        cur = match err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => err.source(),
+        cur = if let Some(io) = err.downcast_ref::<io::Error>() {
+            io.get_ref()
+                .map(|inner| inner as &(dyn StdError + 'static))
+                .or_else(|| err.source())
+        } else if let Some(StateError::Deserialization(inner)) = err.downcast_ref::<StateError>() {
+            // Not marked as its source: a TLS alert read in the middle of
+            // a packet surfaces here (MQTT 5 client).
+            Some(inner as &(dyn StdError + 'static))
+        } else {
+            err.source()
         };
         if out.len() > 16 {
             break;
@@ -118,7 +126,7 @@ pub fn diagnose(err: &ConnectionError, ctx: &Context, connecting: bool) -> Diagn
         }
         _ => {}
     }
-    if matches!(err, ConnectionError::NetworkTimeout) {
+    if matches!(err, ConnectionError::Timeout(_)) {
         return transient("timeout", format!("no answer from {addr} in time"));
     }
     let before_connack_garbled = matches!(
@@ -143,22 +151,25 @@ fn refused(code: ConnectReturnCode, ctx: &Context) -> Diagnosis {
     let why = match code {
         ConnectReturnCode::BadUserNamePassword => "bad username or password",
         ConnectReturnCode::NotAuthorized => "not authorised",
-        ConnectReturnCode::BadClientId => {
+        ConnectReturnCode::Banned => "banned",
+        ConnectReturnCode::BadAuthenticationMethod => "bad authentication method",
+        ConnectReturnCode::BadClientId | ConnectReturnCode::ClientIdentifierNotValid => {
             return fatal(
                 "client-id",
                 format!("the broker at {addr} refused our client id"),
             )
         }
-        ConnectReturnCode::RefusedProtocolVersion => {
+        ConnectReturnCode::RefusedProtocolVersion
+        | ConnectReturnCode::UnsupportedProtocolVersion => {
             return fatal(
                 "protocol",
-                format!("the broker at {addr} does not accept MQTT 3.1.1"),
+                format!("the broker at {addr} does not accept MQTT 5 (Mosquitto does since 1.6)"),
             )
         }
-        ConnectReturnCode::ServiceUnavailable | ConnectReturnCode::Success => {
+        other => {
             return transient(
                 "unavailable",
-                format!("the broker at {addr} is unavailable for now"),
+                format!("the broker at {addr} refused the connection for now ({other:?})"),
             )
         }
     };
@@ -290,7 +301,7 @@ mod tests {
 
     fn inside_tls(e: rustls::Error) -> ConnectionError {
         let io = io::Error::new(io::ErrorKind::InvalidData, e);
-        ConnectionError::Tls(rumqttc::TlsError::Io(io))
+        ConnectionError::Tls(rumqttc::v5::TlsError::Io(io))
     }
 
     #[test]
@@ -354,5 +365,19 @@ mod tests {
             "{}",
             d.message
         );
+    }
+
+    #[test]
+    fn an_alert_read_after_the_handshake_is_still_understood() {
+        // TLS 1.3 lets the broker refuse a missing client certificate after
+        // the handshake: the alert then arrives while reading a packet.
+        let alert = rustls::Error::AlertReceived(AlertDescription::CertificateRequired);
+        let io = io::Error::new(io::ErrorKind::InvalidData, alert);
+        let e = ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::v5::mqttbytes::Error::Io(io),
+        ));
+        let d = diagnose(&e, &ctx(None), true);
+        assert!(d.fatal, "{d:?}");
+        assert!(d.message.contains("certificate"), "{}", d.message);
     }
 }

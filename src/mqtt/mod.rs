@@ -25,9 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
-use rumqttc::{
-    AsyncClient, EventLoop, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
+use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -37,7 +38,12 @@ pub use tls::{ClientCert, TlsFiles};
 
 const OUTBOUND: usize = 4096;
 const INBOUND: usize = 1024;
-const MAX_PACKET: usize = 64 * 1024;
+/// The largest MQTT packet a node takes, announced to the broker at
+/// connect (MQTT 5's Maximum Packet Size): the broker then drops larger
+/// messages for this node instead of sending them. Over MQTT 3.1.1 the
+/// client would have to take whatever comes, and a larger retained message
+/// on the cluster's topics would cut every node off at every reconnect.
+const MAX_PACKET: u32 = 64 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -198,16 +204,17 @@ pub fn start(
         opts.set_credentials(c.username.clone(), c.password.expose());
     }
     opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keep_alive_secs.max(1))));
-    opts.set_clean_session(true);
-    opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    opts.set_clean_start(true);
+    opts.set_max_packet_size(Some(MAX_PACKET));
     opts.set_request_channel_capacity(OUTBOUND);
-    opts.set_inflight(100);
+    opts.set_outgoing_inflight_upper_limit(100);
     if let Some(w) = last_will {
         opts.set_last_will(LastWill::new(
             w.topic,
             w.payload,
             QoS::AtLeastOnce,
             w.retain,
+            None,
         ));
     }
     let (client, eventloop) = AsyncClient::new(opts, OUTBOUND);
@@ -262,7 +269,7 @@ async fn poll(
     let mut reported: Option<&'static str> = None;
     loop {
         match eventloop.poll().await {
-            Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
                 connected = true;
                 reported = None;
                 backoff = Duration::from_millis(200);
@@ -280,9 +287,14 @@ async fn poll(
                     return;
                 }
             }
-            Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
+            Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
+                // Topics are UTF-8 by the MQTT rules; the broker checks.
+                let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
+                    debug!("mqtt: ignored a message whose topic is not UTF-8");
+                    continue;
+                };
                 let ev = Event::Message {
-                    topic: p.topic,
+                    topic,
                     payload: p.payload.to_vec(),
                     retained: p.retain,
                 };
@@ -290,7 +302,7 @@ async fn poll(
                     return;
                 }
             }
-            Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))
+            Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect))
                 if closing.load(Ordering::Acquire) =>
             {
                 return
