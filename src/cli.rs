@@ -28,13 +28,16 @@ pub enum Command {
     /// nodes agree.
     Demo(DemoArgs),
     /// Run one node of a cluster.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the committed transactions of a node's ledger.
     Ledger(LedgerArgs),
     /// Re-check every committed entry (proof of work and certificates).
     Verify(StateArgs),
-    /// Create the node's key in its state directory.
+    /// Create the node's key in its state directory and print its id.
     Keygen(StateArgs),
+    /// Print the node id of the key in a state directory (a secured
+    /// broker's username for that node).
+    Id(StateArgs),
     /// Measure the mining engine.
     Bench(BenchArgs),
 }
@@ -72,9 +75,24 @@ pub struct RunArgs {
     /// Directory for the key, the ledger and the vote state.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// MQTT broker URL.
+    /// MQTT broker URL: mqtt://HOST[:1883], or mqtts://HOST[:8883] for TLS.
     #[arg(long)]
     pub broker: Option<String>,
+    /// CA certificate (PEM) that signed the broker's certificate; needed
+    /// for mqtts://.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a broker that asks for one; with
+    /// --client-key.
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert; refused if other users can read it.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// File with `username = ...` and `password = ...` lines for the broker;
+    /// refused if other users can read it. (A password is never a flag.)
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
     /// Human-readable node name (default: the hostname).
     #[arg(long)]
     pub name: Option<String>,

@@ -81,7 +81,7 @@ fn start_broker(port: u16) -> Result<()> {
             max_segment_count: 10,
             ..Default::default()
         },
-        v4: Some(HashMap::from([("demo".to_string(), server)])),
+        v5: Some(HashMap::from([("demo".to_string(), server)])),
         ..Default::default()
     };
     std::thread::Builder::new()
@@ -149,7 +149,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 name,
                 threads: threads as u16,
             },
-            broker: BrokerSettings { url: url.clone() },
+            broker: BrokerSettings::plain(url.clone()),
             mining: MiningSettings { threads },
             storage: StorageSettings {
                 state_dir: dir,

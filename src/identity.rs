@@ -123,6 +123,11 @@ impl Identity {
         Ok((Self::create_new(dir)?, true))
     }
 
+    /// Loads `<dir>/node.key`, which must exist.
+    pub fn load_existing(dir: &Path) -> Result<Identity, IdentityError> {
+        Self::load(&dir.join(KEY_FILE))
+    }
+
     fn load(path: &Path) -> Result<Identity, IdentityError> {
         let meta = fs::metadata(path).map_err(io(path))?;
         if meta.permissions().mode() & 0o077 != 0 {

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod identity;
 pub mod ledger;

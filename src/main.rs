@@ -96,6 +96,12 @@ fn run(cli: Cli) -> Result<u8> {
             println!("{}", id.id);
             Ok(exit::OK)
         }
+        Command::Id(StateArgs { state_dir }) => {
+            let id = Identity::load_existing(&state_dir)
+                .with_context(|| format!("reading the node key in {}", state_dir.display()))?;
+            println!("{}", id.id);
+            Ok(exit::OK)
+        }
         Command::Bench(args) => bench(args),
     }
 }

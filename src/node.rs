@@ -101,6 +101,8 @@ pub async fn run(
             OsRng.next_u32() & 0xffff
         ),
         keep_alive_secs: 5,
+        tls: cfg.broker.tls.clone(),
+        credentials: cfg.broker.credentials.clone(),
     };
     let (link, mut events) = mqtt::start(
         &broker,
@@ -131,6 +133,10 @@ pub async fn run(
                 }
                 Some(Event::Message { topic, payload, .. }) => {
                     node.handle(Input::Message { topic: &topic, payload: &payload }, now())
+                }
+                Some(Event::Fatal(why)) => {
+                    pool.stop();
+                    anyhow::bail!("{why}");
                 }
                 None => anyhow::bail!("the MQTT client stopped"),
             },

@@ -1,4 +1,4 @@
-//! The command line's contract: bench JSON, keygen, and empty ledgers.
+//! The command line's contract: bench JSON, keygen and id, and empty ledgers.
 
 mod common;
 
@@ -23,6 +23,13 @@ fn keygen_never_overwrites() {
     let key = std::fs::read(dir.path().join("node.key")).expect("key written");
     let id = String::from_utf8_lossy(&first.stdout).trim().to_string();
     assert_eq!(id.len(), 16);
+    let shown = edgeminer(&["id", "--state-dir", d]);
+    assert!(shown.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout).trim(),
+        id,
+        "id shows the key's id"
+    );
     let second = edgeminer(&["keygen", "--state-dir", d]);
     assert!(!second.status.success());
     assert_eq!(

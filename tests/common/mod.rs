@@ -7,7 +7,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgeminer");
@@ -124,10 +124,27 @@ impl Mosquitto {
             ),
         )
         .expect("write mosquitto.conf");
+        Self::spawn(dir, port, persistent, &conf, Stdio::null())
+    }
+
+    /// Runs Mosquitto on a configuration file of the caller's that listens
+    /// on `port`; its output goes to `mosquitto.out` in `dir`.
+    pub fn start_with_config(dir: tempfile::TempDir, port: u16, conf: &Path) -> Mosquitto {
+        let out = std::fs::File::create(dir.path().join("mosquitto.out")).expect("mosquitto.out");
+        Self::spawn(dir, port, false, conf, Stdio::from(out))
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        port: u16,
+        persistent: bool,
+        conf: &Path,
+        out: Stdio,
+    ) -> Mosquitto {
         let child = Command::new(find_mosquitto())
             .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
+            .arg(conf)
+            .stdout(out)
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
@@ -166,6 +183,11 @@ pub struct Node {
 
 impl Node {
     pub fn start(name: &str, state: &Path, args: &[&str]) -> Node {
+        Node::start_logging(name, state, args, "edgeminer=info")
+    }
+
+    /// [`Node::start`] with a `RUST_LOG` filter of the caller's choice.
+    pub fn start_logging(name: &str, state: &Path, args: &[&str], filter: &str) -> Node {
         std::fs::create_dir_all(state).expect("state dir");
         let log = state.with_extension("log");
         let file = std::fs::OpenOptions::new()
@@ -178,7 +200,7 @@ impl Node {
             .args(["--name", name, "--state-dir"])
             .arg(state)
             .args(args)
-            .env("RUST_LOG", "edgeminer=info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -213,6 +235,25 @@ impl Node {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// Waits (at most `limit`) for the process to end by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Everything the node logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL: no goodbye, no clean shutdown.

@@ -10,27 +10,50 @@
 //!   sleeps with capped exponential backoff and jitter after an error;
 //! - with a clean session the broker forgets subscriptions (#250): every
 //!   ConnAck resubscribes, and the node is told to re-announce.
+//!
+//! `mqtts://` URLs connect over TLS (`tls`), with a username and password
+//! when given. Failures are explained by `diagnose`: each new kind is logged
+//! once as a warning, and a definite refusal (bad credentials, a certificate
+//! our CA did not sign) ends the connection for good with
+//! [`Event::Fatal`] instead of retrying for ever.
+
+pub mod diagnose;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
-use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
+use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::credentials::Credentials;
+pub use tls::{ClientCert, TlsFiles};
+
 const OUTBOUND: usize = 4096;
 const INBOUND: usize = 1024;
-const MAX_PACKET: usize = 64 * 1024;
+/// The largest MQTT packet a node takes, announced to the broker at
+/// connect (MQTT 5's Maximum Packet Size): the broker then drops larger
+/// messages for this node instead of sending them. Over MQTT 3.1.1 the
+/// client would have to take whatever comes, and a larger retained message
+/// on the cluster's topics would cut every node off at every reconnect.
+const MAX_PACKET: u32 = 64 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
-    /// `mqtt://host:port` (port 1883 when omitted).
+    /// `mqtt://host[:1883]`, or `mqtts://host[:8883]` for TLS.
     pub url: String,
     pub client_id: String,
     pub keep_alive_secs: u16,
+    /// The CA (and client certificate) for `mqtts://`; required there.
+    pub tls: Option<TlsFiles>,
+    pub credentials: Option<Credentials>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,41 +72,60 @@ pub enum Event {
         payload: Vec<u8>,
         retained: bool,
     },
+    /// The broker refused us for good (see `diagnose`); nothing follows.
+    Fatal(String),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("broker URL '{0}': expected mqtt://HOST[:PORT]")]
+    #[error("broker URL '{0}': expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")]
     BadUrl(String),
+    #[error("broker URL '{0}' is TLS (mqtts://): it needs a CA certificate (--ca-file FILE)")]
+    NoCa(String),
+    #[error("broker URL '{0}' is plain MQTT: a CA or client certificate needs an mqtts:// URL")]
+    TlsWithoutMqtts(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
-/// Parses `mqtt://host[:port]` (also `tcp://`, or no scheme).
-pub fn parse_url(url: &str) -> Result<(String, u16), MqttError> {
+/// Where the broker is, and whether to speak TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host[:port]` (also `tcp://`, or no scheme; port 1883)
+/// and `mqtts://host[:port]` (TLS; port 8883).
+pub fn parse_url(url: &str) -> Result<Endpoint, MqttError> {
     let bad = || MqttError::BadUrl(url.to_string());
-    let rest = match url.split_once("://") {
-        Some(("mqtt" | "tcp", rest)) => rest,
+    let (rest, tls) = match url.split_once("://") {
+        Some(("mqtt" | "tcp", rest)) => (rest, false),
+        Some(("mqtts", rest)) => (rest, true),
         Some(_) => return Err(bad()),
-        None => url,
+        None => (url, false),
     };
+    let default_port = if tls { 8883 } else { 1883 };
     let rest = rest.trim_end_matches('/');
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| bad())?,
-            None if after.is_empty() => 1883,
+            None if after.is_empty() => default_port,
             None => return Err(bad()),
         };
         (h.to_string(), port)
     } else {
         match rest.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
-            None => (rest.to_string(), 1883),
+            None => (rest.to_string(), default_port),
         }
     };
     if host.is_empty() || host.contains('/') {
         return Err(bad());
     }
-    Ok((host, port))
+    Ok(Endpoint { host, port, tls })
 }
 
 /// A handle to publish; cheap to clone.
@@ -135,19 +177,44 @@ pub fn start(
     subscriptions: Vec<String>,
     last_will: Option<Outgoing>,
 ) -> Result<(Link, mpsc::Receiver<Event>), MqttError> {
-    let (host, port) = parse_url(&cfg.url)?;
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), host, port);
+    let ep = parse_url(&cfg.url)?;
+    let ctx = diagnose::Context {
+        addr: if ep.host.contains(':') {
+            format!("[{}]:{}", ep.host, ep.port)
+        } else {
+            format!("{}:{}", ep.host, ep.port)
+        },
+        host: ep.host.clone(),
+        port: ep.port,
+        ca_file: cfg.tls.as_ref().map(|t| t.ca_file.clone()),
+        username: cfg.credentials.as_ref().map(|c| c.username.clone()),
+        client_cert: cfg.tls.as_ref().is_some_and(|t| t.client.is_some()),
+    };
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), ep.host, ep.port);
+    match (&cfg.tls, ep.tls) {
+        (Some(files), true) => {
+            let config = tls::client_config(files)?;
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        }
+        (None, true) => return Err(MqttError::NoCa(cfg.url.clone())),
+        (Some(_), false) => return Err(MqttError::TlsWithoutMqtts(cfg.url.clone())),
+        (None, false) => {}
+    }
+    if let Some(c) = &cfg.credentials {
+        opts.set_credentials(c.username.clone(), c.password.expose());
+    }
     opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keep_alive_secs.max(1))));
-    opts.set_clean_session(true);
-    opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    opts.set_clean_start(true);
+    opts.set_max_packet_size(Some(MAX_PACKET));
     opts.set_request_channel_capacity(OUTBOUND);
-    opts.set_inflight(100);
+    opts.set_outgoing_inflight_upper_limit(100);
     if let Some(w) = last_will {
         opts.set_last_will(LastWill::new(
             w.topic,
             w.payload,
             QoS::AtLeastOnce,
             w.retain,
+            None,
         ));
     }
     let (client, eventloop) = AsyncClient::new(opts, OUTBOUND);
@@ -161,6 +228,7 @@ pub fn start(
         subscriptions,
         ev_tx,
         closing.clone(),
+        ctx,
     ));
     Ok((
         Link {
@@ -192,13 +260,18 @@ async fn poll(
     subscriptions: Vec<String>,
     events: mpsc::Sender<Event>,
     closing: Arc<AtomicBool>,
+    ctx: diagnose::Context,
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut connected = false;
+    // The kind of the last failure logged as a warning: a broker that stays
+    // away is reported once, not at every retry.
+    let mut reported: Option<&'static str> = None;
     loop {
         match eventloop.poll().await {
-            Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
                 connected = true;
+                reported = None;
                 backoff = Duration::from_millis(200);
                 // Subscribing from here would await into our own request
                 // channel: hand it to a task.
@@ -214,9 +287,14 @@ async fn poll(
                     return;
                 }
             }
-            Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
+            Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
+                // Topics are UTF-8 by the MQTT rules; the broker checks.
+                let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
+                    debug!("mqtt: ignored a message whose topic is not UTF-8");
+                    continue;
+                };
                 let ev = Event::Message {
-                    topic: p.topic,
+                    topic,
                     payload: p.payload.to_vec(),
                     retained: p.retain,
                 };
@@ -224,7 +302,7 @@ async fn poll(
                     return;
                 }
             }
-            Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))
+            Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect))
                 if closing.load(Ordering::Acquire) =>
             {
                 return
@@ -234,11 +312,20 @@ async fn poll(
                 if closing.load(Ordering::Acquire) {
                     return;
                 }
+                let d = diagnose::diagnose(&e, &ctx, !connected);
+                if d.fatal {
+                    let _ = events.send(Event::Fatal(d.message)).await;
+                    return;
+                }
                 if connected {
                     connected = false;
                     if events.send(Event::Disconnected).await.is_err() {
                         return;
                     }
+                }
+                if reported != Some(d.kind) {
+                    reported = Some(d.kind);
+                    warn!("mqtt: {} (retrying with backoff)", d.message);
                 }
                 debug!("mqtt: {e}; retrying in {} ms", backoff.as_millis());
                 let jitter = 0.8 + (OsRng.next_u32() % 400) as f64 / 1000.0;
@@ -253,23 +340,39 @@ async fn poll(
 mod tests {
     use super::*;
 
+    fn ep(host: &str, port: u16, tls: bool) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            port,
+            tls,
+        }
+    }
+
     #[test]
     fn urls() {
         assert_eq!(
             parse_url("mqtt://127.0.0.1:1884").expect("ok"),
-            ("127.0.0.1".into(), 1884)
+            ep("127.0.0.1", 1884, false)
         );
         assert_eq!(
             parse_url("mqtt://broker").expect("ok"),
-            ("broker".into(), 1883)
+            ep("broker", 1883, false)
         );
         assert_eq!(
             parse_url("localhost:2000").expect("ok"),
-            ("localhost".into(), 2000)
+            ep("localhost", 2000, false)
         );
         assert_eq!(
             parse_url("mqtt://[::1]:1900").expect("ok"),
-            ("::1".into(), 1900)
+            ep("::1", 1900, false)
+        );
+        assert_eq!(
+            parse_url("mqtts://broker").expect("ok"),
+            ep("broker", 8883, true)
+        );
+        assert_eq!(
+            parse_url("mqtts://[::1]").expect("ok"),
+            ep("::1", 8883, true)
         );
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("mqtt://:12").is_err());
