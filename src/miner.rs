@@ -5,6 +5,12 @@
 //! loop and check the job's stop flag every few thousand candidates, so a
 //! found seed or a new challenge stops every thread within about a
 //! millisecond. Idle threads block on a condition variable.
+//!
+//! Thermal care can lower how many threads mine ([`Pool::set_active`]):
+//! threads numbered at or above the limit finish their current batch and
+//! wait; raised again, they go on with the same job where they left off, so
+//! no part of a thread's range is skipped. A limit of 0 pauses mining
+//! without forgetting the job.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -52,6 +58,10 @@ struct Shared {
     hashes: Vec<Counter>,
     /// Threads working on a job (taken under the slot's lock).
     busy: AtomicUsize,
+    /// Threads allowed to mine: those numbered below it. Written before
+    /// the slot's lock is taken to wake the others, read without it
+    /// between batches and under it before waiting.
+    active: AtomicUsize,
 }
 
 pub struct Pool {
@@ -75,9 +85,12 @@ fn worker(
     engine: &'static dyn Engine,
     found: UnboundedSender<Found>,
 ) {
-    let mut seen = 0u64;
+    // The last job generation this thread finished (found, stopped or ran
+    // out of range), and where a throttled one is to go on.
+    let mut done = 0u64;
+    let mut resume: Option<(u64, u64)> = None;
     loop {
-        let current = {
+        let (generation, current) = {
             // A poisoned lock means another worker panicked; stop this one too.
             let Ok(mut slot) = shared.slot.lock() else {
                 return;
@@ -86,11 +99,10 @@ fn worker(
                 if slot.shutdown {
                     return;
                 }
-                if slot.generation != seen {
-                    seen = slot.generation;
+                if slot.generation != done && i < shared.active.load(Ordering::Acquire) {
                     if let Some(c) = &slot.current {
                         shared.busy.fetch_add(1, Ordering::AcqRel);
-                        break c.clone();
+                        break (slot.generation, c.clone());
                     }
                 }
                 slot = match shared.wake.wait(slot) {
@@ -99,8 +111,17 @@ fn worker(
                 };
             }
         };
-        let (mut from, end) = range(i, n);
+        let (start, end) = range(i, n);
+        let mut from = match resume.take() {
+            Some((g, at)) if g == generation => at,
+            _ => start,
+        };
+        let mut throttled = false;
         while from < end && !current.stop.load(Ordering::Relaxed) {
+            if i >= shared.active.load(Ordering::Relaxed) {
+                throttled = true;
+                break;
+            }
             let to = end.min(from.saturating_add(BATCH));
             let r = engine.search(
                 &current.template,
@@ -123,6 +144,11 @@ fn worker(
             }
             from = to;
         }
+        if throttled {
+            resume = Some((generation, from));
+        } else {
+            done = generation;
+        }
         shared.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -135,6 +161,7 @@ impl Pool {
             wake: Condvar::new(),
             hashes: (0..n).map(|_| Counter::default()).collect(),
             busy: AtomicUsize::new(0),
+            active: AtomicUsize::new(n),
         });
         let workers = (0..n)
             .filter_map(|i| {
@@ -178,6 +205,24 @@ impl Pool {
         self.replace(None);
     }
 
+    /// Lets only the first `threads` threads mine (0 pauses mining); the
+    /// others finish their batch and wait. The job is kept: raising the
+    /// limit again resumes it. Capped at the pool's size.
+    pub fn set_active(&self, threads: usize) {
+        let threads = threads.min(self.threads());
+        self.shared.active.store(threads, Ordering::Release);
+        // Taking the lock orders the store before any waiter's next check,
+        // so a thread about to wait cannot miss the wake-up.
+        drop(self.shared.slot.lock());
+        self.shared.wake.notify_all();
+    }
+
+    /// Threads allowed to mine (see [`Pool::set_active`]).
+    pub fn active(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Threads in the pool.
     pub fn threads(&self) -> usize {
         self.shared.hashes.len()
     }
@@ -267,6 +312,65 @@ mod tests {
         let f = rx.blocking_recv().expect("a seed");
         assert_eq!(f.job_id, 3);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_lower_limit_idles_threads_and_resumes_the_job() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let pool = Pool::new(2, engine::best(), tx);
+        // Impossible difficulty: the job runs until stopped.
+        pool.start(job(1, 160));
+        std::thread::sleep(Duration::from_millis(20));
+        pool.set_active(0);
+        assert_eq!(pool.active(), 0);
+        assert!(
+            pool.wait_idle(Duration::from_secs(10)),
+            "paused threads stop"
+        );
+        let paused = pool.per_thread_hashes();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            pool.per_thread_hashes(),
+            paused,
+            "a paused pool does no work"
+        );
+
+        pool.set_active(1);
+        let started = std::time::Instant::now();
+        while pool.per_thread_hashes()[0] == paused[0] {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "thread 0 resumes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            pool.per_thread_hashes()[1],
+            paused[1],
+            "thread 1 stays idle"
+        );
+
+        // A job started while throttled is mined by the allowed threads,
+        // and the limit is capped at the pool's size.
+        pool.start(job(2, 8));
+        assert_eq!(rx.blocking_recv().expect("a seed").job_id, 2);
+        pool.set_active(9);
+        assert_eq!(pool.active(), 2);
+    }
+
+    #[test]
+    fn a_paused_job_is_found_after_resuming() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let pool = Pool::new(2, engine::best(), tx);
+        pool.set_active(0);
+        pool.start(job(4, 12));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rx.try_recv().is_err(), "nothing is mined while paused");
+        assert_eq!(pool.hashes(), 0);
+        pool.set_active(2);
+        let f = rx.blocking_recv().expect("a seed");
+        assert_eq!(f.job_id, 4);
+        assert!(verify(&[4; 12], &[9; 8], f.seed, 12));
     }
 
     #[test]
