@@ -105,6 +105,13 @@ pub struct RunArgs {
     /// TOML configuration file; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Temperature file for thermal care (millidegrees Celsius; default
+    /// /sys/class/thermal/thermal_zone0/temp); refused if unreadable.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_thermal")]
+    pub thermal_path: Option<PathBuf>,
+    /// No thermal care: mine with every thread whatever the temperature.
+    #[arg(long)]
+    pub no_thermal: bool,
     /// Throw-away key for this run only (the original lab's behaviour).
     #[arg(long)]
     pub ephemeral_key: bool,

@@ -5,6 +5,9 @@
 //! Paths of TLS files and of a credentials file may be flags; a password
 //! never is: it comes from the file (which must then be private) or from a
 //! credentials file.
+//!
+//! Every error from here is a configuration error: `edgeminer run` exits
+//! with code 78 (`EX_CONFIG`) on it, which the systemd unit does not retry.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,7 @@ use crate::cli::RunArgs;
 use crate::credentials::{self, Credentials, Secret};
 use crate::mqtt::{self, ClientCert, TlsFiles};
 use crate::protocol::{self, quorum};
+use crate::thermal::{self, Limits};
 use crate::wire::topics::valid_cluster_name;
 
 /// The broker a node connects to, and how it proves who it is.
@@ -41,6 +45,16 @@ impl BrokerSettings {
 #[derive(Clone, Debug)]
 pub struct MiningSettings {
     pub threads: usize,
+    /// Thermal care; `None` when off or when the board has no sensor.
+    pub thermal: Option<ThermalSettings>,
+}
+
+/// Where the SoC's temperature is read, how often, and the limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThermalSettings {
+    pub path: PathBuf,
+    pub limits: Limits,
+    pub interval_ms: u64,
 }
 
 /// Where the node keeps its state and which key it uses.
@@ -80,6 +94,13 @@ pub struct FileConfig {
     pub credentials_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    pub thermal: Option<bool>,
+    pub thermal_path: Option<PathBuf>,
+    pub thermal_soft_c: Option<f64>,
+    pub thermal_hard_c: Option<f64>,
+    pub thermal_hysteresis_c: Option<f64>,
+    pub thermal_interval_ms: Option<u64>,
+    pub thermal_dwell_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -143,6 +164,94 @@ fn broker_settings(args: &RunArgs, file: &FileConfig, url: String) -> Result<Bro
 pub const DEFAULT_BROKER: &str = "mqtt://127.0.0.1:1883";
 pub const DEFAULT_DIFFICULTY: (u8, u8) = (16, 20);
 
+/// Thermal care's defaults: act before the firmware of a Pi 4 or 5, which
+/// throttles the clock at 80 °C.
+pub const DEFAULT_THERMAL: ThermalDefaults = ThermalDefaults {
+    soft_c: 70.0,
+    hard_c: 80.0,
+    hysteresis_c: 5.0,
+    interval_ms: 5_000,
+    dwell_ms: 15_000,
+};
+
+/// See [`DEFAULT_THERMAL`].
+pub struct ThermalDefaults {
+    pub soft_c: f64,
+    pub hard_c: f64,
+    pub hysteresis_c: f64,
+    pub interval_ms: u64,
+    pub dwell_ms: u64,
+}
+
+/// Hotter than any SoC is rated for: a limit above it is a typo.
+const MAX_LIMIT_C: f64 = 125.0;
+
+/// Checks the thermal keys (also when thermal care is off, so that a bad
+/// value never waits to be found) and finds the sensor.
+///
+/// The default sensor path missing (a PC, a container) is not an error:
+/// one warning, and the node mines without thermal care. A path given
+/// explicitly (`thermal_path`, `--thermal-path`, or `thermal = true` for the
+/// default one) that cannot be read is refused, so that a typo never turns
+/// the protection off unnoticed.
+fn thermal_settings(args: &RunArgs, file: &FileConfig) -> Result<Option<ThermalSettings>> {
+    let d = &DEFAULT_THERMAL;
+    let soft = file.thermal_soft_c.unwrap_or(d.soft_c);
+    let hard = file.thermal_hard_c.unwrap_or(d.hard_c);
+    let hysteresis = file.thermal_hysteresis_c.unwrap_or(d.hysteresis_c);
+    let interval_ms = file.thermal_interval_ms.unwrap_or(d.interval_ms);
+    let dwell_ms = file.thermal_dwell_ms.unwrap_or(d.dwell_ms);
+    if !(soft.is_finite() && soft > 0.0) {
+        bail!("thermal_soft_c = {soft}: use a temperature in °C above 0");
+    }
+    if !(hard.is_finite() && hard <= MAX_LIMIT_C) {
+        bail!("thermal_hard_c = {hard}: use a temperature in °C up to {MAX_LIMIT_C}");
+    }
+    if soft >= hard {
+        bail!("thermal_soft_c = {soft} must be below thermal_hard_c = {hard}");
+    }
+    if !(hysteresis.is_finite() && hysteresis > 0.0 && hysteresis < soft) {
+        bail!(
+            "thermal_hysteresis_c = {hysteresis}: must be more than 0 and less than thermal_soft_c = {soft}"
+        );
+    }
+    if !(100..=600_000).contains(&interval_ms) {
+        bail!("thermal_interval_ms = {interval_ms}: use 100 to 600000 (10 minutes)");
+    }
+    if dwell_ms > 3_600_000 {
+        bail!("thermal_dwell_ms = {dwell_ms}: use at most 3600000 (an hour)");
+    }
+    let on = args.thermal_path.is_some() || (!args.no_thermal && file.thermal != Some(false));
+    if !on {
+        return Ok(None);
+    }
+    let explicit = args.thermal_path.clone().or(file.thermal_path.clone());
+    let path = explicit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(thermal::DEFAULT_PATH));
+    if let Err(e) = thermal::read(&path) {
+        if explicit.is_some() || file.thermal == Some(true) {
+            bail!(
+                "thermal care: {e} (fix `thermal_path` or --thermal-path, or set `thermal = false` on a board without a sensor)"
+            );
+        }
+        tracing::warn!(
+            "thermal: no temperature sensor ({e}); mining without thermal care (`thermal = false` in the configuration file silences this)"
+        );
+        return Ok(None);
+    }
+    Ok(Some(ThermalSettings {
+        path,
+        limits: Limits {
+            soft_c: soft,
+            hard_c: hard,
+            hysteresis_c: hysteresis,
+            dwell_ms,
+        },
+        interval_ms,
+    }))
+}
+
 /// Parses `A..B`, `A..=B` or `A` into an inclusive range of leading zero bits.
 pub fn parse_difficulty(s: &str) -> Result<(u8, u8)> {
     let s = s.trim();
@@ -195,13 +304,13 @@ impl NodeConfig {
             .or(file.broker.clone())
             .unwrap_or_else(|| DEFAULT_BROKER.to_string());
         let broker = broker_settings(args, &file, url)?;
-        let Some(cluster) = args.cluster.clone().or(file.cluster) else {
+        let Some(cluster) = args.cluster.clone().or(file.cluster.clone()) else {
             bail!("no cluster name: give --cluster NAME (or `cluster` in the configuration file)");
         };
         let Some(nodes) = args.nodes.or(file.nodes) else {
             bail!("no cluster size: give --nodes N (or `nodes` in the configuration file)");
         };
-        let Some(state_dir) = args.state_dir.clone().or(file.state_dir) else {
+        let Some(state_dir) = args.state_dir.clone().or(file.state_dir.clone()) else {
             bail!("no state directory: give --state-dir DIR (or `state_dir` in the configuration file)");
         };
         let quorum = args
@@ -209,7 +318,7 @@ impl NodeConfig {
             .or(file.quorum)
             .unwrap_or_else(|| quorum::majority(nodes));
         check_cluster(&cluster, nodes, quorum)?;
-        let difficulty = match args.difficulty.clone().or(file.difficulty) {
+        let difficulty = match args.difficulty.clone().or(file.difficulty.clone()) {
             Some(s) => parse_difficulty(&s)?,
             None => DEFAULT_DIFFICULTY,
         };
@@ -220,11 +329,12 @@ impl NodeConfig {
         let name = args
             .name
             .clone()
-            .or(file.name)
+            .or(file.name.clone())
             .unwrap_or_else(crate::identity::hostname);
         if name.is_empty() || name.len() > 32 {
             bail!("--name '{name}': use 1 to 32 characters");
         }
+        let thermal = thermal_settings(args, &file)?;
 
         Ok(NodeConfig {
             protocol: protocol::Config {
@@ -239,7 +349,7 @@ impl NodeConfig {
                 threads: threads.min(u16::MAX as usize) as u16,
             },
             broker,
-            mining: MiningSettings { threads },
+            mining: MiningSettings { threads, thermal },
             storage: StorageSettings {
                 state_dir,
                 ephemeral_key: args.ephemeral_key,
@@ -249,93 +359,4 @@ impl NodeConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn difficulty_ranges() {
-        assert_eq!(parse_difficulty("16..20").expect("valid"), (16, 20));
-        assert_eq!(parse_difficulty("16..=20").expect("valid"), (16, 20));
-        assert_eq!(parse_difficulty("18").expect("valid"), (18, 18));
-        assert!(parse_difficulty("20..16").is_err());
-        assert!(parse_difficulty("0..4").is_err());
-        assert!(parse_difficulty("1..200").is_err());
-        assert!(parse_difficulty("x").is_err());
-    }
-
-    #[test]
-    fn quorum_must_intersect() {
-        assert!(check_cluster("lab", 4, 3).is_ok());
-        assert!(check_cluster("lab", 4, 2).is_err());
-        assert!(check_cluster("lab", 3, 4).is_err());
-        assert!(check_cluster("a/b", 3, 2).is_err());
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        assert!(toml::from_str::<FileConfig>("clustr = \"x\"").is_err());
-        let f: FileConfig = toml::from_str("cluster = \"lab\"\nnodes = 5").expect("valid file");
-        assert_eq!(f.nodes, Some(5));
-    }
-
-    fn run_args(extra: &[&str]) -> RunArgs {
-        use clap::Parser;
-        let mut argv = vec!["edgeminer", "run", "--cluster", "lab", "--nodes", "3"];
-        argv.extend_from_slice(&["--state-dir", "/nonexistent/edgeminer"]);
-        argv.extend_from_slice(extra);
-        match crate::cli::Cli::try_parse_from(argv)
-            .expect("valid flags")
-            .command
-        {
-            crate::cli::Command::Run(a) => *a,
-            other => panic!("`run` parsed as {other:?}"),
-        }
-    }
-
-    fn refusal(extra: &[&str]) -> String {
-        format!(
-            "{:#}",
-            NodeConfig::from_args(&run_args(extra)).expect_err("refused")
-        )
-    }
-
-    #[test]
-    fn tls_settings_match_the_url() {
-        assert!(refusal(&["--broker", "mqtts://b"]).contains("--ca-file"));
-        assert!(refusal(&["--broker", "mqtt://b", "--ca-file", "ca.crt"]).contains("mqtts://"));
-        let e = refusal(&[
-            "--broker",
-            "mqtts://b",
-            "--ca-file",
-            "c",
-            "--client-cert",
-            "x",
-        ]);
-        assert!(e.contains("--client-key"), "{e}");
-        let cfg = NodeConfig::from_args(&run_args(&["--broker", "mqtts://b", "--ca-file", "c"]))
-            .expect("valid");
-        assert_eq!(cfg.broker.tls.expect("tls").ca_file, PathBuf::from("c"));
-    }
-
-    #[test]
-    fn a_password_in_the_configuration_file_needs_a_private_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("edgeminer.toml");
-        std::fs::write(&path, "username = \"n1\"\npassword = \"hunter2\"\n").expect("write");
-        let flag = ["--config", path.to_str().expect("utf-8 temp path")];
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let e = refusal(&flag);
-        assert!(e.contains("chmod 600") && !e.contains("hunter2"), "{e}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let cfg = NodeConfig::from_args(&run_args(&flag)).expect("private file");
-        let creds = cfg.broker.credentials.clone().expect("credentials");
-        assert_eq!(
-            (creds.username.as_str(), creds.password.expose()),
-            ("n1", "hunter2")
-        );
-        assert!(!format!("{cfg:?}").contains("hunter2"));
-        std::fs::write(&path, "credentials_file = \"c\"\nusername = \"n1\"\n").expect("write");
-        assert!(refusal(&flag).contains("keep one"));
-    }
-}
+mod tests;

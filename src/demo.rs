@@ -150,7 +150,12 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 threads: threads as u16,
             },
             broker: BrokerSettings::plain(url.clone()),
-            mining: MiningSettings { threads },
+            // One process, many nodes: the board's temperature is not one
+            // node's business here.
+            mining: MiningSettings {
+                threads,
+                thermal: None,
+            },
             storage: StorageSettings {
                 state_dir: dir,
                 ephemeral_key: true,

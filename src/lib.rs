@@ -17,4 +17,5 @@ pub mod pow;
 pub mod protocol;
 pub mod report;
 pub mod sim;
+pub mod thermal;
 pub mod wire;

@@ -1,0 +1,243 @@
+//! Tests of the configuration: flags over the file, refusals that name
+//! the setting, thermal care's keys, and the shipped `deploy/config.toml`.
+
+use super::*;
+
+#[test]
+fn difficulty_ranges() {
+    assert_eq!(parse_difficulty("16..20").expect("valid"), (16, 20));
+    assert_eq!(parse_difficulty("16..=20").expect("valid"), (16, 20));
+    assert_eq!(parse_difficulty("18").expect("valid"), (18, 18));
+    assert!(parse_difficulty("20..16").is_err());
+    assert!(parse_difficulty("0..4").is_err());
+    assert!(parse_difficulty("1..200").is_err());
+    assert!(parse_difficulty("x").is_err());
+}
+
+#[test]
+fn quorum_must_intersect() {
+    assert!(check_cluster("lab", 4, 3).is_ok());
+    assert!(check_cluster("lab", 4, 2).is_err());
+    assert!(check_cluster("lab", 3, 4).is_err());
+    assert!(check_cluster("a/b", 3, 2).is_err());
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    assert!(toml::from_str::<FileConfig>("clustr = \"x\"").is_err());
+    let f: FileConfig = toml::from_str("cluster = \"lab\"\nnodes = 5").expect("valid file");
+    assert_eq!(f.nodes, Some(5));
+}
+
+fn run_args(extra: &[&str]) -> RunArgs {
+    use clap::Parser;
+    let mut argv = vec!["edgeminer", "run", "--cluster", "lab", "--nodes", "3"];
+    argv.extend_from_slice(&["--state-dir", "/nonexistent/edgeminer"]);
+    argv.extend_from_slice(extra);
+    match crate::cli::Cli::try_parse_from(argv)
+        .expect("valid flags")
+        .command
+    {
+        crate::cli::Command::Run(a) => *a,
+        other => panic!("`run` parsed as {other:?}"),
+    }
+}
+
+fn refusal(extra: &[&str]) -> String {
+    format!(
+        "{:#}",
+        NodeConfig::from_args(&run_args(extra)).expect_err("refused")
+    )
+}
+
+#[test]
+fn tls_settings_match_the_url() {
+    assert!(refusal(&["--broker", "mqtts://b"]).contains("--ca-file"));
+    assert!(refusal(&["--broker", "mqtt://b", "--ca-file", "ca.crt"]).contains("mqtts://"));
+    let e = refusal(&[
+        "--broker",
+        "mqtts://b",
+        "--ca-file",
+        "c",
+        "--client-cert",
+        "x",
+    ]);
+    assert!(e.contains("--client-key"), "{e}");
+    let cfg = NodeConfig::from_args(&run_args(&["--broker", "mqtts://b", "--ca-file", "c"]))
+        .expect("valid");
+    assert_eq!(cfg.broker.tls.expect("tls").ca_file, PathBuf::from("c"));
+}
+
+#[test]
+fn a_password_in_the_configuration_file_needs_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("edgeminer.toml");
+    std::fs::write(&path, "username = \"n1\"\npassword = \"hunter2\"\n").expect("write");
+    let flag = ["--config", path.to_str().expect("utf-8 temp path")];
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let e = refusal(&flag);
+    assert!(e.contains("chmod 600") && !e.contains("hunter2"), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let cfg = NodeConfig::from_args(&run_args(&flag)).expect("private file");
+    let creds = cfg.broker.credentials.clone().expect("credentials");
+    assert_eq!(
+        (creds.username.as_str(), creds.password.expose()),
+        ("n1", "hunter2")
+    );
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    std::fs::write(&path, "credentials_file = \"c\"\nusername = \"n1\"\n").expect("write");
+    assert!(refusal(&flag).contains("keep one"));
+}
+
+/// A configuration file in a temp dir, and `--config` naming it.
+fn with_file(text: &str, extra: &[&str]) -> Result<NodeConfig> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).expect("write");
+    let mut flags = vec!["--config", path.to_str().expect("utf-8 temp path")];
+    flags.extend_from_slice(extra);
+    NodeConfig::from_args(&run_args(&flags))
+}
+
+#[test]
+fn thermal_values_are_checked_by_name() {
+    let cases = [
+        (
+            "thermal_soft_c = 85\nthermal_hard_c = 80",
+            "thermal_soft_c = 85 must be below thermal_hard_c = 80",
+        ),
+        ("thermal_hard_c = 200", "thermal_hard_c = 200"),
+        ("thermal_soft_c = -1", "thermal_soft_c = -1"),
+        ("thermal_soft_c = nan", "thermal_soft_c = NaN"),
+        (
+            "thermal_hysteresis_c = 0",
+            "thermal_hysteresis_c = 0: must be more than 0",
+        ),
+        ("thermal_interval_ms = 10", "thermal_interval_ms = 10"),
+        ("thermal_dwell_ms = 99999999", "thermal_dwell_ms = 99999999"),
+        ("thermal_soft_c = \"hot\"", "thermal_soft_c"),
+        ("thermal = 1", "thermal"),
+        ("thermal_sfot_c = 60", "unknown field `thermal_sfot_c`"),
+    ];
+    for (text, want) in cases {
+        // Checked even with thermal care off.
+        let e = format!("{:#}", with_file(text, &["--no-thermal"]).expect_err(text));
+        assert!(e.contains(want), "{text}: {e}");
+    }
+}
+
+#[test]
+fn thermal_care_on_off_and_the_sensor_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sensor = dir.path().join("temp");
+    let flag = ["--thermal-path", sensor.to_str().expect("utf-8 temp path")];
+    // An explicit path that cannot be read is refused.
+    let e = format!("{:#}", with_file("", &flag).expect_err("no sensor file"));
+    assert!(
+        e.contains("cannot read the temperature file") && e.contains("thermal_path"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        with_file("thermal_path = \"/nonexistent/temp\"", &[]).expect_err("no file")
+    );
+    assert!(e.contains("/nonexistent/temp"), "{e}");
+
+    std::fs::write(&sensor, "45000\n").expect("write");
+    // Whole degrees may be written as integers.
+    let cfg = with_file(
+        "thermal_soft_c = 60\nthermal_hard_c = 75.5\nthermal_dwell_ms = 0",
+        &flag,
+    )
+    .expect("valid");
+    let t = cfg.mining.thermal.expect("thermal care on");
+    assert_eq!(t.path, sensor);
+    assert_eq!(
+        (t.limits.soft_c, t.limits.hard_c, t.limits.hysteresis_c),
+        (60.0, 75.5, 5.0)
+    );
+    assert_eq!((t.interval_ms, t.limits.dwell_ms), (5_000, 0));
+    // The flag wins over `thermal = false`; --no-thermal and `thermal =
+    // false` turn it off whatever the path.
+    assert!(with_file("thermal = false", &flag)
+        .expect("valid")
+        .mining
+        .thermal
+        .is_some());
+    let in_file = format!("thermal_path = {:?}", sensor.to_str().expect("utf-8"));
+    assert!(with_file(&in_file, &["--no-thermal"])
+        .expect("valid")
+        .mining
+        .thermal
+        .is_none());
+    let off = format!("{in_file}\nthermal = false");
+    assert!(with_file(&off, &[])
+        .expect("valid")
+        .mining
+        .thermal
+        .is_none());
+}
+
+/// Every key `FileConfig` accepts, from serde's own list (the refusal of
+/// an unknown key names them all).
+fn file_keys() -> Vec<String> {
+    let e = toml::from_str::<FileConfig>("not_a_key = 1")
+        .expect_err("refused")
+        .to_string();
+    let list = e
+        .split_once("expected one of")
+        .map(|(_, l)| l)
+        .unwrap_or_default();
+    let keys: Vec<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        keys.len() > 20 && keys.iter().any(|k| k == "cluster"),
+        "{e}"
+    );
+    keys
+}
+
+const SHIPPED: &str = include_str!("../../deploy/config.toml");
+
+#[test]
+fn the_shipped_configuration_file_parses_and_runs() {
+    let f: FileConfig = toml::from_str(SHIPPED).expect("deploy/config.toml parses");
+    assert!(f.password.is_none(), "no password in a world-readable file");
+    // With only a state directory added it makes a valid node.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, SHIPPED).expect("write");
+    let args = RunArgs {
+        config: Some(path),
+        state_dir: Some(dir.path().join("state")),
+        no_thermal: true,
+        ..run_args(&[])
+    };
+    let args = RunArgs {
+        cluster: None,
+        nodes: None,
+        ..args
+    };
+    let cfg = NodeConfig::from_args(&args).expect("valid");
+    assert_eq!(cfg.protocol.cluster, f.cluster.expect("a cluster name"));
+}
+
+#[test]
+fn the_shipped_configuration_file_documents_every_key() {
+    for key in file_keys() {
+        let documented = SHIPPED.lines().any(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            l.strip_prefix(key.as_str())
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        });
+        assert!(
+            documented,
+            "deploy/config.toml does not show the key `{key}`"
+        );
+    }
+}
