@@ -16,6 +16,7 @@ pub mod node;
 pub mod pow;
 pub mod protocol;
 pub mod report;
+pub mod service;
 pub mod sim;
 pub mod thermal;
 pub mod wire;

@@ -22,6 +22,20 @@ mod exit {
     pub const FAILURE: u8 = 1;
     /// `verify` found a bad entry, or `demo` saw the ledgers disagree.
     pub const INVALID: u8 = 2;
+    /// `run`'s configuration (file or flags) is invalid: `EX_CONFIG` of
+    /// sysexits.h. Starting again cannot help, so the systemd unit does not
+    /// (`RestartPreventExitStatus=78`).
+    pub const CONFIG: u8 = 78;
+}
+
+/// Marks an error as the configuration's (exit code [`exit::CONFIG`]).
+#[derive(Debug)]
+struct BadConfig;
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid configuration")
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -60,7 +74,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("edgeminer: {e:#}");
-            ExitCode::from(exit::FAILURE)
+            if e.downcast_ref::<BadConfig>().is_some() {
+                ExitCode::from(exit::CONFIG)
+            } else {
+                ExitCode::from(exit::FAILURE)
+            }
         }
     }
 }
@@ -82,9 +100,10 @@ fn run(cli: Cli) -> Result<u8> {
     }
     match cli.command {
         Command::Run(args) => {
-            let cfg = NodeConfig::from_args(&args)?;
+            let cfg = NodeConfig::from_args(&args).context(BadConfig)?;
             let engine = node::pick_engine(None)?;
-            runtime()?.block_on(node::run(cfg, engine, node::signals(), None))?;
+            // `signals()` inside the runtime: it installs its handlers at once.
+            runtime()?.block_on(async { node::run(cfg, engine, node::signals(), None).await })?;
             Ok(exit::OK)
         }
         Command::Demo(args) => demo(args),

@@ -2,6 +2,12 @@
 //! mining pool and the clock, feeds the pure protocol core, and carries out
 //! the actions it returns in order: a ledger append or vote state is durable
 //! before anything after it is published.
+//!
+//! It also keeps systemd informed ([`crate::service`]) and applies thermal
+//! care to the pool ([`crate::thermal`]). Shutdown is seen only between two
+//! batches of actions: a batch (a ledger append and the publishes after it)
+//! runs to its end, then the node stops mining, publishes its goodbye and
+//! closes the connection within a second.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
+use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use crate::chain;
@@ -19,6 +26,8 @@ use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
 use crate::protocol::{Action, Committed, Input, Node, Publish};
+use crate::service::{self, Notifier, Status};
+use crate::thermal::Care;
 
 /// What a running node reports to whoever started it (the demo's table).
 #[derive(Clone, Debug)]
@@ -33,6 +42,36 @@ fn outgoing(p: Publish) -> Outgoing {
         topic: p.topic,
         payload: p.payload,
         retain: p.retain,
+    }
+}
+
+/// A timer that ticks every `period`, late ticks delayed rather than bunched.
+fn every(period: Duration) -> Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+/// The next tick of an optional timer; never, without one.
+async fn next_tick(timer: &mut Option<Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn status(node: &Node, pool: &Pool, connected: bool, hashrate: f64) -> Status {
+    Status {
+        connected,
+        phase: node.phase(),
+        tx: node.height() + 1,
+        round: node.round(),
+        leader: node.leader().map(|id| node.name_of(id)),
+        hashrate,
+        active: pool.active(),
+        threads: pool.threads(),
     }
 }
 
@@ -115,20 +154,42 @@ pub async fn run(
     let pool = Pool::new(cfg.mining.threads, engine, found_tx);
     tokio::pin!(shutdown);
 
+    let mut notifier = Notifier::from_env();
+    let mut status_timer = every(notifier.period());
+    let (mut connected, mut rate_mark, mut hashrate) = (false, (Instant::now(), 0u64), 0.0);
+    let mut care = None;
+    let mut thermal_timer = None;
+    if let Some(t) = &cfg.mining.thermal {
+        info!(
+            "thermal: reading {} every {} ms; fewer threads above {} °C, paused above {} °C",
+            t.path.display(),
+            t.interval_ms,
+            t.limits.soft_c,
+            t.limits.hard_c
+        );
+        care = Some(Care::new(t.path.clone(), t.limits, pool.threads()));
+        thermal_timer = Some(every(Duration::from_millis(t.interval_ms)));
+    }
+
     loop {
         let wake = node
             .next_timeout()
             .map(|t| Duration::from_millis(t.saturating_sub(now())))
             .unwrap_or(Duration::from_secs(3600));
+        // Each branch only decides; the actions run below, to their end,
+        // before the next select: shutdown never cuts a batch short.
+        let mut announced = false;
         let actions = tokio::select! {
             _ = &mut shutdown => break,
             ev = events.recv() => match ev {
                 Some(Event::Connected) => {
                     info!("init: connected to the broker {}", cfg.broker.url);
+                    (connected, announced) = (true, true);
                     node.handle(Input::Connected, now())
                 }
                 Some(Event::Disconnected) => {
                     warn!("init: lost the broker {}; reconnecting", cfg.broker.url);
+                    connected = false;
                     Vec::new()
                 }
                 Some(Event::Message { topic, payload, .. }) => {
@@ -145,6 +206,19 @@ pub async fn run(
                 None => anyhow::bail!("the mining pool stopped"),
             },
             _ = tokio::time::sleep(wake) => node.handle(Input::Tick, now()),
+            _ = status_timer.tick() => {
+                let (at, hashes) = (Instant::now(), pool.hashes());
+                hashrate = service::hashrate(rate_mark.1, hashes, at - rate_mark.0);
+                rate_mark = (at, hashes);
+                notifier.tick(&status(&node, &pool, connected, hashrate));
+                Vec::new()
+            }
+            _ = next_tick(&mut thermal_timer) => {
+                if let Some(threads) = care.as_mut().and_then(|c| c.check(now())) {
+                    pool.set_active(threads);
+                }
+                Vec::new()
+            }
         };
         for action in actions {
             match action {
@@ -179,8 +253,13 @@ pub async fn run(
                 }
             }
         }
+        if announced {
+            // Connected and announced: started, as far as systemd knows.
+            notifier.ready(&status(&node, &pool, connected, hashrate));
+        }
     }
 
+    notifier.stopping();
     info!("init: {name} leaving the cluster");
     pool.stop();
     let goodbye = node.goodbye().into_iter().map(outgoing).collect();
@@ -208,21 +287,26 @@ pub fn pick_engine(name: Option<&str>) -> Result<&'static dyn Engine> {
     }
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn signals() {
+/// Resolves when SIGINT or SIGTERM arrives. The handlers are installed at
+/// the call, not at the first poll, so a signal during start-up (loading
+/// the ledger, say) still ends in a clean shutdown. Call it inside the
+/// runtime.
+pub fn signals() -> impl Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => info!("init: SIGTERM received"),
-                _ = i.recv() => info!("init: SIGINT received"),
+    async move {
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => info!("init: SIGTERM received"),
+                    _ = i.recv() => info!("init: SIGINT received"),
+                }
             }
-        }
-        _ => {
-            // Without signal handlers only Ctrl-C through tokio remains.
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                // Without signal handlers only Ctrl-C through tokio remains.
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

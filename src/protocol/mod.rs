@@ -286,6 +286,15 @@ impl Node {
     pub fn round(&self) -> u32 {
         self.tx.round
     }
+    /// The leader of the transaction under way, once a challenge is known
+    /// (of the latest round that has one).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.tx
+            .challenges
+            .values()
+            .max_by_key(|c| c.round)
+            .map(|c| c.leader)
+    }
     pub fn config(&self) -> &Config {
         &self.cfg
     }

@@ -636,6 +636,17 @@ mod solution_phase {
     }
 
     #[test]
+    fn the_leader_is_known_once_its_challenge_is() {
+        let mut sim = Sim::new(3, 16);
+        assert_eq!(sim.nodes[0].leader(), None);
+        open_challenge(&mut sim);
+        let issuer = (0..3)
+            .find(|&i| !sim.nodes[i].tx.issued.is_empty())
+            .expect("a node issued the challenge");
+        assert_eq!(sim.nodes[0].leader(), Some(sim.ids[issuer].id));
+    }
+
+    #[test]
     fn bad_seed_is_rejected_with_a_vote() {
         let mut sim = Sim::new(3, 16);
         let (salt, d, r) = open_challenge(&mut sim);
