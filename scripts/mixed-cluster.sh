@@ -51,7 +51,7 @@ for _ in $(seq 1 20); do
 done
 [ -n "$mpid" ] || { echo "mixed-cluster: mosquitto did not start" >&2; cat "$work/mosquitto.log" >&2; exit 1; }
 
-common=(run --cluster mixed --nodes 3 --threads 1 --difficulty 12..14
+common=(run --cluster mixed --nodes 3 --threads 1 --difficulty 12..14 --no-thermal
     --broker "mqtt://127.0.0.1:$port")
 "$native" "${common[@]}" --name native-1 --state-dir "$work/native-1" 2>"$work/native-1.log" &
 pids+=($!)

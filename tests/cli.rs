@@ -56,7 +56,8 @@ fn bad_settings_are_refused_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().to_str().expect("utf-8");
     let out = edgeminer(&["run", "--cluster", "a/b", "--nodes", "3", "--state-dir", d]);
-    assert!(!out.status.success());
+    // EX_CONFIG: the systemd unit does not restart a node on it.
+    assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cluster name"));
     let out = edgeminer(&[
         "run",
@@ -69,8 +70,18 @@ fn bad_settings_are_refused_clearly() {
         "--state-dir",
         d,
     ]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("quorum"));
+    let conf = dir.path().join("config.toml");
+    std::fs::write(&conf, "cluster = \"lab\"\nnodes = 3\nthreads = \"four\"\n").expect("write");
+    let c = conf.to_str().expect("utf-8");
+    let out = edgeminer(&["run", "--config", c, "--state-dir", d, "--no-thermal"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid configuration") && err.contains("threads"),
+        "{err}"
+    );
 }
 
 #[test]

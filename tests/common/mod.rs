@@ -188,6 +188,14 @@ impl Node {
 
     /// [`Node::start`] with a `RUST_LOG` filter of the caller's choice.
     pub fn start_logging(name: &str, state: &Path, args: &[&str], filter: &str) -> Node {
+        Node::start_with_env(name, state, args, &[("RUST_LOG", filter)])
+    }
+
+    /// [`Node::start`] with environment variables of the caller's choice
+    /// (`RUST_LOG` is `edgeminer=info` unless given). Thermal care is off
+    /// (`--no-thermal`), so that no test reads this machine's sensor, unless
+    /// `args` name a `--thermal-path`.
+    pub fn start_with_env(name: &str, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
         std::fs::create_dir_all(state).expect("state dir");
         let log = state.with_extension("log");
         let file = std::fs::OpenOptions::new()
@@ -195,12 +203,19 @@ impl Node {
             .append(true)
             .open(&log)
             .expect("log file");
+        let thermal_off = (!args.contains(&"--thermal-path")).then_some("--no-thermal");
         let child = Command::new(BIN)
             .arg("run")
             .args(["--name", name, "--state-dir"])
             .arg(state)
             .args(args)
-            .env("RUST_LOG", filter)
+            .args(thermal_off)
+            // Never systemd's notification socket of whoever runs the tests.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env("RUST_LOG", "edgeminer=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
