@@ -26,7 +26,7 @@ use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
 use crate::protocol::{Action, Committed, Input, Node, Publish};
-use crate::service::{self, Notifier, Status};
+use crate::service::{self, Broker, Notifier, Status};
 use crate::thermal::Care;
 
 /// What a running node reports to whoever started it (the demo's table).
@@ -62,9 +62,9 @@ async fn next_tick(timer: &mut Option<Interval>) {
     }
 }
 
-fn status(node: &Node, pool: &Pool, connected: bool, hashrate: f64) -> Status {
+fn status(node: &Node, pool: &Pool, broker: Broker, hashrate: f64) -> Status {
     Status {
-        connected,
+        broker,
         phase: node.phase(),
         tx: node.height() + 1,
         round: node.round(),
@@ -156,7 +156,8 @@ pub async fn run(
 
     let mut notifier = Notifier::from_env();
     let mut status_timer = every(notifier.period());
-    let (mut connected, mut rate_mark, mut hashrate) = (false, (Instant::now(), 0u64), 0.0);
+    let (mut broker, mut rate_mark, mut hashrate) =
+        (Broker::Connecting, (Instant::now(), 0u64), 0.0);
     let mut care = None;
     let mut thermal_timer = None;
     if let Some(t) = &cfg.mining.thermal {
@@ -184,12 +185,12 @@ pub async fn run(
             ev = events.recv() => match ev {
                 Some(Event::Connected) => {
                     info!("init: connected to the broker {}", cfg.broker.url);
-                    (connected, announced) = (true, true);
+                    (broker, announced) = (Broker::Connected, true);
                     node.handle(Input::Connected, now())
                 }
                 Some(Event::Disconnected) => {
                     warn!("init: lost the broker {}; reconnecting", cfg.broker.url);
-                    connected = false;
+                    broker = Broker::Lost;
                     Vec::new()
                 }
                 Some(Event::Message { topic, payload, .. }) => {
@@ -210,7 +211,7 @@ pub async fn run(
                 let (at, hashes) = (Instant::now(), pool.hashes());
                 hashrate = service::hashrate(rate_mark.1, hashes, at - rate_mark.0);
                 rate_mark = (at, hashes);
-                notifier.tick(&status(&node, &pool, connected, hashrate));
+                notifier.tick(&status(&node, &pool, broker, hashrate));
                 Vec::new()
             }
             _ = next_tick(&mut thermal_timer) => {
@@ -255,7 +256,7 @@ pub async fn run(
         }
         if announced {
             // Connected and announced: started, as far as systemd knows.
-            notifier.ready(&status(&node, &pool, connected, hashrate));
+            notifier.ready(&status(&node, &pool, broker, hashrate));
         }
     }
 

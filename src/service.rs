@@ -92,10 +92,20 @@ impl Notifier {
     }
 }
 
+/// Where the node stands with its broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broker {
+    /// Not connected yet since the start.
+    Connecting,
+    Connected,
+    /// Connected before, reconnecting now.
+    Lost,
+}
+
 /// What `systemctl status` shows on its `Status:` line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
-    pub connected: bool,
+    pub broker: Broker,
     pub phase: Phase,
     /// The transaction under way (one past the committed ones) and its
     /// election round.
@@ -112,8 +122,10 @@ pub struct Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.connected {
-            f.write_str("broker unreachable, reconnecting; ")?;
+        match self.broker {
+            Broker::Connecting => f.write_str("connecting to the broker; ")?,
+            Broker::Lost => f.write_str("lost the broker, reconnecting; ")?,
+            Broker::Connected => {}
         }
         let phase = match self.phase {
             Phase::Init => "waiting for members",
@@ -175,7 +187,7 @@ mod tests {
 
     fn status() -> Status {
         Status {
-            connected: true,
+            broker: Broker::Connected,
             phase: Phase::Challenge,
             tx: 13,
             round: 1,
@@ -206,7 +218,7 @@ mod tests {
             .to_string()
             .ends_with("0 H/s, mining paused (too hot)"));
         let away = Status {
-            connected: false,
+            broker: Broker::Lost,
             phase: Phase::Init,
             leader: None,
             hashrate: 2_500.0,
@@ -214,8 +226,15 @@ mod tests {
         };
         assert_eq!(
             away.to_string(),
-            "broker unreachable, reconnecting; waiting for members, tx 13 round 1, no leader yet, 2.5 kH/s on 4 threads"
+            "lost the broker, reconnecting; waiting for members, tx 13 round 1, no leader yet, 2.5 kH/s on 4 threads"
         );
+        let starting = Status {
+            broker: Broker::Connecting,
+            ..away
+        };
+        assert!(starting
+            .to_string()
+            .starts_with("connecting to the broker; waiting"));
     }
 
     #[test]
