@@ -309,12 +309,14 @@ fn every_failure_says_what_is_wrong() {
     let mut to_plain_port = node("to-plain", &d("f"), &plain_as_tls, &["--ca-file", ca_s]);
     let mut to_nothing = node("nothing", &d("g"), &nothing, &[]);
 
-    let stops = |n: &mut Node, says: &[&str]| {
+    // Exit code 1 for a refusal by the broker; 78 (an invalid
+    // configuration) for a file refused before any connection.
+    let stops_with = |code: i32, n: &mut Node, says: &[&str]| {
         let status = n.wait_exit(Duration::from_secs(30));
         let log = n.log_text();
         assert_eq!(
             status.and_then(|s| s.code()),
-            Some(1),
+            Some(code),
             "{} did not stop:\n{log}",
             n.name
         );
@@ -327,6 +329,7 @@ fn every_failure_says_what_is_wrong() {
             n.name
         );
     };
+    let stops = |n: &mut Node, says: &[&str]| stops_with(1, n, says);
     stops(
         &mut bad_password,
         &[&format!(
@@ -346,7 +349,8 @@ fn every_failure_says_what_is_wrong() {
         )],
     );
 
-    stops(
+    stops_with(
+        78,
         &mut exposed_file,
         &[&format!("run `chmod 600 {}`", exposed.display())],
     );
