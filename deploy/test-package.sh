@@ -54,7 +54,11 @@ echo "== unpacked into $scratch/root"
 dpkg-deb -x "$deb" "$scratch/root"
 root=$scratch/root
 bin=$root/usr/bin/edgeminer
-unit=$(ls "$root"/lib/systemd/system/edgeminer.service "$root"/usr/lib/systemd/system/edgeminer.service 2>/dev/null | head -n 1)
+unit=""
+for u in "$root"/usr/lib/systemd/system/edgeminer.service "$root"/lib/systemd/system/edgeminer.service; do
+    [ -f "$u" ] && unit=$u && break
+done
+[ -n "$unit" ] || fail "no unit in the unpacked package"
 grep -q '^ExecStart=/usr/bin/edgeminer run ' "$unit" || fail "the unit does not start /usr/bin/edgeminer: $(grep ExecStart "$unit")"
 if command -v systemd-analyze >/dev/null 2>&1; then
     # verify needs the binary where ExecStart says: point it at the unpacked one.
