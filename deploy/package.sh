@@ -22,6 +22,10 @@ target_dir=${CARGO_TARGET_DIR:-target}
 out_dir=$target_dir/debian
 mkdir -p "$out_dir"
 
+# The glibc the packages depend on (Cargo.toml, [package.metadata.deb]):
+# no binary may need a newer one.
+glibc=2.34
+
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(amd64 arm64 armhf)
 
@@ -29,6 +33,9 @@ for arch in "${archs[@]}"; do
     case "$arch" in
     amd64)
         cargo build --profile "$profile" --bin edgeminer >&2
+        bin_dir=release
+        [ "$profile" = dev ] && bin_dir=debug
+        scripts/check-glibc.sh "$target_dir/$bin_dir/edgeminer" "$glibc" >&2
         cargo deb --no-build --profile "$profile" --output "$out_dir" >&2
         deb=$(ls -t "$out_dir"/edgeminer_*_amd64.deb | head -n 1)
         ;;
@@ -40,6 +47,7 @@ for arch in "${archs[@]}"; do
         triple=aarch64-unknown-linux-gnu
         [ "$arch" = armhf ] && triple=armv7-unknown-linux-gnueabihf
         deploy/cross-build.sh "$triple" >/dev/null
+        scripts/check-glibc.sh "$target_dir/$triple/release/edgeminer" "$glibc" >&2
         cargo deb --no-build --target "$triple" --output "$out_dir" >&2
         deb=$(ls -t "$out_dir"/edgeminer_*_"$arch".deb | head -n 1)
         ;;

@@ -21,7 +21,7 @@ dpkg-deb -I "$deb"
 field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Package)" = edgeminer ] || fail "Package is '$(field Package)'"
 [ "$(field Architecture)" = amd64 ] || fail "Architecture is '$(field Architecture)'"
-field Depends | grep -q 'libc6' || fail "Depends names no libc6: $(field Depends)"
+field Depends | grep -q 'libc6 (>= 2.34)' || fail "Depends does not name libc6 (>= 2.34): $(field Depends)"
 field Depends | grep -q 'adduser' || fail "Depends names no adduser: $(field Depends)"
 [ -n "$(field Version)" ] || fail "no Version"
 ok "control fields (Version $(field Version), Depends $(field Depends))"
