@@ -4,7 +4,9 @@
 //! before anything after it is published.
 //!
 //! It also keeps systemd informed ([`crate::service`]) and applies thermal
-//! care to the pool ([`crate::thermal`]). Shutdown is seen only between two
+//! care to the pool ([`crate::thermal`]); every status period it also
+//! publishes the node's retained status message for observers
+//! ([`crate::protocol::status`]). Shutdown is seen only between two
 //! batches of actions: a batch (a ledger append and the publishes after it)
 //! runs to its end, then the node stops mining, publishes its goodbye and
 //! closes the connection within a second.
@@ -25,6 +27,7 @@ use crate::identity::Identity;
 use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
+use crate::protocol::status::Measured;
 use crate::protocol::{Action, Committed, Input, Node, Publish};
 use crate::service::{self, Broker, Notifier, Status};
 use crate::thermal::Care;
@@ -72,6 +75,21 @@ fn status(node: &Node, pool: &Pool, broker: Broker, hashrate: f64) -> Status {
         hashrate,
         active: pool.active(),
         threads: pool.threads(),
+    }
+}
+
+/// The driver's half of the status message for observers.
+fn measured(pool: &Pool, hashrate: f64, care: Option<&Care>) -> Measured {
+    let small = |n: usize| n.min(usize::from(u16::MAX)) as u16;
+    Measured {
+        // Rounded down to whole candidates per second; never negative.
+        hashrate: hashrate.max(0.0) as u64,
+        active: small(pool.active()),
+        threads: small(pool.threads()),
+        cores: small(num_cpus::get()),
+        temp_mc: care
+            .and_then(Care::temperature)
+            .map(|c| (c * 1000.0).round() as i32),
     }
 }
 
@@ -212,6 +230,12 @@ pub async fn run(
                 hashrate = service::hashrate(rate_mark.1, hashes, at - rate_mark.0);
                 rate_mark = (at, hashes);
                 notifier.tick(&status(&node, &pool, broker, hashrate));
+                // Observers' view (`edgeminer status`), retained; only while
+                // connected, so a reconnect does not flush a backlog of them.
+                if broker == Broker::Connected {
+                    let m = measured(&pool, hashrate, care.as_ref());
+                    link.publish(outgoing(node.status_message(m, now())));
+                }
                 Vec::new()
             }
             _ = next_tick(&mut thermal_timer) => {
