@@ -93,6 +93,25 @@ fn measured(pool: &Pool, hashrate: f64, care: Option<&Care>) -> Measured {
     }
 }
 
+/// At most one status message per this long, besides the periodic one.
+const STATUS_GAP: Duration = Duration::from_secs(1);
+
+/// What makes a status message worth sending before the next period: the
+/// committed height, the round and the leader.
+type Shown = (u64, u32, Option<crate::identity::NodeId>);
+
+fn shown(node: &Node) -> Shown {
+    (node.height(), node.round(), node.leader())
+}
+
+/// Sleeps until `due`, or for ever without one.
+async fn until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -176,6 +195,11 @@ pub async fn run(
     let mut status_timer = every(notifier.period());
     let (mut broker, mut rate_mark, mut hashrate) =
         (Broker::Connecting, (Instant::now(), 0u64), 0.0);
+    // The status for observers: every period, and within STATUS_GAP of a
+    // new transaction, round or leader (so that it follows a fast cluster
+    // without flooding the broker).
+    let (mut status_shown, mut status_sent, mut status_due) =
+        (None::<Shown>, Instant::now(), None::<tokio::time::Instant>);
     let mut care = None;
     let mut thermal_timer = None;
     if let Some(t) = &cfg.mining.thermal {
@@ -230,11 +254,17 @@ pub async fn run(
                 hashrate = service::hashrate(rate_mark.1, hashes, at - rate_mark.0);
                 rate_mark = (at, hashes);
                 notifier.tick(&status(&node, &pool, broker, hashrate));
+                status_due = Some(tokio::time::Instant::now());
+                Vec::new()
+            }
+            _ = until(status_due) => {
                 // Observers' view (`edgeminer status`), retained; only while
                 // connected, so a reconnect does not flush a backlog of them.
+                status_due = None;
                 if broker == Broker::Connected {
                     let m = measured(&pool, hashrate, care.as_ref());
                     link.publish(outgoing(node.status_message(m, now())));
+                    (status_shown, status_sent) = (Some(shown(&node)), Instant::now());
                 }
                 Vec::new()
             }
@@ -278,7 +308,12 @@ pub async fn run(
                 }
             }
         }
+        if status_due.is_none() && status_shown.is_some_and(|s| s != shown(&node)) {
+            status_due = Some((status_sent + STATUS_GAP).into());
+        }
         if announced {
+            // Observers learn of a (re)connected node at once.
+            status_due = Some(tokio::time::Instant::now());
             // Connected and announced: started, as far as systemd knows.
             notifier.ready(&status(&node, &pool, broker, hashrate));
         }

@@ -116,12 +116,11 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                         CONNECT_LIMIT.as_secs()
                     ),
                     None => {}
-                    Some(at) if !opts.watch => {
-                        if at.elapsed() >= opts.wait {
-                            print(&collector.view(now()), &opts, &mut stdout)?;
-                            break;
-                        }
+                    Some(at) if !opts.watch && at.elapsed() >= opts.wait => {
+                        print(&collector.view(now()), &opts, &mut stdout)?;
+                        break;
                     }
+                    Some(_) if !opts.watch => {}
                     Some(_) => print(&collector.view(now()), &opts, &mut stdout)?,
                 }
             }

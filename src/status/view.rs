@@ -119,6 +119,13 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
     }
     nodes.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
 
+    // A commit newer than every status means the statuses describe a
+    // transaction that is closed: the open one is past the newest commit,
+    // its leader not reported yet.
+    let newest = c.commits.keys().next_back().copied().unwrap_or(0);
+    if open.is_none_or(|(tx, _)| tx <= newest) && newest > 0 {
+        open = Some((newest + 1, 0));
+    }
     // The leader of the open transaction: the one most online nodes name.
     let mut tally: std::collections::BTreeMap<_, (usize, Option<u8>, u64)> = Default::default();
     if let Some((tx, _)) = open {
@@ -153,7 +160,6 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
                 .map(|d| 2f64.powi(i32::from(d)) / hashrate as f64),
         }
     });
-    let newest = c.commits.keys().next_back().copied().unwrap_or(0);
     let committed = newest.max(open.map_or(0, |(tx, _)| tx.saturating_sub(1)));
     let commits = c
         .commits

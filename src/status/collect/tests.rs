@@ -268,3 +268,21 @@ fn leaving_and_forgeries() {
     );
     assert!(v.to_text().contains("0 of 2 nodes online"));
 }
+
+#[test]
+fn a_commit_newer_than_every_status_closes_its_transaction() {
+    let f = Fixture::new();
+    let mut c = Collector::new(CLUSTER);
+    feed(
+        &mut c,
+        &[f.key(0), f.key(1), f.presence(0, true), f.presence(1, true)],
+        0,
+    );
+    // The statuses speak of tx 8; a commit of tx 8 arrives after them.
+    feed(&mut c, &[f.status(0, 1, 10), f.commit(1, 8, 1, 0)], 0);
+    let v = c.view(0);
+    let open = v.open_transaction.as_ref().expect("an open transaction");
+    assert_eq!((open.tx, open.round, open.difficulty), (9, 0, None));
+    assert_eq!((v.committed, v.leader.clone()), (8, None));
+    assert!(v.to_text().contains("leader: none yet"));
+}
