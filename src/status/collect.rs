@@ -4,11 +4,13 @@
 //! time it arrived (milliseconds of its own clock) and asks for the view at
 //! a time. Every message is checked before it counts: keys must hash to
 //! their id and sign their own announcement; presence, status and commit
-//! messages must be signed by the node their topic names. Messages whose
+//! messages must be signed by the node their topic names, challenges by
+//! their leader. Messages whose
 //! signer's key has not arrived yet wait in a bounded queue.
 //!
-//! The observer displays; it does not audit. A commit's outer signature is
-//! checked, not its certificate (`edgeminer verify` does that on a ledger).
+//! The observer displays; it does not audit. A commit's outer signature and
+//! a challenge's are checked, not their certificates (`edgeminer verify`
+//! does that on a ledger).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -73,6 +75,8 @@ pub struct Collector {
     sigs: SigCache,
     pub(super) nodes: BTreeMap<NodeId, Entry>,
     pending: VecDeque<(String, Vec<u8>, u64)>,
+    /// Challenges by (tx, round): leader, difficulty, when first seen.
+    pub(super) challenges: BTreeMap<(u64, u32), (NodeId, u8, u64)>,
     /// Commits by transaction: round, difficulty, leader, winner, seed.
     pub(super) commits: BTreeMap<u64, (u32, u8, NodeId, NodeId, u64)>,
 }
@@ -81,6 +85,8 @@ enum Route {
     Key,
     Presence(NodeId),
     Status(NodeId),
+    /// Any member may pass a leader's challenge on: signed by its leader.
+    Challenge,
     Commit(NodeId),
 }
 
@@ -93,6 +99,7 @@ impl Collector {
             sigs: SigCache::with_capacity(1024),
             nodes: BTreeMap::new(),
             pending: VecDeque::new(),
+            challenges: BTreeMap::new(),
             commits: BTreeMap::new(),
         }
     }
@@ -109,6 +116,7 @@ impl Collector {
         match (r.family, r.commit, r.sync) {
             (wire::Family::PubKey, _, _) => Some(Route::Key),
             (wire::Family::Init, _, _) => Some(Route::Presence(r.sender)),
+            (wire::Family::Challenge, _, _) => Some(Route::Challenge),
             (wire::Family::Voting, true, _) => Some(Route::Commit(r.sender)),
             _ => None,
         }
@@ -127,7 +135,7 @@ impl Collector {
             }
         }
         let limit = match route {
-            Route::Commit(_) => wire::MAX_CERT_MESSAGE,
+            Route::Commit(_) | Route::Challenge => wire::MAX_CERT_MESSAGE,
             _ => wire::MAX_PHASE_MESSAGE,
         };
         let env = Envelope::decode(payload, limit)?;
@@ -137,6 +145,7 @@ impl Collector {
             Route::Presence(id) => (Kind::Presence, id),
             Route::Status(id) => (Kind::Status, id),
             Route::Commit(id) => (Kind::Commit, id),
+            Route::Challenge => (Kind::Challenge, body.sender),
         };
         if body.kind() != expected {
             return Err(Refused::WrongKind(body.kind()));
@@ -180,6 +189,16 @@ impl Collector {
                 })
             }
             Payload::Commit(c) => self.on_commit(body.tx, &c)?,
+            Payload::Challenge(ch) => {
+                self.challenges.entry((body.tx, body.round)).or_insert((
+                    body.sender,
+                    ch.difficulty,
+                    now,
+                ));
+                while self.challenges.len() > MAX_COMMITS {
+                    self.challenges.pop_first();
+                }
+            }
             _ => return Err(Refused::WrongKind(body.kind())),
         }
         Ok(())

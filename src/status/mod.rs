@@ -1,7 +1,7 @@
 //! `edgeminer status`: the operator's view of a whole cluster.
 //!
 //! An observer connects to the broker, subscribes to the nodes' keys,
-//! presence, status and retained commits (never to votes or solutions) and
+//! presence, status, challenges and commits (never to votes or solutions) and
 //! never publishes anything: it sets no last will and sends no message, so
 //! it cannot disturb the cluster. [`collect`] turns the messages into a
 //! picture of the cluster (pure, unit-tested); [`view`] prints it as text or

@@ -21,7 +21,8 @@ pub const SHOWN_COMMITS: usize = 5;
 pub struct ClusterView {
     pub cluster: String,
     pub nodes: Vec<NodeView>,
-    /// The leader of the open transaction, as most online nodes report it.
+    /// The leader of the open transaction: the signer of its challenge, or
+    /// as most online nodes report it.
     pub leader: Option<NodeRef>,
     pub open_transaction: Option<OpenTx>,
     /// Transactions committed, as far as the observer can tell.
@@ -120,11 +121,20 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
     nodes.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
 
     // A commit newer than every status means the statuses describe a
-    // transaction that is closed: the open one is past the newest commit,
-    // its leader not reported yet.
+    // transaction that is closed: the open one is past the newest commit.
+    // A challenge for a later transaction or round than the statuses name
+    // is the newest word on it (statuses trail a fast cluster by a second).
     let newest = c.commits.keys().next_back().copied().unwrap_or(0);
     if open.is_none_or(|(tx, _)| tx <= newest) && newest > 0 {
         open = Some((newest + 1, 0));
+    }
+    let challenge = c
+        .challenges
+        .iter()
+        .next_back()
+        .filter(|((tx, _), _)| *tx > newest);
+    if let Some((at, _)) = challenge {
+        open = open.max(Some(*at));
     }
     // The leader of the open transaction: the one most online nodes name.
     let mut tally: std::collections::BTreeMap<_, (usize, Option<u8>, u64)> = Default::default();
@@ -143,7 +153,20 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
             }
         }
     }
-    let best = tally.into_iter().max_by_key(|(_, t)| t.0);
+    let mut best = tally.into_iter().max_by_key(|(_, t)| t.0);
+    // The leader's own challenge for the open transaction outranks what the
+    // statuses say; its time open is at least since it arrived here.
+    if let (Some((tx, round)), Some(((ctx, cround), (leader, difficulty, at)))) = (open, challenge)
+    {
+        if (tx, round) == (*ctx, *cround) {
+            let since = now.saturating_sub(*at);
+            let reported = best
+                .as_ref()
+                .filter(|(id, _)| id == leader)
+                .map_or(0, |(_, t)| t.2);
+            best = Some((*leader, (0, Some(*difficulty), since.max(reported))));
+        }
+    }
     let leader = best.as_ref().map(|(id, _)| NodeRef {
         id: id.to_string(),
         name: c.name_of(*id),

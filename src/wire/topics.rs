@@ -103,13 +103,19 @@ impl Topics {
         format!("{}/status/{}", self.prefix, me)
     }
 
-    /// What an observer subscribes to: keys, presence, status and the
-    /// retained commits of every node, never the votes or solutions.
+    /// What an observer subscribes to: keys, presence, status, challenges
+    /// and the commits of every node, never the votes or solutions.
     pub fn observer_subscriptions(&self) -> Vec<String> {
-        ["pubkey/+", "init/+", "status/+", "voting/+/commit"]
-            .iter()
-            .map(|t| format!("{}/{}", self.prefix, t))
-            .collect()
+        [
+            "pubkey/+",
+            "init/+",
+            "status/+",
+            "challenge/+",
+            "voting/+/commit",
+        ]
+        .iter()
+        .map(|t| format!("{}/{}", self.prefix, t))
+        .collect()
     }
 
     /// The sender of a status topic of this cluster; `None` for anything else.

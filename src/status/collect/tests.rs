@@ -74,8 +74,8 @@ impl Fixture {
         (self.topics.status(self.ids[i].id), self.signed(i, 8, 1, p))
     }
 
-    fn commit(&self, i: usize, tx: u64, leader: usize, winner: usize) -> (String, Vec<u8>) {
-        let challenge = self.signed(
+    fn challenge(&self, leader: usize, tx: u64) -> Vec<u8> {
+        self.signed(
             leader,
             tx,
             0,
@@ -86,7 +86,11 @@ impl Fixture {
                 votes: Vec::new(),
                 keys: Vec::new(),
             }),
-        );
+        )
+    }
+
+    fn commit(&self, i: usize, tx: u64, leader: usize, winner: usize) -> (String, Vec<u8>) {
+        let challenge = self.challenge(leader, tx);
         let solution = self.signed(
             winner,
             tx,
@@ -285,4 +289,45 @@ fn a_commit_newer_than_every_status_closes_its_transaction() {
     assert_eq!((open.tx, open.round, open.difficulty), (9, 0, None));
     assert_eq!((v.committed, v.leader.clone()), (8, None));
     assert!(v.to_text().contains("leader: none yet"));
+}
+
+#[test]
+fn a_challenge_names_the_leader_before_the_statuses_do() {
+    let f = Fixture::new();
+    let mut c = Collector::new(CLUSTER);
+    feed(
+        &mut c,
+        &[f.key(0), f.key(1), f.presence(0, true), f.presence(1, true)],
+        0,
+    );
+    feed(&mut c, &[f.status(0, 0, 10), f.commit(1, 8, 1, 0)], 0);
+    // Passed on by node 0: what counts is the leader's signature.
+    let relayed = (
+        f.topics.own(wire::Family::Challenge, f.ids[0].id),
+        f.challenge(1, 9),
+    );
+    feed(&mut c, &[relayed], 100);
+    let v = c.view(600);
+    let open = v.open_transaction.as_ref().expect("an open transaction");
+    assert_eq!(
+        (open.tx, open.difficulty, open.elapsed_s),
+        (9, Some(18), Some(0.5))
+    );
+    assert_eq!(v.leader.as_ref().map(|l| l.name.as_str()), Some("pi-02"));
+    // A challenge whose signature is not its leader's does not count.
+    let body = Body::decode(
+        &Envelope::decode(&f.challenge(0, 10), 1024)
+            .expect("env")
+            .body,
+    )
+    .expect("body");
+    let forged = sign(CLUSTER, &f.ids[1].key, body.encode());
+    assert_eq!(
+        c.handle(
+            &f.topics.own(wire::Family::Challenge, f.ids[1].id),
+            &forged,
+            700
+        ),
+        Err(Refused::BadSignature)
+    );
 }
