@@ -70,3 +70,73 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::tests::Sim;
+    use crate::protocol::Input;
+    use crate::wire::{Body, Envelope, Family, MAX_PHASE_MESSAGE};
+
+    #[test]
+    fn a_signed_status_of_the_open_transaction_that_no_node_takes_as_input() {
+        let mut sim = Sim::new(3, 7);
+        sim.connect_all();
+        assert!(sim.run_until(2, 100_000), "two commits");
+        let m = Measured {
+            hashrate: 1234,
+            active: 1,
+            threads: 2,
+            cores: 4,
+            temp_mc: Some(50_000),
+        };
+        let node = &sim.nodes[0];
+        let p = node.status_message(m, sim.now);
+        assert_eq!(p.topic, node.topics().status(node.id()));
+        assert!(p.retain);
+        let env = Envelope::decode(&p.payload, MAX_PHASE_MESSAGE).expect("an envelope");
+        assert!(env.verify("test", sim.ids[0].key.verifying_key()));
+        let body = Body::decode(&env.body).expect("a body");
+        assert_eq!(
+            (body.sender, body.tx, body.round),
+            (node.id(), node.height() + 1, node.round())
+        );
+        let Payload::Status(s) = body.payload else {
+            panic!("a status body, not {:?}", body.kind());
+        };
+        assert_eq!(s.phase, StatusPhase::from(node.phase()));
+        assert_eq!(s.leader, node.leader());
+        assert_eq!(s.open_ms.is_some(), node.leader().is_some());
+        assert_eq!((s.hashrate, s.active, s.threads, s.cores), (1234, 1, 2, 4));
+        assert_eq!(s.temp_mc, Some(50_000));
+
+        // Another node ignores it on the status topic (it never subscribes
+        // there) and refuses it anywhere else.
+        let other = &mut sim.nodes[1];
+        let before = other.rejected;
+        let out = other.handle(
+            Input::Message {
+                topic: &p.topic,
+                payload: &p.payload,
+            },
+            sim.now,
+        );
+        assert!(out.is_empty() && other.rejected == before);
+        let init = other.topics().own(Family::Init, sim.ids[0].id);
+        let out = other.handle(
+            Input::Message {
+                topic: &init,
+                payload: &p.payload,
+            },
+            sim.now,
+        );
+        assert!(out.is_empty());
+        assert_eq!(other.rejected, before + 1);
+
+        // Leaving cleanly empties the retained status.
+        let bye = sim.nodes[0].goodbye();
+        assert!(bye
+            .iter()
+            .any(|g| g.topic == p.topic && g.retain && g.payload.is_empty()));
+    }
+}
