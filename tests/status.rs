@@ -210,5 +210,24 @@ fn status_shows_a_live_cluster() {
     assert_eq!(pane.matches("edgeminer status").count(), 1, "{pane}");
     assert!(pane.starts_with("edgeminer status"), "{pane}");
     drop(tmux);
-    drop(nodes);
+
+    // s3 leaves cleanly: offline, its status gone, its rate out of the sum.
+    let mut nodes = nodes;
+    assert!(nodes[2].stop(), "s3 stops cleanly");
+    let out = status(&url, &cluster, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let s3 = &v["nodes"][2];
+    assert_eq!(
+        (s3["name"].as_str(), s3["online"].as_bool()),
+        (Some("s3"), Some(false)),
+        "{v}"
+    );
+    assert!(s3["phase"].is_null() && s3["hashrate"] == 0, "{v}");
+    let online: u64 = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["hashrate"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(v["hashrate"].as_u64(), Some(online), "{v}");
 }
