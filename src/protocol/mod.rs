@@ -337,10 +337,10 @@ impl Node {
         self.presence_message(false)
     }
 
-    /// What to publish when leaving cleanly: "gone", and an empty retained
-    /// status, which removes ours from the broker.
+    /// What to publish when leaving cleanly: "gone", and a last status
+    /// saying so (for observers).
     pub fn goodbye(&self) -> Vec<Publish> {
-        vec![self.presence_message(false), self.status_clear()]
+        vec![self.presence_message(false), self.status_left()]
     }
 
     fn tick(&mut self, now: u64, out: &mut Vec<Action>) {

@@ -5,6 +5,10 @@
 //!
 //! Pure like the rest of the core: the driver passes its measurements and
 //! the time in, and publishes what comes out. No node reads status messages.
+//! A node that leaves cleanly sends a last one with phase "left". (An empty
+//! retained message would remove it instead, but Mosquitto 2 closed the
+//! connection on the empty publish rumqttc's MQTT 5 client sent, logging
+//! "out of memory", so it never arrived.)
 
 use super::{Node, Phase, Publish};
 use crate::wire::{Payload, Status, StatusPhase};
@@ -39,7 +43,7 @@ impl Node {
     /// retained `status/<id>` topic.
     pub fn status_message(&self, m: Measured, now: u64) -> Publish {
         let open = self.tx.challenges.values().max_by_key(|c| c.round);
-        let status = Status {
+        self.status_publish(Status {
             incarnation: self.incarnation,
             name: self.cfg.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -52,20 +56,32 @@ impl Node {
             threads: m.threads,
             cores: m.cores,
             temp_mc: m.temp_mc,
-        };
+        })
+    }
+
+    /// The last status, sent when leaving cleanly: phase "left", nothing
+    /// mined, no transaction of its own under way.
+    pub fn status_left(&self) -> Publish {
+        self.status_publish(Status {
+            incarnation: self.incarnation,
+            name: self.cfg.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            phase: StatusPhase::Left,
+            leader: None,
+            difficulty: None,
+            open_ms: None,
+            hashrate: 0,
+            active: 0,
+            threads: self.cfg.threads,
+            cores: 0,
+            temp_mc: None,
+        })
+    }
+
+    fn status_publish(&self, status: Status) -> Publish {
         Publish {
             topic: self.topics.status(self.me),
             payload: self.sign(self.height + 1, self.tx.round, Payload::Status(status)),
-            retain: true,
-        }
-    }
-
-    /// An empty retained message on our status topic: the broker drops the
-    /// retained status (sent when leaving cleanly).
-    pub fn status_clear(&self) -> Publish {
-        Publish {
-            topic: self.topics.status(self.me),
-            payload: Vec::new(),
             retain: true,
         }
     }
@@ -133,10 +149,16 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(other.rejected, before + 1);
 
-        // Leaving cleanly empties the retained status.
+        // Leaving cleanly replaces the retained status with a "left" one.
         let bye = sim.nodes[0].goodbye();
-        assert!(bye
-            .iter()
-            .any(|g| g.topic == p.topic && g.retain && g.payload.is_empty()));
+        let last = bye.iter().find(|g| g.topic == p.topic && g.retain);
+        let env = Envelope::decode(&last.expect("a last status").payload, MAX_PHASE_MESSAGE)
+            .expect("an envelope");
+        assert!(env.verify("test", sim.ids[0].key.verifying_key()));
+        let body = Body::decode(&env.body).expect("a body");
+        assert!(
+            matches!(&body.payload, Payload::Status(s) if s.phase == StatusPhase::Left),
+            "{body:?}"
+        );
     }
 }

@@ -127,7 +127,7 @@ impl Collector {
         let route = self.route(topic).ok_or(Refused::Topic)?;
         if let Route::Status(id) = route {
             if payload.is_empty() {
-                // The node left cleanly and removed its retained status.
+                // A retained status cleared by hand (`mosquitto_pub -r -n`).
                 if let Some(e) = self.nodes.get_mut(&id) {
                     e.status = None;
                 }
@@ -179,6 +179,10 @@ impl Collector {
                 {
                     entry.presence = Some(p);
                 }
+            }
+            // A node that left says so last: it has no status any more.
+            Payload::Status(status) if status.phase == wire::StatusPhase::Left => {
+                entry.status = None
             }
             Payload::Status(status) => {
                 entry.status = Some(Seen {

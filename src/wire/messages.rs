@@ -261,6 +261,9 @@ pub enum StatusPhase {
     /// Approved a solution, waiting for a quorum.
     #[n(3)]
     Voting,
+    /// Left the cluster cleanly (its last status).
+    #[n(4)]
+    Left,
 }
 
 impl StatusPhase {
@@ -270,6 +273,7 @@ impl StatusPhase {
             StatusPhase::Election => "election",
             StatusPhase::Mining => "mining",
             StatusPhase::Voting => "voting",
+            StatusPhase::Left => "left",
         }
     }
 }
@@ -547,7 +551,7 @@ mod tests {
                 (
                     any::<u64>(),
                     "[a-z0-9-]{0,32}",
-                    0u8..4,
+                    0u8..5,
                     proptest::option::of(id())
                 ),
                 (
@@ -572,6 +576,7 @@ mod tests {
                                 StatusPhase::Election,
                                 StatusPhase::Mining,
                                 StatusPhase::Voting,
+                                StatusPhase::Left,
                             ][usize::from(phase)],
                             leader,
                             difficulty,
