@@ -40,6 +40,9 @@ pub enum Command {
     Id(StateArgs),
     /// Measure the mining engine.
     Bench(BenchArgs),
+    /// Show a running cluster: its nodes, leader, open transaction and last
+    /// commits, as an observer that never votes, mines or publishes.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +118,44 @@ pub struct RunArgs {
     /// Throw-away key for this run only (the original lab's behaviour).
     #[arg(long)]
     pub ephemeral_key: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Cluster name, as the nodes were given it.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// MQTT broker URL: mqtt://HOST[:1883], or mqtts://HOST[:8883] for TLS.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// CA certificate (PEM) that signed the broker's certificate; needed
+    /// for mqtts://.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a broker that asks for one; with
+    /// --client-key.
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert; refused if other users can read it.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// File with `username = ...` and `password = ...` lines for the broker
+    /// (a read-only login is enough); refused if other users can read it.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// A node's TOML configuration file, for its cluster and broker
+    /// settings; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seconds to collect the retained messages before printing once.
+    #[arg(long, default_value_t = 2.0)]
+    pub wait: f64,
+    /// Keep a live view, redrawn every second, until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print JSON (one object; with --watch, one per line every second).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -18,5 +18,6 @@ pub mod protocol;
 pub mod report;
 pub mod service;
 pub mod sim;
+pub mod status;
 pub mod thermal;
 pub mod wire;

@@ -10,10 +10,12 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use edgeminer::cli::{BenchArgs, Cli, Command, DemoArgs, Format, LedgerArgs, StateArgs};
+use edgeminer::cli::{
+    BenchArgs, Cli, Command, DemoArgs, Format, LedgerArgs, StateArgs, StatusArgs,
+};
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
-use edgeminer::{bench, chain, demo, node, report};
+use edgeminer::{bench, chain, demo, node, report, status};
 
 /// Exit codes with names.
 mod exit {
@@ -122,7 +124,25 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Bench(args) => bench(args),
+        Command::Status(args) => watch(args),
     }
+}
+
+fn watch(args: StatusArgs) -> Result<u8> {
+    let (cluster, broker) = config::observer_settings(&args)?;
+    if !(args.wait.is_finite() && (0.0..=600.0).contains(&args.wait)) {
+        anyhow::bail!("--wait {}: use 0 to 600 seconds", args.wait);
+    }
+    let opts = status::Options {
+        cluster,
+        broker,
+        wait: std::time::Duration::from_secs_f64(args.wait),
+        watch: args.watch,
+        json: args.json,
+        terminal: std::io::stdout().is_terminal(),
+    };
+    runtime()?.block_on(async { status::run(opts, node::signals()).await })?;
+    Ok(exit::OK)
 }
 
 fn demo(args: DemoArgs) -> Result<u8> {

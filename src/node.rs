@@ -4,7 +4,9 @@
 //! before anything after it is published.
 //!
 //! It also keeps systemd informed ([`crate::service`]) and applies thermal
-//! care to the pool ([`crate::thermal`]). Shutdown is seen only between two
+//! care to the pool ([`crate::thermal`]); every status period it also
+//! publishes the node's retained status message for observers
+//! ([`crate::protocol::status`]). Shutdown is seen only between two
 //! batches of actions: a batch (a ledger append and the publishes after it)
 //! runs to its end, then the node stops mining, publishes its goodbye and
 //! closes the connection within a second.
@@ -25,6 +27,7 @@ use crate::identity::Identity;
 use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
+use crate::protocol::status::Measured;
 use crate::protocol::{Action, Committed, Input, Node, Publish};
 use crate::service::{self, Broker, Notifier, Status};
 use crate::thermal::Care;
@@ -72,6 +75,40 @@ fn status(node: &Node, pool: &Pool, broker: Broker, hashrate: f64) -> Status {
         hashrate,
         active: pool.active(),
         threads: pool.threads(),
+    }
+}
+
+/// The driver's half of the status message for observers.
+fn measured(pool: &Pool, hashrate: f64, care: Option<&Care>) -> Measured {
+    let small = |n: usize| n.min(usize::from(u16::MAX)) as u16;
+    Measured {
+        // Rounded down to whole candidates per second; never negative.
+        hashrate: hashrate.max(0.0) as u64,
+        active: small(pool.active()),
+        threads: small(pool.threads()),
+        cores: small(num_cpus::get()),
+        temp_mc: care
+            .and_then(Care::temperature)
+            .map(|c| (c * 1000.0).round() as i32),
+    }
+}
+
+/// At most one status message per this long, besides the periodic one.
+const STATUS_GAP: Duration = Duration::from_secs(1);
+
+/// What makes a status message worth sending before the next period: the
+/// committed height, the round and the leader.
+type Shown = (u64, u32, Option<crate::identity::NodeId>);
+
+fn shown(node: &Node) -> Shown {
+    (node.height(), node.round(), node.leader())
+}
+
+/// Sleeps until `due`, or for ever without one.
+async fn until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -158,6 +195,11 @@ pub async fn run(
     let mut status_timer = every(notifier.period());
     let (mut broker, mut rate_mark, mut hashrate) =
         (Broker::Connecting, (Instant::now(), 0u64), 0.0);
+    // The status for observers: every period, and within STATUS_GAP of a
+    // new transaction, round or leader (so that it follows a fast cluster
+    // without flooding the broker).
+    let (mut status_shown, mut status_sent, mut status_due) =
+        (None::<Shown>, Instant::now(), None::<tokio::time::Instant>);
     let mut care = None;
     let mut thermal_timer = None;
     if let Some(t) = &cfg.mining.thermal {
@@ -212,6 +254,18 @@ pub async fn run(
                 hashrate = service::hashrate(rate_mark.1, hashes, at - rate_mark.0);
                 rate_mark = (at, hashes);
                 notifier.tick(&status(&node, &pool, broker, hashrate));
+                status_due = Some(tokio::time::Instant::now());
+                Vec::new()
+            }
+            _ = until(status_due) => {
+                // Observers' view (`edgeminer status`), retained; only while
+                // connected, so a reconnect does not flush a backlog of them.
+                status_due = None;
+                if broker == Broker::Connected {
+                    let m = measured(&pool, hashrate, care.as_ref());
+                    link.publish(outgoing(node.status_message(m, now())));
+                    (status_shown, status_sent) = (Some(shown(&node)), Instant::now());
+                }
                 Vec::new()
             }
             _ = next_tick(&mut thermal_timer) => {
@@ -254,7 +308,12 @@ pub async fn run(
                 }
             }
         }
+        if status_due.is_none() && status_shown.is_some_and(|s| s != shown(&node)) {
+            status_due = Some((status_sent + STATUS_GAP).into());
+        }
         if announced {
+            // Observers learn of a (re)connected node at once.
+            status_due = Some(tokio::time::Instant::now());
             // Connected and announced: started, as far as systemd knows.
             notifier.ready(&status(&node, &pool, broker, hashrate));
         }

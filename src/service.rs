@@ -154,7 +154,7 @@ impl fmt::Display for Status {
 }
 
 /// A candidate rate with a unit that keeps it short.
-struct Rate(f64);
+pub struct Rate(pub f64);
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -179,6 +179,8 @@ pub struct Care {
     path: PathBuf,
     controller: Controller,
     failing: bool,
+    /// The latest good reading, °C (for the status message).
+    last: Option<f64>,
 }
 
 impl Care {
@@ -187,7 +189,13 @@ impl Care {
             path,
             controller: Controller::new(limits, threads),
             failing: false,
+            last: None,
         }
+    }
+
+    /// The latest reading in °C, while the sensor reads.
+    pub fn temperature(&self) -> Option<f64> {
+        self.last
     }
 
     /// Reads the sensor (a small sysfs or test file: no need to leave the
@@ -196,6 +204,7 @@ impl Care {
     pub fn check(&mut self, now_ms: u64) -> Option<usize> {
         match read(&self.path) {
             Ok(t) => {
+                self.last = Some(t);
                 if self.failing {
                     info!("thermal: reading {} again", self.path.display());
                     self.failing = false;
@@ -205,6 +214,7 @@ impl Care {
                 Some(change.to)
             }
             Err(e) => {
+                self.last = None;
                 if !self.failing {
                     warn!(
                         "thermal: {e}; keeping {} of {} threads until it reads again",

@@ -26,6 +26,8 @@ pub struct ChallengeInfo {
     /// The election voters' keys the challenge carries.
     pub keys: Vec<Key33>,
     pub envelope: Vec<u8>,
+    /// When this node accepted it (the core's time, in ms), for status.
+    pub since: u64,
 }
 
 impl Node {
@@ -131,6 +133,7 @@ impl Node {
             salt: c.salt,
             keys: c.keys.clone(),
             envelope: env.encode(),
+            since: now,
         };
         self.tx.challenges.insert(r, info);
         self.tx.deadline = None;

@@ -20,6 +20,7 @@ pub mod persist;
 pub mod pubkey;
 pub mod quorum;
 pub mod solution;
+pub mod status;
 pub mod sync;
 pub mod tx;
 pub mod voting;
@@ -336,9 +337,10 @@ impl Node {
         self.presence_message(false)
     }
 
-    /// What to publish when leaving cleanly.
+    /// What to publish when leaving cleanly: "gone", and a last status
+    /// saying so (for observers).
     pub fn goodbye(&self) -> Vec<Publish> {
-        vec![self.presence_message(false)]
+        vec![self.presence_message(false), self.status_left()]
     }
 
     fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
@@ -564,7 +566,9 @@ impl Node {
             Payload::Approval(a) => self.on_approval(&env, &body, a, now, out),
             Payload::Commit(c) => self.on_commit_message(&body, c, now, out),
             Payload::Sync(s) => self.on_sync(&body, s, now, out),
-            Payload::PubKey(_) => Ok(()),
+            // Keys were handled above; status is no protocol input (and
+            // arrives on no topic that routes here: WrongFamily above).
+            Payload::PubKey(_) | Payload::Status(_) => Ok(()),
         }
     }
 

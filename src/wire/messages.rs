@@ -35,6 +35,9 @@ pub enum Kind {
     /// voting: a node asks for the commit certificate of one transaction it
     /// missed (catch-up); any node that has it answers.
     Sync = 8,
+    /// status: what a node is doing, for observers (`edgeminer status`);
+    /// not protocol input, nodes never read it.
+    Status = 9,
 }
 
 impl Kind {
@@ -48,6 +51,7 @@ impl Kind {
             6 => Kind::Approval,
             7 => Kind::Commit,
             8 => Kind::Sync,
+            9 => Kind::Status,
             _ => return None,
         })
     }
@@ -61,6 +65,7 @@ impl Kind {
             Kind::Challenge => "challenge",
             Kind::Solution => "solution",
             Kind::Approval | Kind::Commit | Kind::Sync => "voting",
+            Kind::Status => "status",
         }
     }
 }
@@ -76,6 +81,7 @@ impl fmt::Display for Kind {
             Kind::Approval => "approval",
             Kind::Commit => "commit",
             Kind::Sync => "sync request",
+            Kind::Status => "status",
         };
         f.write_str(s)
     }
@@ -238,6 +244,81 @@ pub struct Sync {
     pub seen: u64,
 }
 
+/// Where a node stands, as its status message says (the protocol core's
+/// phase, on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(index_only)]
+pub enum StatusPhase {
+    /// Waiting for the members.
+    #[n(0)]
+    Init,
+    /// Voting for, or waiting on, a leader.
+    #[n(1)]
+    Election,
+    /// Mining the open challenge.
+    #[n(2)]
+    Mining,
+    /// Approved a solution, waiting for a quorum.
+    #[n(3)]
+    Voting,
+    /// Left the cluster cleanly (its last status).
+    #[n(4)]
+    Left,
+}
+
+impl StatusPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusPhase::Init => "init",
+            StatusPhase::Election => "election",
+            StatusPhase::Mining => "mining",
+            StatusPhase::Voting => "voting",
+            StatusPhase::Left => "left",
+        }
+    }
+}
+
+/// status: what a node is doing, retained on `status/<id>` and refreshed
+/// every few seconds, for `edgeminer status`. The body's tx and round are
+/// the transaction under way (one past the committed ones) and its election
+/// round. Informational only: no node takes it as protocol input.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+pub struct Status {
+    /// The presence incarnation of the node's current start.
+    #[n(0)]
+    pub incarnation: u64,
+    #[n(1)]
+    pub name: String,
+    #[n(2)]
+    pub version: String,
+    #[n(3)]
+    pub phase: StatusPhase,
+    /// Leader of the open transaction, once its challenge is known.
+    #[n(4)]
+    pub leader: Option<NodeId>,
+    /// Difficulty of the leader's challenge, once known.
+    #[n(5)]
+    pub difficulty: Option<u8>,
+    /// Milliseconds since this node accepted that challenge.
+    #[n(6)]
+    pub open_ms: Option<u64>,
+    /// Candidates tried per second over the last period.
+    #[n(7)]
+    pub hashrate: u64,
+    /// Mining threads allowed now (thermal care may pause some), and all.
+    #[n(8)]
+    pub active: u16,
+    #[n(9)]
+    pub threads: u16,
+    /// CPU cores of the board.
+    #[n(10)]
+    pub cores: u16,
+    /// SoC temperature in millidegrees Celsius, when the node reads one.
+    #[n(11)]
+    pub temp_mc: Option<i32>,
+}
+
 /// A byte string inside a payload (a nested envelope).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bytes(pub Vec<u8>);
@@ -295,6 +376,7 @@ pub enum Payload {
     Approval(Approval),
     Commit(Commit),
     Sync(Sync),
+    Status(Status),
 }
 
 impl Payload {
@@ -308,6 +390,7 @@ impl Payload {
             Payload::Approval(_) => Kind::Approval,
             Payload::Commit(_) => Kind::Commit,
             Payload::Sync(_) => Kind::Sync,
+            Payload::Status(_) => Kind::Status,
         }
     }
 }
@@ -343,6 +426,7 @@ impl Body {
             Payload::Approval(p) => e.encode(p).map(drop),
             Payload::Commit(p) => e.encode(p).map(drop),
             Payload::Sync(p) => e.encode(p).map(drop),
+            Payload::Status(p) => e.encode(p).map(drop),
         };
         e.into_writer()
     }
@@ -368,6 +452,7 @@ impl Body {
             Kind::Approval => Payload::Approval(d.decode()?),
             Kind::Commit => Payload::Commit(d.decode()?),
             Kind::Sync => Payload::Sync(d.decode()?),
+            Kind::Status => Payload::Status(d.decode()?),
         };
         if d.position() != bytes.len() {
             return Err(WireError::Trailing);
@@ -463,6 +548,48 @@ mod tests {
                 }),
             any::<u64>().prop_map(|seen| Payload::Sync(Sync { seen })),
             (
+                (
+                    any::<u64>(),
+                    "[a-z0-9-]{0,32}",
+                    0u8..5,
+                    proptest::option::of(id())
+                ),
+                (
+                    proptest::option::of(any::<u8>()),
+                    proptest::option::of(any::<u64>()),
+                    any::<u64>(),
+                    any::<[u16; 3]>(),
+                    proptest::option::of(any::<i32>())
+                )
+            )
+                .prop_map(
+                    |(
+                        (incarnation, name, phase, leader),
+                        (difficulty, open_ms, hashrate, t, temp_mc),
+                    )| {
+                        Payload::Status(Status {
+                            incarnation,
+                            name,
+                            version: "0.1.0".into(),
+                            phase: [
+                                StatusPhase::Init,
+                                StatusPhase::Election,
+                                StatusPhase::Mining,
+                                StatusPhase::Voting,
+                                StatusPhase::Left,
+                            ][usize::from(phase)],
+                            leader,
+                            difficulty,
+                            open_ms,
+                            hashrate,
+                            active: t[0],
+                            threads: t[1],
+                            cores: t[2],
+                            temp_mc,
+                        })
+                    }
+                ),
+            (
                 bytes(),
                 bytes(),
                 proptest::collection::vec(bytes(), 0..4),
@@ -535,6 +662,20 @@ mod tests {
                 seed: u64::MAX,
             }),
             Payload::Approval(Approval::approve([1; 16], u32::MAX)),
+            Payload::Status(Status {
+                incarnation: u64::MAX,
+                name: "x".repeat(32),
+                version: "0.10.10".into(),
+                phase: StatusPhase::Voting,
+                leader: Some(sender),
+                difficulty: Some(40),
+                open_ms: Some(u64::MAX),
+                hashrate: u64::MAX,
+                active: u16::MAX,
+                threads: u16::MAX,
+                cores: u16::MAX,
+                temp_mc: Some(i32::MIN),
+            }),
         ];
         for p in cases {
             let kind = p.kind();
@@ -566,7 +707,7 @@ mod tests {
         bytes.push(0);
         assert_eq!(Body::decode(&bytes), Err(WireError::Trailing));
         let mut bad = body.encode();
-        bad[1] = 9;
-        assert_eq!(Body::decode(&bad), Err(WireError::UnknownKind(9)));
+        bad[1] = 10;
+        assert_eq!(Body::decode(&bad), Err(WireError::UnknownKind(10)));
     }
 }

@@ -13,7 +13,7 @@ pub mod topics;
 pub use envelope::{sign, Envelope, SigCache};
 pub use messages::{
     Approval, Body, Bytes, Challenge, Commit, Key33, Kind, Payload, Presence, PubKey, Solution,
-    Sync, Vote,
+    Status, StatusPhase, Sync, Vote,
 };
 pub use topics::{Family, Topics};
 

@@ -4,6 +4,11 @@
 //! broker ACL can let each node write only its own topics (`%u` patterns). A
 //! message whose topic names a different sender than the key that signed it is
 //! refused, so the topic can be trusted for routing only after verification.
+//!
+//! Besides the phases, each node keeps a retained status message on
+//! `edgeminer/<cluster>/status/<id>` for observers (`edgeminer status`). It
+//! is not a [`Family`]: nodes do not subscribe to it and [`Topics::parse`]
+//! does not know it, so it can never be protocol input.
 
 use crate::identity::NodeId;
 
@@ -93,6 +98,32 @@ impl Topics {
         format!("{}/voting/{}/sync", self.prefix, me)
     }
 
+    /// The retained status topic of a node (for observers only).
+    pub fn status(&self, me: NodeId) -> String {
+        format!("{}/status/{}", self.prefix, me)
+    }
+
+    /// What an observer subscribes to: keys, presence, status, challenges
+    /// and the commits of every node, never the votes or solutions.
+    pub fn observer_subscriptions(&self) -> Vec<String> {
+        [
+            "pubkey/+",
+            "init/+",
+            "status/+",
+            "challenge/+",
+            "voting/+/commit",
+        ]
+        .iter()
+        .map(|t| format!("{}/{}", self.prefix, t))
+        .collect()
+    }
+
+    /// The sender of a status topic of this cluster; `None` for anything else.
+    pub fn parse_status(&self, topic: &str) -> Option<NodeId> {
+        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix("/status/")?;
+        rest.parse().ok()
+    }
+
     /// What a node subscribes to: every family of its cluster.
     pub fn subscriptions(&self) -> Vec<String> {
         Family::ALL
@@ -143,6 +174,14 @@ mod tests {
         assert_eq!(t.parse("edgeminer/lab/init/xyz"), None);
         assert_eq!(t.parse("edgeminer/lab/bogus/0102030405060708"), None);
         assert_eq!(t.parse("edgeminer/lab/init/0102030405060708/commit"), None);
+        assert_eq!(t.parse_status(&t.status(id)), Some(id));
+        assert_eq!(t.parse(&t.status(id)), None, "status is no protocol input");
+        assert_eq!(t.parse_status(&t.own(Family::Init, id)), None);
+        assert_eq!(
+            t.parse_status("edgeminer/lab/status/0102030405060708/x"),
+            None
+        );
+        assert!(!t.subscriptions().iter().any(|s| s.contains("/status/")));
         assert!(valid_cluster_name("lab-1_x"));
         assert!(!valid_cluster_name("a/b") && !valid_cluster_name("") && !valid_cluster_name("#"));
     }

@@ -1,0 +1,283 @@
+//! The observer's picture of a cluster: messages in, a [`ClusterView`] out.
+//!
+//! Pure, like the protocol core: the caller passes each message with the
+//! time it arrived (milliseconds of its own clock) and asks for the view at
+//! a time. Every message is checked before it counts: keys must hash to
+//! their id and sign their own announcement; presence, status and commit
+//! messages must be signed by the node their topic names, challenges by
+//! their leader. Messages whose
+//! signer's key has not arrived yet wait in a bounded queue.
+//!
+//! The observer displays; it does not audit. A commit's outer signature and
+//! a challenge's are checked, not their certificates (`edgeminer verify`
+//! does that on a ledger).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use p256::ecdsa::VerifyingKey;
+
+use crate::identity::NodeId;
+use crate::wire::{
+    self, Body, Commit, Envelope, Kind, Payload, Presence, SigCache, Status, Topics, WireError,
+};
+
+/// Messages held until their signer's key arrives.
+const MAX_PENDING: usize = 256;
+/// Nodes the observer keeps track of.
+const MAX_NODES: usize = 256;
+/// Commits kept (the newest).
+const MAX_COMMITS: usize = 16;
+
+/// Why a message did not count.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refused {
+    #[error("not a topic of this cluster the observer reads")]
+    Topic,
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("a {0} message on the wrong topic")]
+    WrongKind(Kind),
+    #[error("the topic names {topic} but the body {body}")]
+    TopicMismatch { topic: NodeId, body: NodeId },
+    #[error("the key does not hash to the claimed id")]
+    KeyIdMismatch,
+    #[error("invalid public key")]
+    BadKey,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("too many nodes (limit {MAX_NODES})")]
+    TooManyNodes,
+}
+
+/// A status message and its context.
+#[derive(Clone, Debug)]
+pub(super) struct Seen {
+    pub status: Status,
+    /// The body's transaction (the one under way) and round.
+    pub tx: u64,
+    pub round: u32,
+    /// When it arrived (the caller's clock, ms).
+    pub at: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Entry {
+    key: Option<VerifyingKey>,
+    pub name: String,
+    pub presence: Option<Presence>,
+    pub status: Option<Seen>,
+}
+
+/// Everything the observer has seen of one cluster.
+pub struct Collector {
+    pub(super) cluster: String,
+    topics: Topics,
+    sigs: SigCache,
+    pub(super) nodes: BTreeMap<NodeId, Entry>,
+    pending: VecDeque<(String, Vec<u8>, u64)>,
+    /// Challenges by (tx, round): leader, difficulty, when first seen.
+    pub(super) challenges: BTreeMap<(u64, u32), (NodeId, u8, u64)>,
+    /// Commits by transaction: round, difficulty, leader, winner, seed.
+    pub(super) commits: BTreeMap<u64, (u32, u8, NodeId, NodeId, u64)>,
+}
+
+enum Route {
+    Key,
+    Presence(NodeId),
+    Status(NodeId),
+    /// Any member may pass a leader's challenge on: signed by its leader.
+    Challenge,
+    Commit(NodeId),
+}
+
+impl Collector {
+    /// The caller checks the name with `wire::topics::valid_cluster_name`.
+    pub fn new(cluster: &str) -> Collector {
+        Collector {
+            cluster: cluster.to_string(),
+            topics: Topics::new(cluster),
+            sigs: SigCache::with_capacity(1024),
+            nodes: BTreeMap::new(),
+            pending: VecDeque::new(),
+            challenges: BTreeMap::new(),
+            commits: BTreeMap::new(),
+        }
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    fn route(&self, topic: &str) -> Option<Route> {
+        if let Some(id) = self.topics.parse_status(topic) {
+            return Some(Route::Status(id));
+        }
+        let r = self.topics.parse(topic)?;
+        match (r.family, r.commit, r.sync) {
+            (wire::Family::PubKey, _, _) => Some(Route::Key),
+            (wire::Family::Init, _, _) => Some(Route::Presence(r.sender)),
+            (wire::Family::Challenge, _, _) => Some(Route::Challenge),
+            (wire::Family::Voting, true, _) => Some(Route::Commit(r.sender)),
+            _ => None,
+        }
+    }
+
+    /// Takes one message that arrived at `now`.
+    pub fn handle(&mut self, topic: &str, payload: &[u8], now: u64) -> Result<(), Refused> {
+        let route = self.route(topic).ok_or(Refused::Topic)?;
+        if let Route::Status(id) = route {
+            if payload.is_empty() {
+                // A retained status cleared by hand (`mosquitto_pub -r -n`).
+                if let Some(e) = self.nodes.get_mut(&id) {
+                    e.status = None;
+                }
+                return Ok(());
+            }
+        }
+        let limit = match route {
+            Route::Commit(_) | Route::Challenge => wire::MAX_CERT_MESSAGE,
+            _ => wire::MAX_PHASE_MESSAGE,
+        };
+        let env = Envelope::decode(payload, limit)?;
+        let body = Body::decode(&env.body)?;
+        let (expected, sender) = match route {
+            Route::Key => return self.on_key(&env, body, now),
+            Route::Presence(id) => (Kind::Presence, id),
+            Route::Status(id) => (Kind::Status, id),
+            Route::Commit(id) => (Kind::Commit, id),
+            Route::Challenge => (Kind::Challenge, body.sender),
+        };
+        if body.kind() != expected {
+            return Err(Refused::WrongKind(body.kind()));
+        }
+        if body.sender != sender {
+            return Err(Refused::TopicMismatch {
+                topic: sender,
+                body: body.sender,
+            });
+        }
+        let Some(key) = self.nodes.get(&sender).and_then(|e| e.key) else {
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.pop_front();
+            }
+            self.pending
+                .push_back((topic.to_string(), payload.to_vec(), now));
+            return Ok(());
+        };
+        if !self.sigs.verify(&self.cluster, &env, &key) {
+            return Err(Refused::BadSignature);
+        }
+        let entry = self.nodes.entry(sender).or_default();
+        match body.payload {
+            Payload::Presence(p) => {
+                // A newer start replaces an older one; within one, the
+                // latest word wins (as the nodes themselves take it).
+                if entry
+                    .presence
+                    .as_ref()
+                    .is_none_or(|old| p.incarnation >= old.incarnation)
+                {
+                    entry.presence = Some(p);
+                }
+            }
+            // A node that left says so last: it has no status any more.
+            Payload::Status(status) if status.phase == wire::StatusPhase::Left => {
+                entry.status = None
+            }
+            Payload::Status(status) => {
+                entry.status = Some(Seen {
+                    status,
+                    tx: body.tx,
+                    round: body.round,
+                    at: now,
+                })
+            }
+            Payload::Commit(c) => self.on_commit(body.tx, &c)?,
+            Payload::Challenge(ch) => {
+                self.challenges.entry((body.tx, body.round)).or_insert((
+                    body.sender,
+                    ch.difficulty,
+                    now,
+                ));
+                while self.challenges.len() > MAX_COMMITS {
+                    self.challenges.pop_first();
+                }
+            }
+            _ => return Err(Refused::WrongKind(body.kind())),
+        }
+        Ok(())
+    }
+
+    fn on_key(&mut self, env: &Envelope, body: Body, now: u64) -> Result<(), Refused> {
+        let Payload::PubKey(pk) = body.payload else {
+            return Err(Refused::WrongKind(body.kind()));
+        };
+        if NodeId::from_public_key(&pk.key) != body.sender {
+            return Err(Refused::KeyIdMismatch);
+        }
+        let key = self.sigs.key(&pk.key).ok_or(Refused::BadKey)?;
+        if !self.sigs.verify(&self.cluster, env, &key) {
+            return Err(Refused::BadSignature);
+        }
+        if !self.nodes.contains_key(&body.sender) && self.nodes.len() >= MAX_NODES {
+            return Err(Refused::TooManyNodes);
+        }
+        let entry = self.nodes.entry(body.sender).or_default();
+        let new = entry.key.is_none();
+        entry.key = Some(key);
+        entry.name = pk.name;
+        if new {
+            // Replay what waited for this key; whatever still lacks one
+            // goes back into the queue.
+            for (topic, payload, at) in std::mem::take(&mut self.pending) {
+                let _ = self.handle(&topic, &payload, at.min(now));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_commit(&mut self, tx: u64, c: &Commit) -> Result<(), Refused> {
+        let (_, challenge) = decode_signed(&c.challenge.0, wire::MAX_CERT_MESSAGE)?;
+        let (_, solution) = decode_signed(&c.solution.0, wire::MAX_PHASE_MESSAGE)?;
+        let (Payload::Challenge(ch), Payload::Solution(s)) = (challenge.payload, solution.payload)
+        else {
+            return Err(Refused::WrongKind(Kind::Commit));
+        };
+        self.commits.insert(
+            tx,
+            (
+                challenge.round,
+                ch.difficulty,
+                challenge.sender,
+                solution.sender,
+                s.seed,
+            ),
+        );
+        while self.commits.len() > MAX_COMMITS {
+            self.commits.pop_first();
+        }
+        Ok(())
+    }
+
+    /// A node's name, else its id.
+    pub(super) fn name_of(&self, id: NodeId) -> String {
+        match self.nodes.get(&id) {
+            Some(e) if !e.name.is_empty() => e.name.clone(),
+            _ => id.to_string(),
+        }
+    }
+
+    /// The cluster as seen at `now`.
+    pub fn view(&self, now: u64) -> super::view::ClusterView {
+        super::view::build(self, now)
+    }
+}
+
+fn decode_signed(raw: &[u8], limit: usize) -> Result<(Envelope, Body), Refused> {
+    let env = Envelope::decode(raw, limit)?;
+    let body = Body::decode(&env.body)?;
+    Ok((env, body))
+}
+
+#[cfg(test)]
+mod tests;
