@@ -78,24 +78,8 @@ pub struct RunArgs {
     /// Directory for the key, the ledger and the vote state.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// MQTT broker URL: mqtt://HOST[:1883], or mqtts://HOST[:8883] for TLS.
-    #[arg(long)]
-    pub broker: Option<String>,
-    /// CA certificate (PEM) that signed the broker's certificate; needed
-    /// for mqtts://.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM) for a broker that asks for one; with
-    /// --client-key.
-    #[arg(long, value_name = "FILE")]
-    pub client_cert: Option<PathBuf>,
-    /// Private key (PEM) of --client-cert; refused if other users can read it.
-    #[arg(long, value_name = "FILE")]
-    pub client_key: Option<PathBuf>,
-    /// File with `username = ...` and `password = ...` lines for the broker;
-    /// refused if other users can read it. (A password is never a flag.)
-    #[arg(long, value_name = "FILE")]
-    pub credentials_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     /// Human-readable node name (default: the hostname).
     #[arg(long)]
     pub name: Option<String>,
@@ -120,14 +104,12 @@ pub struct RunArgs {
     pub ephemeral_key: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// Cluster name, as the nodes were given it.
-    #[arg(long)]
-    pub cluster: Option<String>,
+/// How to reach the broker and log in: `run` and `status` share these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BrokerArgs {
     /// MQTT broker URL: mqtt://HOST[:1883], or mqtts://HOST[:8883] for TLS.
-    #[arg(long)]
-    pub broker: Option<String>,
+    #[arg(long = "broker", value_name = "URL")]
+    pub url: Option<String>,
     /// CA certificate (PEM) that signed the broker's certificate; needed
     /// for mqtts://.
     #[arg(long, value_name = "FILE")]
@@ -140,9 +122,19 @@ pub struct StatusArgs {
     #[arg(long, value_name = "FILE")]
     pub client_key: Option<PathBuf>,
     /// File with `username = ...` and `password = ...` lines for the broker
-    /// (a read-only login is enough); refused if other users can read it.
+    /// (for `status` a read-only login is enough); refused if other users
+    /// can read it. (A password is never a flag.)
     #[arg(long, value_name = "FILE")]
     pub credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Cluster name, as the nodes were given it.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     /// A node's TOML configuration file, for its cluster and broker
     /// settings; flags override it.
     #[arg(long)]

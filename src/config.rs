@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{RunArgs, StatusArgs};
+use crate::cli::{BrokerArgs, RunArgs, StatusArgs};
 use crate::credentials::{self, Credentials, Secret};
 use crate::mqtt::{self, ClientCert, TlsFiles};
 use crate::protocol::{self, quorum};
@@ -118,36 +118,6 @@ impl FileConfig {
     }
 }
 
-/// The broker flags `run` and `status` share.
-struct BrokerFlags<'a> {
-    ca_file: &'a Option<PathBuf>,
-    client_cert: &'a Option<PathBuf>,
-    client_key: &'a Option<PathBuf>,
-    credentials_file: &'a Option<PathBuf>,
-}
-
-impl<'a> From<&'a RunArgs> for BrokerFlags<'a> {
-    fn from(a: &'a RunArgs) -> Self {
-        BrokerFlags {
-            ca_file: &a.ca_file,
-            client_cert: &a.client_cert,
-            client_key: &a.client_key,
-            credentials_file: &a.credentials_file,
-        }
-    }
-}
-
-impl<'a> From<&'a StatusArgs> for BrokerFlags<'a> {
-    fn from(a: &'a StatusArgs) -> Self {
-        BrokerFlags {
-            ca_file: &a.ca_file,
-            client_cert: &a.client_cert,
-            client_key: &a.client_key,
-            credentials_file: &a.credentials_file,
-        }
-    }
-}
-
 /// The cluster name and broker settings of `edgeminer status`, from flags
 /// over a node's configuration file.
 pub fn observer_settings(args: &StatusArgs) -> Result<(String, BrokerSettings)> {
@@ -161,21 +131,17 @@ pub fn observer_settings(args: &StatusArgs) -> Result<(String, BrokerSettings)> 
     if !valid_cluster_name(&cluster) {
         bail!("cluster name '{cluster}': use 1 to 64 of A-Z a-z 0-9 _ -");
     }
-    let url = args
-        .broker
-        .clone()
-        .or(file.broker.clone())
-        .unwrap_or_else(|| DEFAULT_BROKER.to_string());
-    let broker = broker_settings(BrokerFlags::from(args), &file, url)?;
+    let broker = broker_settings(&args.broker, &file)?;
     Ok((cluster, broker))
 }
 
-/// The TLS files and credentials, from flags over the file.
-fn broker_settings(
-    args: BrokerFlags<'_>,
-    file: &FileConfig,
-    url: String,
-) -> Result<BrokerSettings> {
+/// The broker URL, TLS files and credentials, from flags over the file.
+fn broker_settings(args: &BrokerArgs, file: &FileConfig) -> Result<BrokerSettings> {
+    let url = args
+        .url
+        .clone()
+        .or(file.broker.clone())
+        .unwrap_or_else(|| DEFAULT_BROKER.to_string());
     let endpoint = mqtt::parse_url(&url)?;
     let ca_file = args.ca_file.clone().or(file.ca_file.clone());
     let cert = args.client_cert.clone().or(file.client_cert.clone());
@@ -196,7 +162,7 @@ fn broker_settings(
         (false, _) => None,
     };
     let in_file = (file.username.clone(), file.password.clone());
-    let credentials = match (args.credentials_file, &file.credentials_file, in_file) {
+    let credentials = match (&args.credentials_file, &file.credentials_file, in_file) {
         (Some(path), _, _) | (None, Some(path), (None, None)) => Some(credentials::load(path)?),
         (None, Some(_), _) => bail!(
             "the configuration file gives both `credentials_file` and `username`/`password`: keep one"
@@ -354,12 +320,7 @@ impl NodeConfig {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
-        let url = args
-            .broker
-            .clone()
-            .or(file.broker.clone())
-            .unwrap_or_else(|| DEFAULT_BROKER.to_string());
-        let broker = broker_settings(BrokerFlags::from(args), &file, url)?;
+        let broker = broker_settings(&args.broker, &file)?;
         let Some(cluster) = args.cluster.clone().or(file.cluster.clone()) else {
             bail!("no cluster name: give --cluster NAME (or `cluster` in the configuration file)");
         };
