@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// No thermal care: mine with every thread whatever the temperature.
     #[arg(long)]
     pub no_thermal: bool,
+    /// Serve Prometheus metrics on http://ADDR/metrics (IP:PORT, such as
+    /// 0.0.0.0:9848); off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     /// Throw-away key for this run only (the original lab's behaviour).
     #[arg(long)]
     pub ephemeral_key: bool,

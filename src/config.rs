@@ -9,6 +9,7 @@
 //! Every error from here is a configuration error: `edgeminer run` exits
 //! with code 78 (`EX_CONFIG`) on it, which the systemd unit does not retry.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -71,6 +72,8 @@ pub struct NodeConfig {
     pub broker: BrokerSettings,
     pub mining: MiningSettings,
     pub storage: StorageSettings,
+    /// Where to serve Prometheus metrics; `None`: no metrics endpoint.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The TOML file; every key is optional and flags override it.
@@ -101,6 +104,7 @@ pub struct FileConfig {
     pub thermal_hysteresis_c: Option<f64>,
     pub thermal_interval_ms: Option<u64>,
     pub thermal_dwell_ms: Option<u64>,
+    pub metrics_addr: Option<String>,
 }
 
 impl FileConfig {
@@ -274,6 +278,15 @@ fn thermal_settings(args: &RunArgs, file: &FileConfig) -> Result<Option<ThermalS
     }))
 }
 
+/// Parses the metrics endpoint's address: an IP address and a port.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr> {
+    s.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "metrics address '{s}': use IP:PORT, such as 0.0.0.0:9848 (every interface), 127.0.0.1:9848 or [::]:9848"
+        )
+    })
+}
+
 /// Parses `A..B`, `A..=B` or `A` into an inclusive range of leading zero bits.
 pub fn parse_difficulty(s: &str) -> Result<(u8, u8)> {
     let s = s.trim();
@@ -352,6 +365,10 @@ impl NodeConfig {
             bail!("--name '{name}': use 1 to 32 characters");
         }
         let thermal = thermal_settings(args, &file)?;
+        let metrics_addr = match args.metrics_addr.clone().or(file.metrics_addr.clone()) {
+            Some(s) => Some(parse_metrics_addr(&s)?),
+            None => None,
+        };
 
         Ok(NodeConfig {
             protocol: protocol::Config {
@@ -371,6 +388,7 @@ impl NodeConfig {
                 state_dir,
                 ephemeral_key: args.ephemeral_key,
             },
+            metrics_addr,
         })
     }
 }

@@ -160,6 +160,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 state_dir: dir,
                 ephemeral_key: true,
             },
+            metrics_addr: None,
         };
         let mut stop = stop_rx.clone();
         let reports = rep_tx.clone();

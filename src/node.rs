@@ -10,6 +10,10 @@
 //! batches of actions: a batch (a ledger append and the publishes after it)
 //! runs to its end, then the node stops mining, publishes its goodbye and
 //! closes the connection within a second.
+//!
+//! With a metrics address it serves Prometheus metrics ([`crate::metrics`]),
+//! copying the protocol's figures after every batch of actions and the
+//! pool's every second.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -24,6 +28,7 @@ use tracing::{debug, info, warn};
 use crate::chain;
 use crate::config::NodeConfig;
 use crate::identity::Identity;
+use crate::metrics::{self, Metrics};
 use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
@@ -92,6 +97,9 @@ fn measured(pool: &Pool, hashrate: f64, care: Option<&Care>) -> Measured {
             .map(|c| (c * 1000.0).round() as i32),
     }
 }
+
+/// How often the pool's figures go to the metrics.
+const METER_EVERY: Duration = Duration::from_secs(1);
 
 /// At most one status message per this long, besides the periodic one.
 const STATUS_GAP: Duration = Duration::from_secs(1);
@@ -189,6 +197,27 @@ pub async fn run(
 
     let (found_tx, mut found_rx) = mpsc::unbounded_channel::<miner::Found>();
     let pool = Pool::new(cfg.mining.threads, engine, found_tx);
+    // Metrics: the endpoint is up before the broker answers, so a scraper
+    // sees a node that cannot connect (broker_connected 0).
+    let (mut meter, _server) = match cfg.metrics_addr {
+        Some(addr) => {
+            let m = Metrics::new(&metrics::Identity {
+                cluster: cfg.protocol.cluster.clone(),
+                node: name.clone(),
+                id: identity.id.to_string(),
+                engine: engine.name(),
+                threads: pool.threads(),
+                nodes: cfg.protocol.nodes,
+                quorum: cfg.protocol.quorum,
+            });
+            let server = metrics::Server::start(addr, m.registry())?;
+            info!("init: serving metrics on http://{}/metrics", server.addr());
+            (Some(m), Some(server))
+        }
+        None => (None, None),
+    };
+    let mut meter_timer = meter.as_ref().map(|_| every(METER_EVERY));
+    let (mut meter_mark, mut connects) = ((Instant::now(), pool.hashes()), 0u64);
     tokio::pin!(shutdown);
 
     let mut notifier = Notifier::from_env();
@@ -228,11 +257,18 @@ pub async fn run(
                 Some(Event::Connected) => {
                     info!("init: connected to the broker {}", cfg.broker.url);
                     (broker, announced) = (Broker::Connected, true);
+                    connects += 1;
+                    if let Some(m) = &meter {
+                        m.connected(connects > 1);
+                    }
                     node.handle(Input::Connected, now())
                 }
                 Some(Event::Disconnected) => {
                     warn!("init: lost the broker {}; reconnecting", cfg.broker.url);
                     broker = Broker::Lost;
+                    if let Some(m) = &meter {
+                        m.disconnected();
+                    }
                     Vec::new()
                 }
                 Some(Event::Message { topic, payload, .. }) => {
@@ -268,13 +304,29 @@ pub async fn run(
                 }
                 Vec::new()
             }
+            _ = next_tick(&mut meter_timer) => {
+                if let Some(m) = meter.as_mut() {
+                    let (at, hashes) = (Instant::now(), pool.hashes());
+                    m.mining(metrics::Mining {
+                        candidates: hashes,
+                        hashrate: service::hashrate(meter_mark.1, hashes, at - meter_mark.0),
+                        active: pool.active(),
+                    });
+                    meter_mark = (at, hashes);
+                }
+                Vec::new()
+            }
             _ = next_tick(&mut thermal_timer) => {
                 if let Some(threads) = care.as_mut().and_then(|c| c.check(now())) {
                     pool.set_active(threads);
                 }
+                if let (Some(m), Some(t)) = (&meter, care.as_ref().and_then(Care::temperature)) {
+                    m.temperature(t);
+                }
                 Vec::new()
             }
         };
+        let mut commits = 0;
         for action in actions {
             match action {
                 Action::AppendLedger(record) => ledger
@@ -298,6 +350,7 @@ pub async fn run(
                 },
                 Action::Committed(c) => {
                     debug!(tx = c.tx, "committed");
+                    commits += 1;
                     if let Some(r) = &reports {
                         let _ = r.send(Report {
                             node: name.clone(),
@@ -307,6 +360,9 @@ pub async fn run(
                     }
                 }
             }
+        }
+        if let Some(m) = meter.as_mut() {
+            m.protocol(&node, commits);
         }
         if status_due.is_none() && status_shown.is_some_and(|s| s != shown(&node)) {
             status_due = Some((status_sent + STATUS_GAP).into());

@@ -241,3 +241,23 @@ fn the_shipped_configuration_file_documents_every_key() {
         );
     }
 }
+
+#[test]
+fn metrics_are_off_unless_an_address_is_given() {
+    let on = |extra: &[&str]| {
+        NodeConfig::from_args(&RunArgs {
+            no_thermal: true,
+            ..run_args(extra)
+        })
+        .map(|c| c.metrics_addr)
+    };
+    assert_eq!(on(&[]).expect("valid"), None);
+    let addr = on(&["--metrics-addr", "127.0.0.1:9848"]).expect("valid");
+    assert_eq!(addr, Some("127.0.0.1:9848".parse().expect("an address")));
+    let v6 = on(&["--metrics-addr", "[::]:9848"]).expect("valid");
+    assert_eq!(v6.map(|a| a.port()), Some(9848));
+    for bad in ["9848", "localhost:9848", "0.0.0.0", "1.2.3.4:99999"] {
+        let e = format!("{:#}", on(&["--metrics-addr", bad]).expect_err(bad));
+        assert!(e.contains("IP:PORT"), "{bad}: {e}");
+    }
+}

@@ -197,6 +197,7 @@ impl Node {
         let total = votes.len();
         if self.tx.announced != Some(round) {
             self.tx.announced = Some(round);
+            self.counters.elections += 1;
             info!(
                 "election: tx {} round {round}, leader {} with {count} of {total} votes",
                 self.height + 1,

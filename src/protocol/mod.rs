@@ -14,6 +14,7 @@
 pub mod certificate;
 pub mod challenge;
 pub mod commit;
+pub mod counters;
 pub mod election;
 pub mod init;
 pub mod persist;
@@ -39,6 +40,7 @@ use crate::wire::{self, Body, Envelope, Family, Kind, Payload, SigCache, Topics,
 
 pub(crate) use certificate::verify_commit_with;
 pub use certificate::{verify_commit, Committed};
+pub use counters::Counters;
 pub use persist::VoteState;
 
 /// Settings every node of a cluster must share, plus this node's own.
@@ -206,6 +208,8 @@ pub struct Node {
     pub(crate) served: BTreeMap<NodeId, (u64, u64)>,
     /// Refusals so far (for status and tests).
     pub rejected: u64,
+    /// Elections seen and refusals by reason, for metrics.
+    pub(crate) counters: Counters,
     /// Signatures already checked.
     pub(crate) sigs: SigCache,
     /// Saved copies of the solutions we backed before a restart, with
@@ -256,6 +260,7 @@ impl Node {
             last_sync: None,
             served: BTreeMap::new(),
             rejected: 0,
+            counters: Counters::default(),
             sigs: SigCache::default(),
             announcements: None,
             restored: Vec::new(),
@@ -295,6 +300,22 @@ impl Node {
             .values()
             .max_by_key(|c| c.round)
             .map(|c| c.leader)
+    }
+    /// What this node has counted since it started (metrics).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    /// The difficulty of the newest challenge of the open transaction.
+    pub fn difficulty(&self) -> Option<u8> {
+        self.tx
+            .challenges
+            .values()
+            .max_by_key(|c| c.round)
+            .map(|c| c.difficulty)
+    }
+    /// Members online now (with a known key), this node included.
+    pub fn members_online(&self) -> usize {
+        self.online().len()
     }
     pub fn config(&self) -> &Config {
         &self.cfg
@@ -435,6 +456,7 @@ impl Node {
             Ok(()) => {}
             Err(reason) => {
                 self.rejected += 1;
+                self.counters.reject(route.family.as_str(), &reason);
                 warn!(
                     phase = route.family.as_str(),
                     sender = %self.name_of(route.sender),

@@ -1,0 +1,324 @@
+//! Prometheus metrics of one node (`run --metrics-addr`, off by default).
+//!
+//! [`Metrics`] holds the registry (the `prometheus-client` crate) and the
+//! handles the driver updates: after every batch of actions it copies the
+//! protocol's state (phase, transaction, round, counters), and every second
+//! the pool's candidate count, hash rate and threads. [`server`] serves the
+//! registry over HTTP on its own thread, so a slow or hostile scraper never
+//! holds up the node. Every name starts with `edgeminer_`; docs/METRICS.md
+//! lists them and `deploy/grafana/` has a dashboard built on them.
+
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::protocol::{Counters, Node};
+use crate::wire::messages::StatusPhase;
+
+pub use server::Server;
+
+/// Labels of a refused message.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Refusal {
+    phase: &'static str,
+    reason: &'static str,
+}
+
+/// No labels: a family of one series that exists only once set, so that a
+/// node without a temperature reading has no temperature series (rather
+/// than a made-up 0 °C).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Whole;
+
+impl EncodeLabelSet for Whole {
+    fn encode(&self, _: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+/// The phases a node reports, in the order of a transaction.
+const PHASES: [StatusPhase; 4] = [
+    StatusPhase::Init,
+    StatusPhase::Election,
+    StatusPhase::Mining,
+    StatusPhase::Voting,
+];
+
+/// What identifies the node in `edgeminer_node_info`.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub cluster: String,
+    pub node: String,
+    pub id: String,
+    pub engine: &'static str,
+    /// Mining threads the pool has.
+    pub threads: usize,
+    /// Configured cluster size and quorum.
+    pub nodes: usize,
+    pub quorum: usize,
+}
+
+/// The pool's side, read every second.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mining {
+    /// Candidates tried since the pool started (monotonic).
+    pub candidates: u64,
+    /// Candidates per second over the last measurement.
+    pub hashrate: f64,
+    /// Threads allowed to mine now (thermal care may lower it).
+    pub active: usize,
+}
+
+/// A node's metrics: the registry and the handles into it.
+pub struct Metrics {
+    registry: Arc<Registry>,
+    hashrate: Gauge<f64, AtomicU64>,
+    candidates: Counter,
+    commits: Counter,
+    height: Gauge,
+    elections: Counter,
+    rejected: Family<Refusal, Counter>,
+    reconnects: Counter,
+    connected: Gauge,
+    phase: Family<PhaseLabel, Gauge>,
+    tx: Gauge,
+    round: Gauge,
+    difficulty: Gauge,
+    members: Gauge,
+    active: Gauge,
+    temperature: Family<Whole, Gauge<f64, AtomicU64>>,
+    /// The last values copied, to turn totals into counter increments.
+    seen: Seen,
+}
+
+#[derive(Default)]
+struct Seen {
+    candidates: u64,
+    elections: u64,
+    rejected: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+/// Saturating conversion for gauges.
+fn int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+impl Metrics {
+    pub fn new(who: &Identity) -> Metrics {
+        let mut r = Registry::with_prefix("edgeminer");
+        let info = Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("cluster", who.cluster.clone()),
+            ("node", who.node.clone()),
+            ("id", who.id.clone()),
+            ("engine", who.engine.to_string()),
+        ]);
+        r.register(
+            "node",
+            "This node: version, cluster, name, id and mining engine",
+            info,
+        );
+        let m = Metrics {
+            // Replaced by `r` below, once everything is registered in it.
+            registry: Arc::new(Registry::default()),
+            hashrate: Gauge::default(),
+            candidates: Counter::default(),
+            commits: Counter::default(),
+            height: Gauge::default(),
+            elections: Counter::default(),
+            rejected: Family::default(),
+            reconnects: Counter::default(),
+            connected: Gauge::default(),
+            phase: Family::default(),
+            tx: Gauge::default(),
+            round: Gauge::default(),
+            difficulty: Gauge::default(),
+            members: Gauge::default(),
+            active: Gauge::default(),
+            temperature: Family::default(),
+            seen: Seen::default(),
+        };
+        r.register(
+            "hashrate",
+            "SHA-1 candidates this node tried per second, over the last second",
+            m.hashrate.clone(),
+        );
+        r.register(
+            "candidates",
+            "SHA-1 candidates this node has tried since it started",
+            m.candidates.clone(),
+        );
+        r.register(
+            "commits",
+            "Transactions committed to this node's ledger since it started",
+            m.commits.clone(),
+        );
+        r.register(
+            "ledger_height",
+            "Transactions in this node's ledger",
+            m.height.clone(),
+        );
+        r.register(
+            "elections",
+            "Elections this node saw end with a leader",
+            m.elections.clone(),
+        );
+        r.register(
+            "rejected_messages",
+            "Messages this node refused, by phase and reason",
+            m.rejected.clone(),
+        );
+        r.register(
+            "reconnects",
+            "Times the broker connection came back after it was lost",
+            m.reconnects.clone(),
+        );
+        r.register(
+            "broker_connected",
+            "1 while connected to the broker",
+            m.connected.clone(),
+        );
+        r.register(
+            "phase",
+            "1 for the phase this node is in (init, election, mining, voting), 0 for the others",
+            m.phase.clone(),
+        );
+        r.register(
+            "transaction",
+            "The transaction under way (one past the ledger)",
+            m.tx.clone(),
+        );
+        r.register(
+            "round",
+            "Election round of the transaction under way",
+            m.round.clone(),
+        );
+        r.register(
+            "difficulty_bits",
+            "Leading zero bits the open challenge asks for (0 when none is open)",
+            m.difficulty.clone(),
+        );
+        r.register(
+            "members_online",
+            "Cluster members online as this node sees them, itself included",
+            m.members.clone(),
+        );
+        let threads: Gauge = Gauge::default();
+        threads.set(int(who.threads));
+        r.register("mining_threads", "Mining threads of this node", threads);
+        r.register(
+            "mining_threads_active",
+            "Mining threads allowed now (fewer when thermal care slows the node)",
+            m.active.clone(),
+        );
+        let (nodes, quorum): (Gauge, Gauge) = (Gauge::default(), Gauge::default());
+        nodes.set(int(who.nodes));
+        quorum.set(int(who.quorum));
+        r.register("cluster_nodes", "Configured cluster size", nodes);
+        r.register("cluster_quorum", "Approvals needed to commit", quorum);
+        for p in PHASES {
+            m.phase
+                .get_or_create(&PhaseLabel { phase: p.as_str() })
+                .set(0);
+        }
+        r.register_with_unit(
+            "temperature",
+            "SoC temperature read by thermal care (absent without a sensor)",
+            Unit::Celsius,
+            m.temperature.clone(),
+        );
+        m.active.set(int(who.threads));
+        Metrics {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    /// The registry, for the server.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// Copies the protocol's state after a batch of actions that committed
+    /// `commits` transactions. The ledger height is set before the commit
+    /// counter grows, so a scrape never sees more commits than the ledger
+    /// holds.
+    pub fn protocol(&mut self, node: &Node, commits: u64) {
+        let now: StatusPhase = node.phase().into();
+        for p in PHASES {
+            self.phase
+                .get_or_create(&PhaseLabel { phase: p.as_str() })
+                .set(i64::from(p == now));
+        }
+        self.height.set(int(node.height()));
+        self.tx.set(int(node.height() + 1));
+        self.round.set(i64::from(node.round()));
+        self.difficulty
+            .set(node.difficulty().map(i64::from).unwrap_or(0));
+        self.members.set(int(node.members_online()));
+        self.commits.inc_by(commits);
+        self.counters(node.counters());
+    }
+
+    fn counters(&mut self, c: &Counters) {
+        self.elections
+            .inc_by(c.elections.saturating_sub(self.seen.elections));
+        self.seen.elections = c.elections;
+        for (&(phase, reason), &n) in &c.rejected {
+            let before = self.seen.rejected.insert((phase, reason), n).unwrap_or(0);
+            if n > before {
+                self.rejected
+                    .get_or_create(&Refusal { phase, reason })
+                    .inc_by(n - before);
+            }
+        }
+    }
+
+    /// The broker connection came up (`again`: not for the first time).
+    pub fn connected(&self, again: bool) {
+        self.connected.set(1);
+        if again {
+            self.reconnects.inc();
+        }
+    }
+
+    pub fn disconnected(&self) {
+        self.connected.set(0);
+    }
+
+    /// The pool's figures, every second.
+    pub fn mining(&mut self, m: Mining) {
+        self.candidates
+            .inc_by(m.candidates.saturating_sub(self.seen.candidates));
+        self.seen.candidates = self.seen.candidates.max(m.candidates);
+        self.hashrate.set(m.hashrate);
+        self.active.set(int(m.active));
+    }
+
+    /// A temperature reading of thermal care.
+    pub fn temperature(&self, celsius: f64) {
+        self.temperature.get_or_create(&Whole).set(celsius);
+    }
+
+    /// The exposition text (Prometheus 0.0.4, or OpenMetrics 1.0).
+    pub fn encode(&self, openmetrics: bool) -> String {
+        server::encode(&self.registry, openmetrics)
+    }
+}
+
+#[cfg(test)]
+mod tests;
