@@ -30,6 +30,8 @@ pub struct DemoConfig {
     pub difficulty: (u8, u8),
     pub broker: Option<String>,
     pub threads: Option<usize>,
+    /// The progress line's board, in an interactive terminal.
+    pub progress: Option<std::sync::Arc<crate::progress::Board>>,
 }
 
 /// The outcome, for the caller to print and to choose the exit code.
@@ -164,6 +166,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
         };
         let mut stop = stop_rx.clone();
         let reports = rep_tx.clone();
+        let progress = cfg.progress.clone();
         // Each node's log lines carry its name.
         let span = tracing::info_span!("node", name = %node_cfg.protocol.name);
         tasks.push(tokio::spawn(
@@ -171,7 +174,11 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 let shutdown = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                node::run(node_cfg, engine, shutdown, Some(reports)).await
+                let outputs = node::Outputs {
+                    reports: Some(reports),
+                    progress,
+                };
+                node::run(node_cfg, engine, shutdown, outputs).await
             }
             .instrument(span),
         ));

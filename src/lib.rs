@@ -15,6 +15,7 @@ pub mod miner;
 pub mod mqtt;
 pub mod node;
 pub mod pow;
+pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod service;

@@ -105,7 +105,9 @@ fn run(cli: Cli) -> Result<u8> {
             let cfg = NodeConfig::from_args(&args).context(BadConfig)?;
             let engine = node::pick_engine(None)?;
             // `signals()` inside the runtime: it installs its handlers at once.
-            runtime()?.block_on(async { node::run(cfg, engine, node::signals(), None).await })?;
+            runtime()?.block_on(async {
+                node::run(cfg, engine, node::signals(), node::Outputs::default()).await
+            })?;
             Ok(exit::OK)
         }
         Command::Demo(args) => demo(args),
@@ -152,6 +154,7 @@ fn demo(args: DemoArgs) -> Result<u8> {
         difficulty: config::parse_difficulty(&args.difficulty)?,
         broker: args.broker,
         threads: args.threads,
+        progress: None,
     };
     let engine = node::pick_engine(None)?;
     let outcome = runtime()?.block_on(demo::run(cfg, engine))?;

@@ -52,6 +52,21 @@ struct Slot {
 #[derive(Default)]
 struct Counter(AtomicU64);
 
+/// Reads a pool's candidate count from anywhere (see [`Pool::meter`]).
+#[derive(Clone)]
+pub struct Meter(Arc<Shared>);
+
+impl Meter {
+    /// Candidates tried since the pool was made.
+    pub fn hashes(&self) -> u64 {
+        self.0
+            .hashes
+            .iter()
+            .map(|h| h.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
 struct Shared {
     slot: Mutex<Slot>,
     wake: Condvar,
@@ -228,6 +243,11 @@ impl Pool {
     }
     pub fn engine_name(&self) -> &'static str {
         self.engine.name()
+    }
+    /// A read-only view of the candidate counters, for displays that read
+    /// them on their own schedule.
+    pub fn meter(&self) -> Meter {
+        Meter(Arc::clone(&self.shared))
     }
     /// Candidates tried since the pool was made.
     pub fn hashes(&self) -> u64 {

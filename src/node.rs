@@ -17,6 +17,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -32,6 +33,7 @@ use crate::metrics::{self, Metrics};
 use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
+use crate::progress;
 use crate::protocol::status::Measured;
 use crate::protocol::{Action, Committed, Input, Node, Publish};
 use crate::service::{self, Broker, Notifier, Status};
@@ -127,14 +129,23 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs a node until `shutdown` completes. Commits are also sent to
-/// `reports` when given.
+/// Who else hears from a running node besides the broker and the log.
+#[derive(Default)]
+pub struct Outputs {
+    /// Every commit (the demo's table).
+    pub reports: Option<mpsc::UnboundedSender<Report>>,
+    /// The progress line of an interactive terminal.
+    pub progress: Option<Arc<progress::Board>>,
+}
+
+/// Runs a node until `shutdown` completes.
 pub async fn run(
     cfg: NodeConfig,
     engine: &'static dyn Engine,
     shutdown: impl Future<Output = ()>,
-    reports: Option<mpsc::UnboundedSender<Report>>,
+    outputs: Outputs,
 ) -> Result<()> {
+    let Outputs { reports, progress } = outputs;
     let dir: PathBuf = cfg.storage.state_dir.clone();
     let identity = if cfg.storage.ephemeral_key {
         Identity::ephemeral(&mut OsRng)
@@ -217,6 +228,7 @@ pub async fn run(
         None => (None, None),
     };
     let mut meter_timer = meter.as_ref().map(|_| every(METER_EVERY));
+    let seat = progress.map(|board| board.seat(pool.meter()));
     let (mut meter_mark, mut connects) = ((Instant::now(), pool.hashes()), 0u64);
     tokio::pin!(shutdown);
 
@@ -363,6 +375,9 @@ pub async fn run(
         }
         if let Some(m) = meter.as_mut() {
             m.protocol(&node, commits);
+        }
+        if let Some(s) = &seat {
+            s.update(&node);
         }
         if status_due.is_none() && status_shown.is_some_and(|s| s != shown(&node)) {
             status_due = Some((status_sent + STATUS_GAP).into());
