@@ -167,8 +167,9 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
         let mut stop = stop_rx.clone();
         let reports = rep_tx.clone();
         let progress = cfg.progress.clone();
-        // Each node's log lines carry its name.
-        let span = tracing::info_span!("node", name = %node_cfg.protocol.name);
+        // Each node's log lines carry its name ("demo{node=node-1}:"; the
+        // field is not `name`, which JSON lines use for the span's own name).
+        let span = tracing::info_span!("demo", node = %node_cfg.protocol.name);
         tasks.push(tokio::spawn(
             async move {
                 let shutdown = async move {

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod demo;
 pub mod identity;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod miner;
 pub mod mqtt;

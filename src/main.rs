@@ -8,14 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use edgeminer::cli::{
-    BenchArgs, Cli, Command, DemoArgs, Format, LedgerArgs, StateArgs, StatusArgs,
+    BenchArgs, Cli, Command, DemoArgs, Format, LedgerArgs, LogFormat, StateArgs, StatusArgs,
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
-use edgeminer::{bench, chain, demo, node, report, status};
+use edgeminer::{bench, chain, demo, logging, node, report, status};
 
 /// Exit codes with names.
 mod exit {
@@ -40,42 +39,22 @@ impl std::fmt::Display for BadConfig {
     }
 }
 
-fn init_logging(cli: &Cli) {
-    let level = if cli.quiet {
-        "warn"
-    } else {
-        match cli.verbose {
-            0 => "info",
-            1 => "debug",
-            _ => "trace",
-        }
-    };
-    // Our own crate at `level`; the MQTT client only when it complains. The
-    // embedded demo broker reports every client that leaves as an error:
-    // silent unless asked for with RUST_LOG.
-    let default = format!("warn,rumqttd=off,edgeminer={level}");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Under journald (or any non-terminal) no colours; journald adds times.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
-    if journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let json = cli.log_format == LogFormat::Json;
+    logging::init(&logging::Options::detect(
+        logging::Verbosity::from_flags(cli.quiet, cli.verbose),
+        json,
+    ));
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("edgeminer: {e:#}");
+            if json {
+                // Every line of a JSON log is JSON, the last one too.
+                tracing::error!("edgeminer: {e:#}");
+            } else {
+                eprintln!("edgeminer: {e:#}");
+            }
             if e.downcast_ref::<BadConfig>().is_some() {
                 ExitCode::from(exit::CONFIG)
             } else {

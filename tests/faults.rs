@@ -105,6 +105,21 @@ fn issued(line: &str) -> Option<(u64, u32)> {
     Some((tx.parse().ok()?, round.parse().ok()?))
 }
 
+/// The tx of a `voting: tx T round R committed: ...` line, and of a
+/// `voting: tx T round R, learned from the certificate of ...` line when
+/// `learned` (see `src/protocol/commit.rs`).
+fn commit_line(line: &str, learned: bool) -> Option<u64> {
+    let (_, rest) = line.split_once("voting: tx ")?;
+    let (tx, rest) = rest.split_once(" round ")?;
+    let (round, _) = if learned {
+        rest.split_once(", learned from the certificate of ")?
+    } else {
+        rest.split_once(" committed: ")?
+    };
+    round.parse::<u32>().ok()?;
+    tx.parse().ok()
+}
+
 /// The open round, as (leader index, tx, round): the latest challenge any
 /// node issued, once another node has taken it (so the broker has it), and
 /// as long as no node has logged the commit of its transaction. Committing
@@ -125,12 +140,14 @@ fn open_round(nodes: &[Node]) -> Option<(usize, u64, u32)> {
         "challenge: tx {tx} round {round} from leader {} (",
         nodes[i].name
     );
-    let done = format!("voting: tx {tx} committed:");
     let taken = texts
         .iter()
         .enumerate()
         .any(|(j, t)| j != i && t.contains(&taken));
-    let done = texts.iter().any(|t| t.contains(&done));
+    let done = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .any(|l| commit_line(l, false) == Some(tx));
     (taken && !done).then_some((i, tx, round))
 }
 
@@ -428,7 +445,7 @@ fn a_late_node_fetches_and_verifies_five_commits() {
     for tx in 1..=5 {
         // Logged only once the certificate checked (`src/protocol/commit.rs`).
         assert!(
-            log.contains(&format!("voting: tx {tx} learned from the certificate of")),
+            log.lines().any(|l| commit_line(l, true) == Some(tx)),
             "j4 did not fetch and verify tx {tx}:\n{}",
             nodes[3].log_tail(40)
         );
@@ -545,13 +562,10 @@ fn a_node_frozen_past_its_keep_alive_rejoins() {
     // Taking part again: it commits a transaction from the confirmations it
     // receives itself, not only from others' certificates.
     let own_commit = |text: &str| {
+        let learned: Vec<u64> = text.lines().filter_map(|l| commit_line(l, true)).collect();
         text.lines()
-            .filter_map(|l| {
-                let (_, rest) = l.split_once("voting: tx ")?;
-                let (tx, _) = rest.split_once(" committed:")?;
-                tx.parse::<u64>().ok()
-            })
-            .any(|tx| !text.contains(&format!("voting: tx {tx} learned from the certificate")))
+            .filter_map(|l| commit_line(l, false))
+            .any(|tx| !learned.contains(&tx))
     };
     let rejoined = wait_until(Duration::from_secs(60), || {
         min_len(&nodes) >= at_cont + 2 && own_commit(&log_since(&nodes[v], mark))

@@ -211,9 +211,8 @@ fn status_shows_a_live_cluster() {
     assert!(pane.starts_with("edgeminer status"), "{pane}");
     drop(tmux);
 
-    // s3 leaves cleanly: offline, its rate out of the sum. (Its last status,
-    // phase "left", is the second message of its goodbye, which does not
-    // reach Mosquitto yet: the observer goes by the presence.)
+    // s3 leaves cleanly: offline, its last status (the second message of
+    // its goodbye) says "left", and its rate is out of the sum.
     let mut nodes = nodes;
     assert!(nodes[2].stop(), "s3 stops cleanly");
     let out = status(&url, &cluster, &["--json"]);
@@ -224,6 +223,7 @@ fn status_shows_a_live_cluster() {
         (Some("s3"), Some(false)),
         "{v}"
     );
+    assert_eq!(s3["phase"], "left", "{v}");
     assert_eq!(s3["hashrate"], 0, "{v}");
     let online: u64 = v["nodes"]
         .as_array()

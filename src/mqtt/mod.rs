@@ -11,6 +11,16 @@
 //! - with a clean session the broker forgets subscriptions (#250): every
 //!   ConnAck resubscribes, and the node is told to re-announce.
 //!
+//! A clean close ([`Link::close`]) goes through the same queue, after what
+//! is already in it: the goodbye messages, then an unsubscribe from every
+//! subscription. Once the broker has acknowledged both (it answers in
+//! order, so every earlier publish is acknowledged too) the client sends
+//! DISCONNECT and waits for the broker to close the connection. Dropping
+//! the socket any earlier loses messages: the broker keeps sending to a
+//! node that has closed, the node's kernel answers with a reset, and the
+//! broker drops whatever it had received but not yet read (Mosquitto 2.0
+//! logs it as "disconnected due to out of memory" and publishes the will).
+//!
 //! `mqtts://` URLs connect over TLS (`tls`), with a username and password
 //! when given. Failures are explained by `diagnose`: each new kind is logged
 //! once as a warning, and a definite refusal (bad credentials, a certificate
@@ -20,16 +30,15 @@
 pub mod diagnose;
 pub mod tls;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ClientError, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -128,46 +137,55 @@ pub fn parse_url(url: &str) -> Result<Endpoint, MqttError> {
     Ok(Endpoint { host, port, tls })
 }
 
+/// What the publisher task takes from the outbound queue.
+enum Queued {
+    Publish(Outgoing),
+    /// Publish these last, unsubscribe and stop: the link is closing.
+    Close(Vec<Outgoing>),
+}
+
 /// A handle to publish; cheap to clone.
 #[derive(Clone)]
 pub struct Link {
-    out: mpsc::Sender<Outgoing>,
-    client: AsyncClient,
-    closing: Arc<AtomicBool>,
+    out: mpsc::Sender<Queued>,
     poll: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Link {
     /// Queues a QoS 1 publish without blocking. Returns false if dropped.
     pub fn publish(&self, msg: Outgoing) -> bool {
-        match self.out.try_send(msg) {
+        match self.out.try_send(Queued::Publish(msg)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(m)) => {
-                warn!(topic = %m.topic, "mqtt: outbound queue full; dropping a message");
+            Err(mpsc::error::TrySendError::Full(q)) => {
+                if let Queued::Publish(m) = q {
+                    warn!(topic = %m.topic, "mqtt: outbound queue full; dropping a message");
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
-    /// Publishes `goodbye`, disconnects, and waits (at most `timeout`) for
-    /// the connection to close.
+    /// Publishes `goodbye` after everything already queued, waits for the
+    /// broker to acknowledge it, disconnects and waits for the connection
+    /// to close: all within `timeout`, after which the connection is cut.
     pub async fn close(self, goodbye: Vec<Outgoing>, timeout: Duration) {
-        let client = self.client.clone();
-        let work = async move {
-            for m in goodbye {
-                let _ = client
-                    .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-                    .await;
+        let mut handle = self.poll.lock().ok().and_then(|mut h| h.take());
+        let work = async {
+            // The publisher is gone only if the event loop is: nothing to close.
+            if self.out.send(Queued::Close(goodbye)).await.is_err() {
+                return;
             }
-            self.closing.store(true, Ordering::Release);
-            let _ = client.disconnect().await;
-            let handle = self.poll.lock().ok().and_then(|mut h| h.take());
-            if let Some(h) = handle {
+            if let Some(h) = handle.as_mut() {
                 let _ = h.await;
             }
         };
-        let _ = tokio::time::timeout(timeout, work).await;
+        if tokio::time::timeout(timeout, work).await.is_err() {
+            debug!("mqtt: the broker did not confirm the goodbye in time; cutting the connection");
+            if let Some(h) = handle {
+                h.abort();
+            }
+        }
     }
 }
 
@@ -220,37 +238,87 @@ pub fn start(
     let (client, eventloop) = AsyncClient::new(opts, OUTBOUND);
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND);
     let (ev_tx, ev_rx) = mpsc::channel(INBOUND);
-    let closing = Arc::new(AtomicBool::new(false));
-    tokio::spawn(publisher(client.clone(), out_rx));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    tokio::spawn(publisher(
+        client.clone(),
+        out_rx,
+        subscriptions.clone(),
+        closing_tx,
+    ));
     let poll = tokio::spawn(poll(
         eventloop,
-        client.clone(),
+        client,
         subscriptions,
         ev_tx,
-        closing.clone(),
+        closing_rx,
         ctx,
     ));
     Ok((
         Link {
             out: out_tx,
-            client,
-            closing,
             poll: Arc::new(std::sync::Mutex::new(Some(poll))),
         },
         ev_rx,
     ))
 }
 
+async fn publish(client: &AsyncClient, m: Outgoing) -> Result<(), ClientError> {
+    client
+        .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+        .await
+}
+
 /// Drains the outbound queue into the client (may await; never polls).
-async fn publisher(client: AsyncClient, mut rx: mpsc::Receiver<Outgoing>) {
-    while let Some(m) = rx.recv().await {
-        if client
-            .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-            .await
-            .is_err()
-        {
-            return;
+/// On [`Queued::Close`] it tells the poll task, publishes the goodbye and
+/// unsubscribes: the poll task disconnects once the broker has answered.
+async fn publisher(
+    client: AsyncClient,
+    mut rx: mpsc::Receiver<Queued>,
+    subscriptions: Vec<String>,
+    closing: watch::Sender<bool>,
+) {
+    while let Some(q) = rx.recv().await {
+        match q {
+            Queued::Publish(m) => {
+                if publish(&client, m).await.is_err() {
+                    return;
+                }
+            }
+            Queued::Close(goodbye) => {
+                closing.send_replace(true);
+                for m in goodbye {
+                    if publish(&client, m).await.is_err() {
+                        return;
+                    }
+                }
+                if subscriptions.is_empty() {
+                    // No unsubscribe to wait for: disconnect right away.
+                    let _ = client.disconnect().await;
+                }
+                for s in subscriptions {
+                    if client.unsubscribe(s).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
         }
+    }
+}
+
+/// Hands an event to the node. Once the link is closing the node reads no
+/// more: the event is dropped, also if it was waiting for room.
+async fn forward(
+    events: &mpsc::Sender<Event>,
+    ev: Event,
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    if *closing.borrow() {
+        return true;
+    }
+    tokio::select! {
+        sent = events.send(ev) => sent.is_ok(),
+        _ = closing.wait_for(|c| *c) => true,
     }
 }
 
@@ -259,7 +327,7 @@ async fn poll(
     client: AsyncClient,
     subscriptions: Vec<String>,
     events: mpsc::Sender<Event>,
-    closing: Arc<AtomicBool>,
+    mut closing: watch::Receiver<bool>,
     ctx: diagnose::Context,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -267,6 +335,10 @@ async fn poll(
     // The kind of the last failure logged as a warning: a broker that stays
     // away is reported once, not at every retry.
     let mut reported: Option<&'static str> = None;
+    // Closing: unsubscriptions the broker has confirmed, and whether the
+    // DISCONNECT is on its way.
+    let mut unsubscribed = 0;
+    let mut disconnecting = false;
     loop {
         match eventloop.poll().await {
             Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
@@ -283,7 +355,7 @@ async fn poll(
                         }
                     }
                 });
-                if events.send(Event::Connected).await.is_err() {
+                if !forward(&events, Event::Connected, &mut closing).await {
                     return;
                 }
             }
@@ -298,18 +370,17 @@ async fn poll(
                     payload: p.payload.to_vec(),
                     retained: p.retain,
                 };
-                if events.send(ev).await.is_err() {
+                if !forward(&events, ev, &mut closing).await {
                     return;
                 }
             }
-            Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect))
-                if closing.load(Ordering::Acquire) =>
-            {
-                return
-            }
+            // Only a closing link unsubscribes.
+            Ok(rumqttc::v5::Event::Incoming(Packet::UnsubAck(_))) => unsubscribed += 1,
             Ok(_) => {}
             Err(e) => {
-                if closing.load(Ordering::Acquire) {
+                if *closing.borrow() {
+                    // After our DISCONNECT, the broker closing the
+                    // connection; before it, the goodbye is lost either way.
                     return;
                 }
                 let d = diagnose::diagnose(&e, &ctx, !connected);
@@ -331,6 +402,20 @@ async fn poll(
                 let jitter = 0.8 + (OsRng.next_u32() % 400) as f64 / 1000.0;
                 tokio::time::sleep(backoff.mul_f64(jitter)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        // The unsubscriptions were queued after the goodbye, and the broker
+        // answers in order: with every one confirmed and nothing in flight,
+        // all our publishes have arrived.
+        let flushed = !subscriptions.is_empty()
+            && unsubscribed >= subscriptions.len()
+            && eventloop.state.inflight() == 0;
+        if flushed && !disconnecting && *closing.borrow() {
+            disconnecting = true;
+            // The request channel is nearly empty now (the publisher has
+            // stopped); if it is not, cut the connection.
+            if client.try_disconnect().is_err() {
+                return;
             }
         }
     }

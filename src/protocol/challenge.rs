@@ -141,7 +141,10 @@ impl Node {
             self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
         }
         if self.phase == Phase::Init {
-            info!("init: joining transaction {} already under way", body.tx);
+            info!(
+                "init: tx {} round {}, joining a transaction already under way",
+                body.tx, body.round
+            );
         }
         let mining_round = self
             .tx
@@ -154,10 +157,11 @@ impl Node {
             self.tx.mining = Some((job, r));
             self.phase = Phase::Challenge;
             info!(
-                "challenge: tx {} round {} from leader {} ({count} of {total} votes), difficulty {}; mining",
+                "challenge: tx {} round {} from leader {} ({}), difficulty {}; mining",
                 body.tx,
                 body.round,
                 self.name_of(body.sender),
+                self.vote_count(count, total),
                 c.difficulty
             );
         } else if self.phase == Phase::Init || self.phase == Phase::Election {

@@ -60,7 +60,8 @@ impl Node {
         }
         let done = verify_commit_with(&self.cfg, want, &self.prev, &c, &self.sigs)?;
         info!(
-            "voting: tx {want} learned from the certificate of {}",
+            "voting: tx {want} round {}, learned from the certificate of {}",
+            done.vround,
             self.name_of(body.sender)
         );
         self.apply_commit(done, c, now, out);
@@ -93,12 +94,14 @@ impl Node {
         let record = commit.encode();
         out.push(Action::AppendLedger(record));
         info!(
-            "voting: tx {} committed: seed {} of {} (difficulty {}, leader {}, {} confirmations)",
+            "voting: tx {} round {} committed: seed {} of {} (difficulty {}, leader {} elected in round {}, {} confirmations)",
             done.tx,
+            done.vround,
             pow::seed_hex(done.seed),
             self.name_of(done.winner),
             done.difficulty,
             self.name_of(done.leader),
+            done.round,
             done.confirmations
         );
         let msg = self.sign(done.tx, done.round, Payload::Commit(commit));

@@ -199,13 +199,25 @@ impl Node {
             self.tx.announced = Some(round);
             self.counters.elections += 1;
             info!(
-                "election: tx {} round {round}, leader {} with {count} of {total} votes",
+                "election: tx {} round {round}, leader {} with {}",
                 self.height + 1,
-                self.name_of(leader)
+                self.name_of(leader),
+                self.vote_count(count, total)
             );
         }
         if leader == self.me && !self.tx.issued.contains(&round) && self.phase != Phase::Init {
             self.issue_challenge(round, now, out);
+        }
+    }
+
+    /// "3 of 5 votes": the leader's votes out of the N configured nodes,
+    /// with the number received when some went to another candidate.
+    pub(crate) fn vote_count(&self, for_leader: usize, received: usize) -> String {
+        let n = self.cfg.nodes;
+        if received > for_leader {
+            format!("{for_leader} of {n} votes, {received} received")
+        } else {
+            format!("{for_leader} of {n} votes")
         }
     }
 

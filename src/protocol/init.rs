@@ -187,14 +187,14 @@ impl Node {
         let online = self.online().len();
         let waited = now.saturating_sub(self.started_at) >= self.cfg.init_timeout_ms;
         if online >= self.cfg.nodes || (waited && online >= self.cfg.quorum) {
+            let round = self.tx.round;
             info!(
-                "init: {online} of {} nodes online (quorum {}); starting transaction {}",
+                "init: {online} of {} nodes online (quorum {}); starting tx {} round {round}",
                 self.cfg.nodes,
                 self.cfg.quorum,
                 self.height + 1
             );
             self.phase = Phase::Election;
-            let round = self.tx.round;
             self.enter_round(round, now, out);
         }
     }

@@ -48,7 +48,7 @@ impl Node {
         let round = self.tx.challenges.get(&challenge).map_or(0, |c| c.round);
         let env = self.sign(tx, round, Payload::Solution(Solution { challenge, seed }));
         info!(
-            "solution: tx {tx} found seed {}; publishing",
+            "solution: tx {tx} round {round}, found seed {}; publishing",
             pow::seed_hex(seed)
         );
         self.tx.my_solution = Some(env.clone());

@@ -5,10 +5,9 @@
 //!
 //! Pure like the rest of the core: the driver passes its measurements and
 //! the time in, and publishes what comes out. No node reads status messages.
-//! A node that leaves cleanly sends a last one with phase "left". (An empty
-//! retained message would remove it instead, but Mosquitto 2 closed the
-//! connection on the empty publish rumqttc's MQTT 5 client sent, logging
-//! "out of memory", so it never arrived.)
+//! A node that leaves cleanly sends a last one with phase "left", rather
+//! than an empty retained message that would remove it: observers can then
+//! tell a node that left from one that died.
 
 use super::{Node, Phase, Publish};
 use crate::wire::{Payload, Status, StatusPhase};

@@ -34,8 +34,9 @@ impl Node {
     ) -> Result<(), Reject> {
         if !a.approve {
             info!(
-                "voting: tx {} {} rejects solution {}",
+                "voting: tx {} round {}, {} rejects solution {}",
                 body.tx,
+                a.vround,
                 self.name_of(body.sender),
                 wire::hex(&a.solution[..4])
             );

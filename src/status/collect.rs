@@ -180,10 +180,7 @@ impl Collector {
                     entry.presence = Some(p);
                 }
             }
-            // A node that left says so last: it has no status any more.
-            Payload::Status(status) if status.phase == wire::StatusPhase::Left => {
-                entry.status = None
-            }
+            // A node that left cleanly says so last, with phase "left".
             Payload::Status(status) => {
                 entry.status = Some(Seen {
                     status,

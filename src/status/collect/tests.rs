@@ -57,11 +57,21 @@ impl Fixture {
     }
 
     fn status(&self, i: usize, leader: usize, hashrate: u64) -> (String, Vec<u8>) {
+        self.status_in(i, leader, hashrate, StatusPhase::Mining)
+    }
+
+    fn status_in(
+        &self,
+        i: usize,
+        leader: usize,
+        hashrate: u64,
+        phase: StatusPhase,
+    ) -> (String, Vec<u8>) {
         let p = Payload::Status(Status {
             incarnation: 7,
             name: format!("pi-0{}", i + 1),
             version: "0.1.0".into(),
-            phase: StatusPhase::Mining,
+            phase,
             leader: Some(self.ids[leader].id),
             difficulty: Some(20),
             open_ms: Some(1_500),
@@ -260,17 +270,20 @@ fn leaving_and_forgeries() {
     let v = c.view(0);
     assert_eq!(v.hashrate, 10);
     assert!(!v.nodes[1].online && v.nodes[1].hashrate == 0);
-    // Node 0 leaves cleanly: its status is removed.
-    c.handle(&f.topics.status(f.ids[0].id), &[], 0)
-        .expect("clear");
-    feed(&mut c, &[f.presence(0, false)], 0);
+    // Node 0 leaves cleanly: its last status says "left".
+    let left = f.status_in(0, 0, 0, StatusPhase::Left);
+    feed(&mut c, &[left, f.presence(0, false)], 0);
     let v = c.view(0);
-    assert_eq!(v.nodes[0].phase, None);
+    assert_eq!(v.nodes[0].phase, Some("left"));
     assert_eq!(
         (v.hashrate, v.leader.clone(), v.open_transaction.clone()),
         (0, None, None)
     );
     assert!(v.to_text().contains("0 of 2 nodes online"));
+    // A retained status cleared by hand removes it.
+    c.handle(&f.topics.status(f.ids[0].id), &[], 0)
+        .expect("clear");
+    assert_eq!(c.view(0).nodes[0].phase, None);
 }
 
 #[test]

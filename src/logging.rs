@@ -1,0 +1,161 @@
+//! Logging setup for the binary: one line per event on stderr, as readable
+//! text or as one JSON object per line (`--log-format json`).
+//!
+//! The level comes from `-q` (warnings and errors only), nothing (info),
+//! `-v` (debug) or `-vv` (trace), and applies to this crate; other crates
+//! log only warnings, and `RUST_LOG` replaces the whole filter. Under
+//! journald (the `JOURNAL_STREAM` variable systemd sets for a service whose
+//! output goes to the journal) lines carry no timestamp, since the journal
+//! records its own, and never ANSI colours, even if stderr is also a
+//! terminal; the level stays on every line. Outside journald, text is
+//! coloured only when stderr is a terminal.
+
+use tracing_subscriber::EnvFilter;
+
+/// How verbose the log is, from `-q`, `-v` and `-vv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Warnings and errors only (`-q`).
+    Quiet,
+    /// One line per phase event (the default).
+    Normal,
+    /// Also the per-message details (`-v`).
+    Debug,
+    /// Everything (`-vv`).
+    Trace,
+}
+
+impl Verbosity {
+    /// From the flags: `-q` wins over any `-v`.
+    pub fn from_flags(quiet: bool, verbose: u8) -> Self {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Debug,
+            (false, _) => Verbosity::Trace,
+        }
+    }
+
+    fn level(self) -> &'static str {
+        match self {
+            Verbosity::Quiet => "warn",
+            Verbosity::Normal => "info",
+            Verbosity::Debug => "debug",
+            Verbosity::Trace => "trace",
+        }
+    }
+}
+
+/// Everything that decides what the log looks like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub verbosity: Verbosity,
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// stderr goes to the journal (`JOURNAL_STREAM` is set).
+    pub journald: bool,
+    /// stderr is a terminal.
+    pub terminal: bool,
+}
+
+impl Options {
+    /// Options for this process: journald and the terminal are looked up.
+    pub fn detect(verbosity: Verbosity, json: bool) -> Self {
+        use std::io::IsTerminal;
+        Options {
+            verbosity,
+            json,
+            journald: std::env::var_os("JOURNAL_STREAM").is_some(),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// The filter unless `RUST_LOG` gives one: this crate at the chosen
+    /// level, the MQTT client only when it complains. The embedded demo
+    /// broker reports every client that leaves as an error: silent unless
+    /// asked for with `RUST_LOG`.
+    pub fn default_filter(&self) -> String {
+        format!("warn,rumqttd=off,edgeminer={}", self.verbosity.level())
+    }
+
+    /// Colours: text on a terminal, and never into the journal.
+    pub fn ansi(&self) -> bool {
+        !self.json && self.terminal && !self.journald
+    }
+
+    /// Timestamps on each line: not under journald, which adds its own.
+    pub fn timestamps(&self) -> bool {
+        !self.journald
+    }
+}
+
+/// Installs the global subscriber, writing to stderr. Call once, first.
+pub fn init(opts: &Options) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(opts.default_filter()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_level(true)
+        .with_ansi(opts.ansi());
+    // Four arms: each combination is a different subscriber type.
+    match (opts.json, opts.timestamps()) {
+        (false, true) => builder.init(),
+        (false, false) => builder.without_time().init(),
+        (true, true) => builder.json().init(),
+        (true, false) => builder.json().without_time().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(journald: bool, terminal: bool, json: bool) -> Options {
+        Options {
+            verbosity: Verbosity::Normal,
+            json,
+            journald,
+            terminal,
+        }
+    }
+
+    #[test]
+    fn quiet_wins_over_verbose() {
+        assert_eq!(Verbosity::from_flags(true, 2), Verbosity::Quiet);
+        assert_eq!(Verbosity::from_flags(false, 0), Verbosity::Normal);
+        assert_eq!(Verbosity::from_flags(false, 1), Verbosity::Debug);
+        assert_eq!(Verbosity::from_flags(false, 5), Verbosity::Trace);
+    }
+
+    #[test]
+    fn filter_sets_only_this_crate_to_the_level() {
+        let mut o = opts(false, false, false);
+        assert_eq!(o.default_filter(), "warn,rumqttd=off,edgeminer=info");
+        o.verbosity = Verbosity::Quiet;
+        assert_eq!(o.default_filter(), "warn,rumqttd=off,edgeminer=warn");
+        o.verbosity = Verbosity::Trace;
+        assert_eq!(o.default_filter(), "warn,rumqttd=off,edgeminer=trace");
+    }
+
+    #[test]
+    fn journald_gets_no_colours_and_no_times() {
+        let o = opts(true, true, false);
+        assert!(
+            !o.ansi(),
+            "a terminal does not bring colours into the journal"
+        );
+        assert!(!o.timestamps());
+        let o = opts(true, false, true);
+        assert!(!o.ansi() && !o.timestamps());
+    }
+
+    #[test]
+    fn colours_only_for_text_on_a_terminal() {
+        assert!(opts(false, true, false).ansi());
+        assert!(!opts(false, false, false).ansi());
+        assert!(!opts(false, true, true).ansi());
+        assert!(opts(false, false, false).timestamps());
+    }
+}
