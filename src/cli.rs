@@ -20,6 +20,10 @@ pub struct Cli {
     /// Log lines as readable text or as one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// No live progress line (`run` and `demo` draw one below the log
+    /// when stderr is a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +21,7 @@ use crate::config::{self, BrokerSettings, MiningSettings, NodeConfig, StorageSet
 use crate::identity::NodeId;
 use crate::node::{self, Report};
 use crate::pow::engine::Engine;
+use crate::progress::Live;
 use crate::protocol::{self, quorum, Committed};
 
 /// Demo settings, already validated.
@@ -30,8 +32,8 @@ pub struct DemoConfig {
     pub difficulty: (u8, u8),
     pub broker: Option<String>,
     pub threads: Option<usize>,
-    /// The progress line's board, in an interactive terminal.
-    pub progress: Option<std::sync::Arc<crate::progress::Board>>,
+    /// The progress line's board and screen, in an interactive terminal.
+    pub progress: Option<Live>,
 }
 
 /// The outcome, for the caller to print and to choose the exit code.
@@ -166,7 +168,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
         };
         let mut stop = stop_rx.clone();
         let reports = rep_tx.clone();
-        let progress = cfg.progress.clone();
+        let progress = cfg.progress.as_ref().map(|(board, _)| Arc::clone(board));
         // Each node's log lines carry its name ("demo{node=node-1}:"; the
         // field is not `name`, which JSON lines use for the span's own name).
         let span = tracing::info_span!("demo", node = %node_cfg.protocol.name);
@@ -199,12 +201,16 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 *c = (*c).max(r.commit.tx);
                 // Print each transaction once, when its first node commits it.
                 if counts.values().filter(|&&v| v >= r.commit.tx).count() == 1 {
-                    println!(
+                    let line = format!(
                         "demo: tx {} committed by {} after {:.1} s",
                         r.commit.tx,
                         r.node,
                         started.elapsed().as_secs_f64()
                     );
+                    match &cfg.progress {
+                        Some((_, screen)) => screen.print_out(&line),
+                        None => println!("{line}"),
+                    }
                 }
             }
             Ok(None) => bail!(

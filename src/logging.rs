@@ -10,7 +10,12 @@
 //! terminal; the level stays on every line. Outside journald, text is
 //! coloured only when stderr is a terminal.
 
+use std::sync::Arc;
+
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
+
+use crate::progress::{LogWriter, Screen};
 
 /// How verbose the log is, from `-q`, `-v` and `-vv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,19 +88,31 @@ impl Options {
         !self.json && self.terminal && !self.journald
     }
 
+    /// The live progress line of `run` and `demo`: on a terminal, with
+    /// text logs at the normal level or more, never into the journal.
+    pub fn progress(&self) -> bool {
+        self.terminal && !self.json && !self.journald && self.verbosity != Verbosity::Quiet
+    }
+
     /// Timestamps on each line: not under journald, which adds its own.
     pub fn timestamps(&self) -> bool {
         !self.journald
     }
 }
 
-/// Installs the global subscriber, writing to stderr. Call once, first.
-pub fn init(opts: &Options) {
+/// Installs the global subscriber, writing to stderr (through `screen`,
+/// which keeps a progress line below the log, when given). Call once,
+/// first.
+pub fn init(opts: &Options, screen: Option<Arc<Screen>>) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(opts.default_filter()));
+    let writer = match screen {
+        Some(s) => BoxMakeWriter::new(LogWriter(s)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
         .with_level(true)
         .with_ansi(opts.ansi());

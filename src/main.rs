@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -14,6 +15,7 @@ use edgeminer::cli::{
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
+use edgeminer::progress::{Board, Live, Progress, Screen};
 use edgeminer::{bench, chain, demo, logging, node, report, status};
 
 /// Exit codes with names.
@@ -42,11 +44,13 @@ impl std::fmt::Display for BadConfig {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.log_format == LogFormat::Json;
-    logging::init(&logging::Options::detect(
-        logging::Verbosity::from_flags(cli.quiet, cli.verbose),
-        json,
-    ));
-    match run(cli) {
+    let opts =
+        logging::Options::detect(logging::Verbosity::from_flags(cli.quiet, cli.verbose), json);
+    // A progress line for the commands that mine, on a terminal.
+    let mines = matches!(cli.command, Command::Run(_) | Command::Demo(_));
+    let screen = (mines && opts.progress() && !cli.no_progress).then(Screen::new);
+    logging::init(&opts, screen.clone());
+    match run(cli, screen) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if json {
@@ -72,7 +76,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn run(cli: Cli) -> Result<u8> {
+/// The progress line's board and its redraw thread (which erases the line
+/// when dropped), when there is a screen to draw on.
+fn live(screen: &Option<Arc<Screen>>) -> (Option<Live>, Option<Progress>) {
+    match screen {
+        Some(s) => {
+            let board = Board::new();
+            let redraw = Progress::start(Arc::clone(&board), Arc::clone(s));
+            (Some((board, Arc::clone(s))), Some(redraw))
+        }
+        None => (None, None),
+    }
+}
+
+fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
     if cfg!(feature = "sim-hash-signatures") {
         anyhow::bail!(
             "this binary was built with the `sim-hash-signatures` feature, whose \
@@ -84,12 +101,16 @@ fn run(cli: Cli) -> Result<u8> {
             let cfg = NodeConfig::from_args(&args).context(BadConfig)?;
             let engine = node::pick_engine(None)?;
             // `signals()` inside the runtime: it installs its handlers at once.
-            runtime()?.block_on(async {
-                node::run(cfg, engine, node::signals(), node::Outputs::default()).await
-            })?;
+            let (live, _redraw) = live(&screen);
+            let outputs = node::Outputs {
+                reports: None,
+                progress: live.map(|(board, _)| board),
+            };
+            runtime()?
+                .block_on(async { node::run(cfg, engine, node::signals(), outputs).await })?;
             Ok(exit::OK)
         }
-        Command::Demo(args) => demo(args),
+        Command::Demo(args) => demo(args, &screen),
         Command::Ledger(args) => ledger(args),
         Command::Verify(args) => verify(args),
         Command::Keygen(StateArgs { state_dir }) => {
@@ -126,17 +147,21 @@ fn watch(args: StatusArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn demo(args: DemoArgs) -> Result<u8> {
+fn demo(args: DemoArgs, screen: &Option<Arc<Screen>>) -> Result<u8> {
+    let (live, redraw) = live(screen);
     let cfg = demo::DemoConfig {
         nodes: args.nodes,
         rounds: args.rounds.max(1),
         difficulty: config::parse_difficulty(&args.difficulty)?,
         broker: args.broker,
         threads: args.threads,
-        progress: None,
+        progress: live,
     };
     let engine = node::pick_engine(None)?;
-    let outcome = runtime()?.block_on(demo::run(cfg, engine))?;
+    let outcome = runtime()?.block_on(demo::run(cfg, engine));
+    // The line goes before the table is printed.
+    drop(redraw);
+    let outcome = outcome?;
     print!("{}", outcome.table);
     println!("{}", outcome.summary);
     Ok(if outcome.agree {

@@ -39,8 +39,12 @@ const WIDTH: usize = 79;
 /// Carriage return and "erase the whole line".
 const ERASE: &str = "\r\x1b[2K";
 
+/// What a command that mines needs to show progress: the board its nodes
+/// report to and the screen the line is drawn on.
+pub type Live = (Arc<Board>, Arc<Screen>);
+
 /// stderr with a progress line at the bottom.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Screen {
     line: Mutex<String>,
 }
@@ -67,6 +71,20 @@ impl Screen {
             err.write_all(line.as_bytes())?;
         }
         err.flush()
+    }
+
+    /// Prints a line on stdout above the progress line (the demo's own
+    /// lines, when stdout and stderr share the terminal).
+    pub fn print_out(&self, text: &str) {
+        let line = self.lock();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{ERASE}");
+        let _ = err.flush();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+        let _ = write!(err, "{line}");
+        let _ = err.flush();
     }
 
     /// Replaces the progress line.

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,28 +21,6 @@ fn status(url: &str, cluster: &str, extra: &[&str]) -> std::process::Output {
     ];
     args.extend_from_slice(extra);
     edgeminer(&args)
-}
-
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .env("TERM", "xterm-256color")
-            .output()
-            .expect("tmux is not installed: `sudo apt-get install -y tmux` (.ci/run does)")
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
 }
 
 #[test]
@@ -166,9 +143,7 @@ fn status_shows_a_live_cluster() {
     }
 
     // --watch in a terminal: what a person would see.
-    let tmux = Tmux {
-        socket: format!("edgeminer-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("status");
     let watch = format!("{BIN} status --watch --broker {url} --cluster {cluster}");
     let out = tmux.cmd(&[
         "new-session",

@@ -456,3 +456,38 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A tmux server of our own (its own socket), killed on drop.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A server on a socket named after the test and this process.
+    pub fn new(test: &str) -> Tmux {
+        Tmux {
+            socket: format!("edgeminer-{test}-{}", std::process::id()),
+        }
+    }
+
+    /// The text of a pane, as a person would see it.
+    pub fn capture(&self, target: &str) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-t", target]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .output()
+            .expect("tmux is not installed: `sudo apt-get install -y tmux` (.ci/run does)")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
