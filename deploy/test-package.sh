@@ -48,6 +48,7 @@ has ' \./(usr/)?lib/systemd/system/edgeminer\.service$' "the systemd unit"
 has ' \./usr/share/doc/edgeminer/copyright$' "a copyright file"
 has ' \./usr/share/doc/edgeminer/README\.md$' "the README"
 has ' \./usr/share/doc/edgeminer/mosquitto/secure\.conf$' "the secured broker configuration"
+has ' \./usr/share/doc/edgeminer/grafana/edgeminer\.json$' "the Grafana dashboard"
 ok "contents"
 
 echo "== unpacked into $scratch/root"
