@@ -145,22 +145,7 @@ fn status_shows_a_live_cluster() {
     // --watch in a terminal: what a person would see.
     let tmux = Tmux::new("status");
     let watch = format!("{BIN} status --watch --broker {url} --cluster {cluster}");
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "status",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &watch,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tmux.start("status", &watch);
     let wanted = [
         "every 1 s",
         "3 of 3 nodes online",
@@ -176,8 +161,7 @@ fn status_shows_a_live_cluster() {
     ];
     let mut pane = String::new();
     let seen = wait_until(Duration::from_secs(30), || {
-        let out = tmux.cmd(&["capture-pane", "-p", "-t", "status"]);
-        pane = String::from_utf8_lossy(&out.stdout).to_string();
+        pane = tmux.capture("status");
         wanted.iter().all(|w| pane.contains(w))
     });
     assert!(seen, "the pane shows:\n{pane}");

@@ -295,11 +295,12 @@ impl Node {
     /// The leader of the transaction under way, once a challenge is known
     /// (of the latest round that has one).
     pub fn leader(&self) -> Option<NodeId> {
-        self.tx
-            .challenges
-            .values()
-            .max_by_key(|c| c.round)
-            .map(|c| c.leader)
+        self.open_challenge().map(|c| c.leader)
+    }
+    /// The newest valid challenge of the open transaction (of the latest
+    /// round that has one).
+    pub(crate) fn open_challenge(&self) -> Option<&challenge::ChallengeInfo> {
+        self.tx.challenges.values().max_by_key(|c| c.round)
     }
     /// What this node has counted since it started (metrics).
     pub fn counters(&self) -> &Counters {
@@ -307,11 +308,7 @@ impl Node {
     }
     /// The difficulty of the newest challenge of the open transaction.
     pub fn difficulty(&self) -> Option<u8> {
-        self.tx
-            .challenges
-            .values()
-            .max_by_key(|c| c.round)
-            .map(|c| c.difficulty)
+        self.open_challenge().map(|c| c.difficulty)
     }
     /// Members online now (with a known key), this node included.
     pub fn members_online(&self) -> usize {

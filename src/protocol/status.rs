@@ -41,7 +41,7 @@ impl Node {
     /// The status of the transaction under way at `now`, signed, for the
     /// retained `status/<id>` topic.
     pub fn status_message(&self, m: Measured, now: u64) -> Publish {
-        let open = self.tx.challenges.values().max_by_key(|c| c.round);
+        let open = self.open_challenge();
         self.status_publish(Status {
             incarnation: self.incarnation,
             name: self.cfg.name.clone(),

@@ -470,6 +470,22 @@ impl Tmux {
         }
     }
 
+    /// Runs `cmd` in a new detached session of 150 by 40 characters.
+    pub fn start(&self, session: &str, cmd: &str) {
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "150",
+            "-y",
+            "40",
+            cmd,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+    }
+
     /// The text of a pane, as a person would see it.
     pub fn capture(&self, target: &str) -> String {
         let out = self.cmd(&["capture-pane", "-p", "-t", target]);
