@@ -21,7 +21,7 @@ use crate::config::{self, BrokerSettings, MiningSettings, NodeConfig, StorageSet
 use crate::identity::NodeId;
 use crate::node::{self, Report};
 use crate::pow::engine::Engine;
-use crate::progress::Live;
+use crate::progress::Board;
 use crate::protocol::{self, quorum, Committed};
 
 /// Demo settings, already validated.
@@ -32,8 +32,8 @@ pub struct DemoConfig {
     pub difficulty: (u8, u8),
     pub broker: Option<String>,
     pub threads: Option<usize>,
-    /// The progress line's board and screen, in an interactive terminal.
-    pub progress: Option<Live>,
+    /// The progress line's board, in an interactive terminal.
+    pub progress: Option<Arc<Board>>,
 }
 
 /// The outcome, for the caller to print and to choose the exit code.
@@ -168,7 +168,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
         };
         let mut stop = stop_rx.clone();
         let reports = rep_tx.clone();
-        let progress = cfg.progress.as_ref().map(|(board, _)| Arc::clone(board));
+        let progress = cfg.progress.clone();
         // Each node's log lines carry its name ("demo{node=node-1}:"; the
         // field is not `name`, which JSON lines use for the span's own name).
         let span = tracing::info_span!("demo", node = %node_cfg.protocol.name);
@@ -208,7 +208,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                         started.elapsed().as_secs_f64()
                     );
                     match &cfg.progress {
-                        Some((_, screen)) => screen.print_out(&line),
+                        Some(board) => board.print_out(&line),
                         None => println!("{line}"),
                     }
                 }

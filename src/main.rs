@@ -15,7 +15,7 @@ use edgeminer::cli::{
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
-use edgeminer::progress::{Board, Live, Progress, Screen};
+use edgeminer::progress::{Progress, Screen};
 use edgeminer::{bench, chain, demo, logging, node, report, status};
 
 /// Exit codes with names.
@@ -76,19 +76,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The progress line's board and its redraw thread (which erases the line
-/// when dropped), when there is a screen to draw on.
-fn live(screen: &Option<Arc<Screen>>) -> (Option<Live>, Option<Progress>) {
-    match screen {
-        Some(s) => {
-            let board = Board::new();
-            let redraw = Progress::start(Arc::clone(&board), Arc::clone(s));
-            (Some((board, Arc::clone(s))), Some(redraw))
-        }
-        None => (None, None),
-    }
-}
-
 fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
     if cfg!(feature = "sim-hash-signatures") {
         anyhow::bail!(
@@ -101,16 +88,16 @@ fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
             let cfg = NodeConfig::from_args(&args).context(BadConfig)?;
             let engine = node::pick_engine(None)?;
             // `signals()` inside the runtime: it installs its handlers at once.
-            let (live, _redraw) = live(&screen);
+            let redraw = screen.map(Progress::start);
             let outputs = node::Outputs {
                 reports: None,
-                progress: live.map(|(board, _)| board),
+                progress: redraw.as_ref().map(Progress::board),
             };
             runtime()?
                 .block_on(async { node::run(cfg, engine, node::signals(), outputs).await })?;
             Ok(exit::OK)
         }
-        Command::Demo(args) => demo(args, &screen),
+        Command::Demo(args) => demo(args, screen),
         Command::Ledger(args) => ledger(args),
         Command::Verify(args) => verify(args),
         Command::Keygen(StateArgs { state_dir }) => {
@@ -147,15 +134,15 @@ fn watch(args: StatusArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn demo(args: DemoArgs, screen: &Option<Arc<Screen>>) -> Result<u8> {
-    let (live, redraw) = live(screen);
+fn demo(args: DemoArgs, screen: Option<Arc<Screen>>) -> Result<u8> {
+    let redraw = screen.map(Progress::start);
     let cfg = demo::DemoConfig {
         nodes: args.nodes,
         rounds: args.rounds.max(1),
         difficulty: config::parse_difficulty(&args.difficulty)?,
         broker: args.broker,
         threads: args.threads,
-        progress: live,
+        progress: redraw.as_ref().map(Progress::board),
     };
     let engine = node::pick_engine(None)?;
     let outcome = runtime()?.block_on(demo::run(cfg, engine));

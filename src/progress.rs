@@ -39,10 +39,6 @@ const WIDTH: usize = 79;
 /// Carriage return and "erase the whole line".
 const ERASE: &str = "\r\x1b[2K";
 
-/// What a command that mines needs to show progress: the board its nodes
-/// report to and the screen the line is drawn on.
-pub type Live = (Arc<Board>, Arc<Screen>);
-
 /// stderr with a progress line at the bottom.
 #[derive(Debug, Default)]
 pub struct Screen {
@@ -126,7 +122,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 /// What one node last told the board.
 #[derive(Clone)]
 struct Place {
-    meter: Meter,
     phase: StatusPhase,
     tx: u64,
     round: u32,
@@ -136,10 +131,11 @@ struct Place {
     since: Instant,
 }
 
-/// Where every node of the process stands.
-#[derive(Default)]
+/// Where every node of the process stands: each node's pool counters and
+/// what it last told, and the screen the line is drawn on.
 pub struct Board {
-    places: Mutex<Vec<Option<Place>>>,
+    places: Mutex<Vec<(Meter, Option<Place>)>>,
+    screen: Arc<Screen>,
 }
 
 impl std::fmt::Debug for Board {
@@ -154,27 +150,26 @@ impl std::fmt::Debug for Board {
 pub struct Seat {
     board: Arc<Board>,
     index: usize,
-    meter: Meter,
 }
 
 impl Board {
-    pub fn new() -> Arc<Board> {
-        Arc::new(Board::default())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<Option<Place>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(Meter, Option<Place>)>> {
         self.places.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A seat for a node mining with `meter`.
     pub fn seat(self: &Arc<Board>, meter: Meter) -> Seat {
         let mut places = self.lock();
-        places.push(None);
+        places.push((meter, None));
         Seat {
             board: Arc::clone(self),
             index: places.len() - 1,
-            meter,
         }
+    }
+
+    /// Prints a line on stdout above the progress line.
+    pub fn print_out(&self, text: &str) {
+        self.screen.print_out(text);
     }
 
     /// The figures of the furthest node, with the candidates and rate of
@@ -183,15 +178,18 @@ impl Board {
         let places = self.lock();
         let lead = places
             .iter()
-            .flatten()
+            .filter_map(|(_, p)| p.as_ref())
             .max_by_key(|p| (p.tx, p.round))?
             .clone();
         let mut total = 0;
         let mut tried = 0;
-        for p in places.iter().flatten() {
-            let h = p.meter.hashes();
+        for (meter, place) in places.iter() {
+            let h = meter.hashes();
             total += h;
-            if (p.tx, p.round) == (lead.tx, lead.round) {
+            if let Some(p) = place
+                .as_ref()
+                .filter(|p| (p.tx, p.round) == (lead.tx, lead.round))
+            {
                 tried += h.saturating_sub(p.from);
             }
         }
@@ -214,7 +212,7 @@ impl Seat {
         let (tx, round) = (node.height() + 1, node.round());
         let difficulty = node.difficulty();
         let mut places = self.board.lock();
-        let Some(slot) = places.get_mut(self.index) else {
+        let Some((meter, slot)) = places.get_mut(self.index) else {
             return;
         };
         let moved = slot
@@ -225,12 +223,11 @@ impl Seat {
             Some(p) if !moved => p.phase = phase,
             _ => {
                 *slot = Some(Place {
-                    meter: self.meter.clone(),
                     phase,
                     tx,
                     round,
                     difficulty,
-                    from: self.meter.hashes(),
+                    from: meter.hashes(),
                     since: Instant::now(),
                 })
             }
@@ -325,26 +322,37 @@ pub fn render(s: &Snapshot, width: usize) -> String {
     line
 }
 
-/// The thread that redraws the line; dropping it erases the line.
+/// The board and the thread that redraws the line from it; dropping it
+/// erases the line.
 pub struct Progress {
+    board: Arc<Board>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    screen: Arc<Screen>,
 }
 
 impl Progress {
-    pub fn start(board: Arc<Board>, screen: Arc<Screen>) -> Progress {
+    /// Starts drawing on `screen` from a new, empty board.
+    pub fn start(screen: Arc<Screen>) -> Progress {
+        let board = Arc::new(Board {
+            places: Mutex::new(Vec::new()),
+            screen,
+        });
         let stop = Arc::new(AtomicBool::new(false));
-        let (flag, s) = (Arc::clone(&stop), Arc::clone(&screen));
+        let (b, flag) = (Arc::clone(&board), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("progress".into())
-            .spawn(move || redraw(&board, &s, &flag))
+            .spawn(move || redraw(&b, &flag))
             .ok();
         Progress {
+            board,
             stop,
             thread,
-            screen,
         }
+    }
+
+    /// The board the nodes report to.
+    pub fn board(&self) -> Arc<Board> {
+        Arc::clone(&self.board)
     }
 }
 
@@ -354,11 +362,11 @@ impl Drop for Progress {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.screen.clear();
+        self.board.screen.clear();
     }
 }
 
-fn redraw(board: &Board, screen: &Screen, stop: &AtomicBool) {
+fn redraw(board: &Board, stop: &AtomicBool) {
     let mut samples: VecDeque<(Instant, u64)> = VecDeque::new();
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
@@ -372,7 +380,7 @@ fn redraw(board: &Board, screen: &Screen, stop: &AtomicBool) {
                     crate::service::hashrate(first.1, last.1, last.0.duration_since(first.0));
             }
             let width = terminal_width().map_or(WIDTH, |w| w.saturating_sub(1).max(20));
-            screen.draw(&render(&snap, width));
+            board.screen.draw(&render(&snap, width));
         }
         std::thread::sleep(REDRAW);
     }
