@@ -13,7 +13,7 @@
 //!
 //! With a metrics address it serves Prometheus metrics ([`crate::metrics`]),
 //! copying the protocol's figures after every batch of actions and the
-//! pool's every second.
+//! pool's at every status tick.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -99,9 +99,6 @@ fn measured(pool: &Pool, hashrate: f64, care: Option<&Care>) -> Measured {
             .map(|c| (c * 1000.0).round() as i32),
     }
 }
-
-/// How often the pool's figures go to the metrics.
-const METER_EVERY: Duration = Duration::from_secs(1);
 
 /// At most one status message per this long, besides the periodic one.
 const STATUS_GAP: Duration = Duration::from_secs(1);
@@ -227,9 +224,8 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let mut meter_timer = meter.as_ref().map(|_| every(METER_EVERY));
     let seat = progress.map(|board| board.seat(pool.meter()));
-    let (mut meter_mark, mut connects) = ((Instant::now(), pool.hashes()), 0u64);
+    let mut connects = 0u64;
     tokio::pin!(shutdown);
 
     let mut notifier = Notifier::from_env();
@@ -302,6 +298,13 @@ pub async fn run(
                 hashrate = service::hashrate(rate_mark.1, hashes, at - rate_mark.0);
                 rate_mark = (at, hashes);
                 notifier.tick(&status(&node, &pool, broker, hashrate));
+                if let Some(m) = meter.as_mut() {
+                    m.mining(metrics::Mining {
+                        candidates: hashes,
+                        hashrate,
+                        active: pool.active(),
+                    });
+                }
                 status_due = Some(tokio::time::Instant::now());
                 Vec::new()
             }
@@ -313,18 +316,6 @@ pub async fn run(
                     let m = measured(&pool, hashrate, care.as_ref());
                     link.publish(outgoing(node.status_message(m, now())));
                     (status_shown, status_sent) = (Some(shown(&node)), Instant::now());
-                }
-                Vec::new()
-            }
-            _ = next_tick(&mut meter_timer) => {
-                if let Some(m) = meter.as_mut() {
-                    let (at, hashes) = (Instant::now(), pool.hashes());
-                    m.mining(metrics::Mining {
-                        candidates: hashes,
-                        hashrate: service::hashrate(meter_mark.1, hashes, at - meter_mark.0),
-                        active: pool.active(),
-                    });
-                    meter_mark = (at, hashes);
                 }
                 Vec::new()
             }

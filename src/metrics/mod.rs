@@ -2,8 +2,8 @@
 //!
 //! [`Metrics`] holds the registry (the `prometheus-client` crate) and the
 //! handles the driver updates: after every batch of actions it copies the
-//! protocol's state (phase, transaction, round, counters), and every second
-//! the pool's candidate count, hash rate and threads. [`server`] serves the
+//! protocol's state (phase, transaction, round, counters), and at every
+//! status tick (5 s) the pool's candidate count, hash rate and threads. [`server`] serves the
 //! registry over HTTP on its own thread, so a slow or hostile scraper never
 //! holds up the node. Every name starts with `edgeminer_`; docs/METRICS.md
 //! lists them and `deploy/grafana/` has a dashboard built on them.
@@ -72,20 +72,20 @@ pub struct Identity {
     pub quorum: usize,
 }
 
-/// The pool's side, read every second.
+/// The pool's side, read at every status tick.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Mining {
     /// Candidates tried since the pool started (monotonic).
     pub candidates: u64,
-    /// Candidates per second over the last measurement.
+    /// Candidates per second since the previous reading.
     pub hashrate: f64,
     /// Threads allowed to mine now (thermal care may lower it).
     pub active: usize,
 }
 
-/// A node's metrics: the registry and the handles into it.
-pub struct Metrics {
-    registry: Arc<Registry>,
+/// The handles the driver updates; the registry holds clones of them.
+#[derive(Default)]
+struct Handles {
     hashrate: Gauge<f64, AtomicU64>,
     candidates: Counter,
     commits: Counter,
@@ -101,6 +101,12 @@ pub struct Metrics {
     members: Gauge,
     active: Gauge,
     temperature: Family<Whole, Gauge<f64, AtomicU64>>,
+}
+
+/// A node's metrics: the registry and the handles into it.
+pub struct Metrics {
+    registry: Arc<Registry>,
+    h: Handles,
     /// The last values copied, to turn totals into counter increments.
     seen: Seen,
 }
@@ -132,90 +138,71 @@ impl Metrics {
             "This node: version, cluster, name, id and mining engine",
             info,
         );
-        let m = Metrics {
-            // Replaced by `r` below, once everything is registered in it.
-            registry: Arc::new(Registry::default()),
-            hashrate: Gauge::default(),
-            candidates: Counter::default(),
-            commits: Counter::default(),
-            height: Gauge::default(),
-            elections: Counter::default(),
-            rejected: Family::default(),
-            reconnects: Counter::default(),
-            connected: Gauge::default(),
-            phase: Family::default(),
-            tx: Gauge::default(),
-            round: Gauge::default(),
-            difficulty: Gauge::default(),
-            members: Gauge::default(),
-            active: Gauge::default(),
-            temperature: Family::default(),
-            seen: Seen::default(),
-        };
+        let h = Handles::default();
         r.register(
             "hashrate",
-            "SHA-1 candidates this node tried per second, over the last second",
-            m.hashrate.clone(),
+            "SHA-1 candidates this node tried per second, over the last status period (5 s)",
+            h.hashrate.clone(),
         );
         r.register(
             "candidates",
             "SHA-1 candidates this node has tried since it started",
-            m.candidates.clone(),
+            h.candidates.clone(),
         );
         r.register(
             "commits",
             "Transactions committed to this node's ledger since it started",
-            m.commits.clone(),
+            h.commits.clone(),
         );
         r.register(
             "ledger_height",
             "Transactions in this node's ledger",
-            m.height.clone(),
+            h.height.clone(),
         );
         r.register(
             "elections",
             "Elections this node saw end with a leader",
-            m.elections.clone(),
+            h.elections.clone(),
         );
         r.register(
             "rejected_messages",
             "Messages this node refused, by phase and reason",
-            m.rejected.clone(),
+            h.rejected.clone(),
         );
         r.register(
             "reconnects",
             "Times the broker connection came back after it was lost",
-            m.reconnects.clone(),
+            h.reconnects.clone(),
         );
         r.register(
             "broker_connected",
             "1 while connected to the broker",
-            m.connected.clone(),
+            h.connected.clone(),
         );
         r.register(
             "phase",
             "1 for the phase this node is in (init, election, mining, voting), 0 for the others",
-            m.phase.clone(),
+            h.phase.clone(),
         );
         r.register(
             "transaction",
             "The transaction under way (one past the ledger)",
-            m.tx.clone(),
+            h.tx.clone(),
         );
         r.register(
             "round",
             "Election round of the transaction under way",
-            m.round.clone(),
+            h.round.clone(),
         );
         r.register(
             "difficulty_bits",
             "Leading zero bits the open challenge asks for (0 when none is open)",
-            m.difficulty.clone(),
+            h.difficulty.clone(),
         );
         r.register(
             "members_online",
             "Cluster members online as this node sees them, itself included",
-            m.members.clone(),
+            h.members.clone(),
         );
         let threads: Gauge = Gauge::default();
         threads.set(int(who.threads));
@@ -223,7 +210,7 @@ impl Metrics {
         r.register(
             "mining_threads_active",
             "Mining threads allowed now (fewer when thermal care slows the node)",
-            m.active.clone(),
+            h.active.clone(),
         );
         let (nodes, quorum): (Gauge, Gauge) = (Gauge::default(), Gauge::default());
         nodes.set(int(who.nodes));
@@ -231,7 +218,7 @@ impl Metrics {
         r.register("cluster_nodes", "Configured cluster size", nodes);
         r.register("cluster_quorum", "Approvals needed to commit", quorum);
         for p in PHASES {
-            m.phase
+            h.phase
                 .get_or_create(&PhaseLabel { phase: p.as_str() })
                 .set(0);
         }
@@ -239,12 +226,13 @@ impl Metrics {
             "temperature",
             "SoC temperature read by thermal care (absent without a sensor)",
             Unit::Celsius,
-            m.temperature.clone(),
+            h.temperature.clone(),
         );
-        m.active.set(int(who.threads));
+        h.active.set(int(who.threads));
         Metrics {
             registry: Arc::new(r),
-            ..m
+            h,
+            seen: Seen::default(),
         }
     }
 
@@ -260,28 +248,32 @@ impl Metrics {
     pub fn protocol(&mut self, node: &Node, commits: u64) {
         let now: StatusPhase = node.phase().into();
         for p in PHASES {
-            self.phase
+            self.h
+                .phase
                 .get_or_create(&PhaseLabel { phase: p.as_str() })
                 .set(i64::from(p == now));
         }
-        self.height.set(int(node.height()));
-        self.tx.set(int(node.height() + 1));
-        self.round.set(i64::from(node.round()));
-        self.difficulty
+        self.h.height.set(int(node.height()));
+        self.h.tx.set(int(node.height() + 1));
+        self.h.round.set(i64::from(node.round()));
+        self.h
+            .difficulty
             .set(node.difficulty().map(i64::from).unwrap_or(0));
-        self.members.set(int(node.members_online()));
-        self.commits.inc_by(commits);
+        self.h.members.set(int(node.members_online()));
+        self.h.commits.inc_by(commits);
         self.counters(node.counters());
     }
 
     fn counters(&mut self, c: &Counters) {
-        self.elections
+        self.h
+            .elections
             .inc_by(c.elections.saturating_sub(self.seen.elections));
         self.seen.elections = c.elections;
         for (&(phase, reason), &n) in &c.rejected {
             let before = self.seen.rejected.insert((phase, reason), n).unwrap_or(0);
             if n > before {
-                self.rejected
+                self.h
+                    .rejected
                     .get_or_create(&Refusal { phase, reason })
                     .inc_by(n - before);
             }
@@ -290,28 +282,29 @@ impl Metrics {
 
     /// The broker connection came up (`again`: not for the first time).
     pub fn connected(&self, again: bool) {
-        self.connected.set(1);
+        self.h.connected.set(1);
         if again {
-            self.reconnects.inc();
+            self.h.reconnects.inc();
         }
     }
 
     pub fn disconnected(&self) {
-        self.connected.set(0);
+        self.h.connected.set(0);
     }
 
-    /// The pool's figures, every second.
+    /// The pool's figures, at every status tick.
     pub fn mining(&mut self, m: Mining) {
-        self.candidates
+        self.h
+            .candidates
             .inc_by(m.candidates.saturating_sub(self.seen.candidates));
         self.seen.candidates = self.seen.candidates.max(m.candidates);
-        self.hashrate.set(m.hashrate);
-        self.active.set(int(m.active));
+        self.h.hashrate.set(m.hashrate);
+        self.h.active.set(int(m.active));
     }
 
     /// A temperature reading of thermal care.
     pub fn temperature(&self, celsius: f64) {
-        self.temperature.get_or_create(&Whole).set(celsius);
+        self.h.temperature.get_or_create(&Whole).set(celsius);
     }
 
     /// The exposition text (Prometheus 0.0.4, or OpenMetrics 1.0).

@@ -81,7 +81,7 @@ fn mining_figures_and_connections() {
     m.connected(false);
     m.disconnected();
     m.connected(true);
-    m.commits.inc();
+    m.h.commits.inc();
     m.mining(Mining {
         candidates: 1_000,
         hashrate: 250.5,
@@ -126,7 +126,7 @@ fn openmetrics_ends_with_eof() {
 #[test]
 fn the_server_answers_scrapes_and_nothing_else() {
     let m = Metrics::new(&who());
-    m.commits.inc();
+    m.h.commits.inc();
     let server = Server::start("127.0.0.1:0".parse().expect("an address"), m.registry())
         .expect("listening on loopback");
     let base = format!("http://{}", server.addr());
