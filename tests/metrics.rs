@@ -217,7 +217,7 @@ fn metrics_of_a_live_cluster() {
     let cluster = format!("mx-{}", std::process::id());
     let url = broker.url();
     let sensor = dir.path().join("temp");
-    std::fs::write(&sensor, "51250\n").expect("sensor file");
+    set_temp(&sensor, 51_250);
     let ports = [free_port(), free_port(), free_port()];
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let args = |i: usize| -> Vec<String> {

@@ -5,7 +5,6 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,13 +21,6 @@ fn wait_log(node: &Node, text: &str, limit: Duration) {
 }
 
 /// Writes a temperature in millidegrees, as a thermal zone's file holds it.
-fn set_temp(path: &Path, millidegrees: u32) {
-    // Write then rename, so that the node never reads a half-written file.
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, format!("{millidegrees}\n")).expect("write temperature");
-    std::fs::rename(&tmp, path).expect("rename temperature");
-}
-
 #[test]
 fn thermal_care_follows_the_temperature_file() {
     let broker = Mosquitto::start();

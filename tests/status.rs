@@ -31,7 +31,7 @@ fn status_shows_a_live_cluster() {
     let url = broker.url();
     // One node reads a fake sensor, so that a temperature shows.
     let sensor = dir.path().join("temp");
-    std::fs::write(&sensor, "48500\n").expect("sensor file");
+    set_temp(&sensor, 48_500);
     let sensor = sensor.to_str().expect("utf-8 path").to_string();
     let args = [
         "--cluster",

@@ -446,6 +446,15 @@ pub fn check_row(r: &Row) {
 }
 
 /// Polls until `cond` holds or `limit` passes.
+/// Writes a fake temperature sensor file (millidegrees Celsius, as the
+/// kernel's thermal zones give it) for `--thermal-path`. Write then rename,
+/// so that a node never reads a half-written file.
+pub fn set_temp(path: &Path, millidegrees: u32) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, format!("{millidegrees}\n")).expect("write temperature");
+    std::fs::rename(&tmp, path).expect("rename temperature");
+}
+
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
