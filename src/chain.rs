@@ -1,173 +1,130 @@
 //! A node's durable state: the ledger of commit certificates and the vote
 //! state, on top of the raw record file of [`crate::ledger`].
 //!
-//! The first ledger record describes the cluster (name, size, quorum,
-//! difficulty range), so the ledger can be re-verified with nothing but the
-//! state directory, and a node refuses a state directory that belongs to
-//! another cluster. Every commit is re-verified at load: a ledger that fails
-//! is never trusted silently.
+//! The first ledger record is the cluster's genesis (its canonical
+//! encoding), so the ledger can be re-verified with nothing but the state
+//! directory, and a node refuses a state directory that belongs to another
+//! cluster. Every commit is re-verified at load against the roster in force
+//! at its height: a ledger that fails is never trusted silently.
+//!
+//! A genesis that continues another cluster's ledger (recovery from a lost
+//! quorum) finds that ledger in the state directory: it is moved aside,
+//! whole, to `ledger-<old cluster id>.bin`, and the new ledger starts.
 
 use std::path::{Path, PathBuf};
 
-use minicbor::{Decode, Encode};
+use tracing::info;
 
 use crate::ledger::{self, LedgerFile};
-use crate::protocol::{self, verify_commit_with, Committed, Reject, VoteState};
-use crate::wire::{self, Commit, SigCache};
+use crate::protocol::genesis::GenesisError;
+use crate::protocol::{Genesis, History, Reject, VoteState};
+use crate::wire::{ClusterId, SigCache};
 
 pub const VOTES_FILE: &str = "votes.cbor";
-
-/// The cluster a ledger belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[cbor(array)]
-pub struct Meta {
-    #[n(0)]
-    pub version: u8,
-    #[n(1)]
-    pub cluster: String,
-    #[n(2)]
-    pub nodes: u32,
-    #[n(3)]
-    pub quorum: u32,
-    #[n(4)]
-    pub difficulty_lo: u8,
-    #[n(5)]
-    pub difficulty_hi: u8,
-}
-
-impl Meta {
-    pub fn of(cfg: &protocol::Config) -> Meta {
-        Meta {
-            version: 1,
-            cluster: cfg.cluster.clone(),
-            nodes: cfg.nodes as u32,
-            quorum: cfg.quorum as u32,
-            difficulty_lo: cfg.difficulty.0,
-            difficulty_hi: cfg.difficulty.1,
-        }
-    }
-
-    /// The settings needed to verify this ledger's certificates.
-    pub fn protocol_config(&self) -> protocol::Config {
-        protocol::Config {
-            cluster: self.cluster.clone(),
-            nodes: self.nodes as usize,
-            quorum: self.quorum as usize,
-            difficulty: (self.difficulty_lo, self.difficulty_hi),
-            election_timeout_ms: 0,
-            solution_window_ms: 0,
-            init_timeout_ms: 0,
-            name: String::new(),
-            threads: 0,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
-    #[error("{0}: the first record does not describe a cluster: {1}")]
-    BadMeta(PathBuf, wire::WireError),
-    #[error("{path} belongs to cluster '{found}' ({found_nodes} nodes, quorum {found_quorum}, difficulty {found_lo}..{found_hi}); this node is configured for '{want}' ({want_nodes} nodes, quorum {want_quorum}, difficulty {want_lo}..{want_hi}): use another --state-dir or the same settings")]
+    #[error("{0}: the first record is not a genesis this version reads ({1}); a ledger of an older edgeminer (before genesis files) cannot be used: move the state directory's ledger.bin aside")]
+    BadGenesis(PathBuf, GenesisError),
+    #[error("{path} belongs to cluster '{found}' ({found_id}); this node runs the genesis of cluster '{want}' ({want_id}): use another --state-dir, or the genesis file that made this ledger")]
     OtherCluster {
         path: PathBuf,
         found: String,
-        found_nodes: u32,
-        found_quorum: u32,
-        found_lo: u8,
-        found_hi: u8,
+        found_id: ClusterId,
         want: String,
-        want_nodes: u32,
-        want_quorum: u32,
-        want_lo: u8,
-        want_hi: u8,
+        want_id: ClusterId,
     },
     #[error("transaction {tx} in the ledger is invalid: {reason}")]
     BadEntry { tx: u64, reason: Reject },
     #[error("reading the vote state {0}: {1}")]
     Votes(PathBuf, std::io::Error),
-}
-
-/// Verifies records (after the meta record) in order; stops at the first bad one.
-fn verify_all(meta: &Meta, records: &[Vec<u8>]) -> Result<Vec<Committed>, ChainError> {
-    verify_records(&meta.protocol_config(), records)
+    #[error("moving the ledger of the cluster this one continues aside: {0}")]
+    Archive(std::io::Error),
 }
 
 /// Verifies commit records (transaction 1 first) by their certificates
-/// alone, each building on the one before.
-pub fn verify_records(
-    cfg: &protocol::Config,
-    records: &[Vec<u8>],
-) -> Result<Vec<Committed>, ChainError> {
-    verify_records_with(cfg, records, &SigCache::with_capacity(64))
+/// alone, each against the roster in force at its height.
+pub fn verify_records(genesis: &Genesis, records: &[Vec<u8>]) -> Result<History, ChainError> {
+    verify_records_with(genesis, records, &SigCache::with_capacity(64))
 }
 
 /// [`verify_records`] with a cache of signatures already checked (the
 /// simulation shares one among all its nodes and their restarts).
 pub(crate) fn verify_records_with(
-    cfg: &protocol::Config,
+    genesis: &Genesis,
     records: &[Vec<u8>],
     sigs: &SigCache,
-) -> Result<Vec<Committed>, ChainError> {
-    let mut prev = protocol::genesis(&cfg.cluster);
-    let mut out = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let tx = i as u64 + 1;
-        let commit = Commit::decode(r).map_err(|e| ChainError::BadEntry {
-            tx,
-            reason: Reject::Wire(e),
-        })?;
-        let done = verify_commit_with(cfg, tx, &prev, &commit, sigs)
-            .map_err(|reason| ChainError::BadEntry { tx, reason })?;
-        prev = done.reference;
-        out.push(done);
-    }
-    Ok(out)
+) -> Result<History, ChainError> {
+    History::verify(genesis, records, sigs)
+        .map_err(|(tx, reason)| ChainError::BadEntry { tx, reason })
 }
 
-fn decode_meta(path: &Path, bytes: &[u8]) -> Result<Meta, ChainError> {
-    wire::decode_exact(bytes).map_err(|e| ChainError::BadMeta(path.to_path_buf(), e))
+fn decode_genesis(path: &Path, bytes: &[u8]) -> Result<Genesis, ChainError> {
+    Genesis::decode(bytes).map_err(|e| ChainError::BadGenesis(path.to_path_buf(), e))
 }
 
 /// Opens (or starts) the ledger of a running node and verifies it.
-pub fn open(
-    dir: &Path,
-    cfg: &protocol::Config,
-) -> Result<(LedgerFile, Vec<Committed>), ChainError> {
+pub fn open(dir: &Path, genesis: &Genesis) -> Result<(LedgerFile, History), ChainError> {
+    archive_parent(dir, genesis)?;
     let (mut file, records) = LedgerFile::open(dir)?;
-    let want = Meta::of(cfg);
     let Some((first, rest)) = records.split_first() else {
-        file.append(&wire::encode(&want))?;
-        return Ok((file, Vec::new()));
+        file.append(&genesis.encode())?;
+        return Ok((file, History::new(genesis)));
     };
-    let meta = decode_meta(file.path(), first)?;
-    if meta.cluster != want.cluster
-        || meta.nodes != want.nodes
-        || meta.quorum != want.quorum
-        || (meta.difficulty_lo, meta.difficulty_hi) != (want.difficulty_lo, want.difficulty_hi)
-    {
+    let found = decode_genesis(file.path(), first)?;
+    if found.id() != genesis.id() {
         return Err(ChainError::OtherCluster {
             path: file.path().to_path_buf(),
-            found: meta.cluster,
-            found_nodes: meta.nodes,
-            found_quorum: meta.quorum,
-            found_lo: meta.difficulty_lo,
-            found_hi: meta.difficulty_hi,
-            want: want.cluster,
-            want_nodes: want.nodes,
-            want_quorum: want.quorum,
-            want_lo: want.difficulty_lo,
-            want_hi: want.difficulty_hi,
+            found: found.cluster().to_string(),
+            found_id: found.id(),
+            want: genesis.cluster().to_string(),
+            want_id: genesis.id(),
         });
     }
-    let commits = verify_all(&meta, rest)?;
-    Ok((file, commits))
+    let history = verify_records(genesis, rest)?;
+    Ok((file, history))
+}
+
+/// When `genesis` continues the cluster whose ledger is in `dir`, moves
+/// that ledger aside (and drops its vote state, which only meant something
+/// to the old cluster).
+fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), ChainError> {
+    let Some(parent) = genesis.parent() else {
+        return Ok(());
+    };
+    let path = dir.join(ledger::LEDGER_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let records = ledger::read_records(dir)?;
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let Ok(found) = Genesis::decode(first) else {
+        return Ok(());
+    };
+    if found.id() != parent.cluster {
+        return Ok(());
+    }
+    let aside = dir.join(format!("ledger-{}.bin", found.id()));
+    std::fs::rename(&path, &aside).map_err(ChainError::Archive)?;
+    let _ = std::fs::remove_file(dir.join(VOTES_FILE));
+    info!(
+        "init: this cluster continues '{}' ({}) after tx {}: its ledger of {} transactions is now {}",
+        found.cluster(),
+        found.id(),
+        parent.height,
+        records.len() - 1,
+        aside.display()
+    );
+    Ok(())
 }
 
 /// Read-only view for `ledger` and `verify`, safe while the node runs.
 /// `None` when the directory has no ledger yet.
-pub fn read(dir: &Path) -> Result<Option<(Meta, Vec<Committed>)>, ChainError> {
+pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, ChainError> {
     if !dir.join(ledger::LEDGER_FILE).exists() {
         return Ok(None);
     }
@@ -175,9 +132,9 @@ pub fn read(dir: &Path) -> Result<Option<(Meta, Vec<Committed>)>, ChainError> {
     let Some((first, rest)) = records.split_first() else {
         return Ok(None);
     };
-    let meta = decode_meta(&dir.join(ledger::LEDGER_FILE), first)?;
-    let commits = verify_all(&meta, rest)?;
-    Ok(Some((meta, commits)))
+    let genesis = decode_genesis(&dir.join(ledger::LEDGER_FILE), first)?;
+    let history = verify_records(&genesis, rest)?;
+    Ok(Some((genesis, history)))
 }
 
 pub fn load_votes(dir: &Path) -> Result<Option<VoteState>, ChainError> {

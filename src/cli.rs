@@ -38,13 +38,21 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the committed transactions of a node's ledger.
     Ledger(LedgerArgs),
-    /// Re-check every committed entry (proof of work and certificates).
+    /// Re-check every committed entry (proof of work, certificates, and
+    /// every signer against the roster in force at its height).
     Verify(StateArgs),
     /// Create the node's key in its state directory and print its id.
     Keygen(StateArgs),
+    /// Write a cluster's genesis (its name, members, quorum, difficulty
+    /// and admin key) and print the cluster id.
+    Genesis(GenesisArgs),
+    /// Show the roster in force, or ask the cluster to change it (signed
+    /// with the admin key of the genesis).
+    #[command(subcommand)]
+    Roster(RosterCommand),
     /// Print the node id of the key in a state directory (a secured
-    /// broker's username for that node).
-    Id(StateArgs),
+    /// broker's username for that node), or of a key file.
+    Id(IdArgs),
     /// Measure the mining engine.
     Bench(BenchArgs),
     /// Show a running cluster: its nodes, leader, open transaction and last
@@ -73,15 +81,10 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Cluster name (1 to 64 of A-Z a-z 0-9 _ -); every node of a cluster uses the same.
-    #[arg(long)]
-    pub cluster: Option<String>,
-    /// Configured cluster size N; the quorum is a majority of it.
-    #[arg(long)]
-    pub nodes: Option<usize>,
-    /// Approvals needed to commit (default: a majority of --nodes).
-    #[arg(long)]
-    pub quorum: Option<usize>,
+    /// The cluster's genesis file (written by `edgeminer genesis`; the same
+    /// file on every board): its name, members, quorum and difficulty.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
     /// Directory for the key, the ledger and the vote state.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -93,9 +96,6 @@ pub struct RunArgs {
     /// Mining threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Difficulty range in leading zero bits, A..B.
-    #[arg(long)]
-    pub difficulty: Option<String>,
     /// TOML configuration file; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -110,8 +110,25 @@ pub struct RunArgs {
     /// 0.0.0.0:9848); off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
-    /// Throw-away key for this run only (the original lab's behaviour).
-    #[arg(long)]
+    /// Flags of earlier versions, now fixed by the genesis: refused with
+    /// a message that says so.
+    #[command(flatten)]
+    pub gone: GoneArgs,
+}
+
+/// Flags that earlier versions took and the genesis now fixes. Hidden;
+/// given, they are refused with a message that says what replaced them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GoneArgs {
+    #[arg(long, hide = true)]
+    pub cluster: Option<String>,
+    #[arg(long, hide = true)]
+    pub nodes: Option<String>,
+    #[arg(long, hide = true)]
+    pub quorum: Option<String>,
+    #[arg(long, hide = true)]
+    pub difficulty: Option<String>,
+    #[arg(long, hide = true)]
     pub ephemeral_key: bool,
 }
 
@@ -141,12 +158,12 @@ pub struct BrokerArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Cluster name, as the nodes were given it.
-    #[arg(long)]
-    pub cluster: Option<String>,
+    /// The cluster's genesis file (as the nodes were given it).
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
     #[command(flatten)]
     pub broker: BrokerArgs,
-    /// A node's TOML configuration file, for its cluster and broker
+    /// A node's TOML configuration file, for its genesis and broker
     /// settings; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -159,6 +176,101 @@ pub struct StatusArgs {
     /// Print JSON (one object; with --watch, one per line every second).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenesisArgs {
+    /// The cluster's name (1 to 64 of A-Z a-z 0-9 _ -): the prefix of its
+    /// MQTT topics.
+    #[arg(long)]
+    pub cluster: String,
+    /// Difficulty range in leading zero bits, A..B (or a single number).
+    #[arg(long)]
+    pub difficulty: String,
+    /// Approvals (and election votes) needed to commit; default: a
+    /// majority of the members.
+    #[arg(long)]
+    pub quorum: Option<usize>,
+    /// A member: its id (printed by `edgeminer keygen` on its board), and
+    /// a name for logs and tables. Once per member.
+    #[arg(long = "member", value_name = "ID[=NAME]", required = true)]
+    pub members: Vec<String>,
+    /// The admin key file that may sign roster changes later (created,
+    /// owner-only, when it does not exist). Without one the roster is fixed
+    /// for good.
+    #[arg(long, value_name = "FILE")]
+    pub admin_key: Option<PathBuf>,
+    /// Continue the ledger of a cluster that lost its quorum for good: the
+    /// state directory of a surviving node of it (see "Recovery" in
+    /// docs/PROTOCOL.md).
+    #[arg(long, value_name = "DIR")]
+    pub continue_from: Option<PathBuf>,
+    /// Where to write the genesis (never overwritten).
+    #[arg(long, value_name = "FILE", default_value = "genesis.toml")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCommand {
+    /// Print the roster in force (as the members report it) and which
+    /// members are online.
+    Show(RosterArgs),
+    /// Add members: each id (printed by `edgeminer keygen` on the new
+    /// board) with an optional name.
+    Add {
+        #[arg(value_name = "ID[=NAME]", required = true)]
+        members: Vec<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Remove members (boards that died for good, say).
+    Remove {
+        #[arg(value_name = "ID", required = true)]
+        members: Vec<String>,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+    /// Set the quorum.
+    Quorum {
+        #[arg(value_name = "Q", id = "new_quorum")]
+        quorum: usize,
+        #[command(flatten)]
+        change: ChangeArgs,
+    },
+}
+
+/// Where the cluster is: its genesis and its broker.
+#[derive(Debug, Clone, Args)]
+pub struct RosterArgs {
+    /// The cluster's genesis file.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// A node's TOML configuration file, for its genesis and broker
+    /// settings; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seconds to collect the members' reports before deciding.
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
+}
+
+/// A roster change: where, signed by whom, and how long to wait for it.
+#[derive(Debug, Clone, Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub roster: RosterArgs,
+    /// The admin key file named in the genesis.
+    #[arg(long, value_name = "FILE")]
+    pub admin_key: PathBuf,
+    /// The quorum of the new roster (default: a majority of it when the
+    /// quorum in force is a majority, else the quorum in force).
+    #[arg(long)]
+    pub quorum: Option<usize>,
+    /// Seconds to wait for a transaction to commit the change.
+    #[arg(long, default_value_t = 60.0)]
+    pub wait: f64,
 }
 
 /// The format of the log on stderr.
@@ -189,6 +301,17 @@ pub struct LedgerArgs {
 pub struct StateArgs {
     #[arg(long)]
     pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct IdArgs {
+    /// The state directory whose `node.key` to read.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// A key file (such as the admin key of `edgeminer genesis`).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -11,16 +11,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{BrokerArgs, RunArgs, StatusArgs};
+use crate::cli::{BrokerArgs, GoneArgs, RunArgs};
 use crate::credentials::{self, Credentials, Secret};
+use crate::identity::Identity;
 use crate::mqtt::{self, ClientCert, TlsFiles};
-use crate::protocol::{self, quorum};
+use crate::protocol::{self, Genesis};
 use crate::thermal::{self, Limits};
-use crate::wire::topics::valid_cluster_name;
 
 /// The broker a node connects to, and how it proves who it is.
 #[derive(Clone, Debug)]
@@ -59,10 +60,21 @@ pub struct ThermalSettings {
 }
 
 /// Where the node keeps its state and which key it uses.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StorageSettings {
     pub state_dir: PathBuf,
-    pub ephemeral_key: bool,
+    /// The key to use instead of the state directory's `node.key` (the
+    /// demo's throw-away keys, made before its genesis).
+    pub key: Option<Identity>,
+}
+
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("state_dir", &self.state_dir)
+            .field("key", &self.key.as_ref().map(|k| k.id))
+            .finish()
+    }
 }
 
 /// Everything `edgeminer run` needs.
@@ -80,13 +92,16 @@ pub struct NodeConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub cluster: Option<String>,
-    pub nodes: Option<usize>,
-    pub quorum: Option<usize>,
+    pub genesis: Option<PathBuf>,
+    /// Keys of earlier versions that the genesis now fixes: refused with a
+    /// message that says so (read, so that the message can be that one).
+    pub cluster: Option<toml::Value>,
+    pub nodes: Option<toml::Value>,
+    pub quorum: Option<toml::Value>,
+    pub difficulty: Option<toml::Value>,
     pub broker: Option<String>,
     pub name: Option<String>,
     pub threads: Option<usize>,
-    pub difficulty: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub election_timeout_ms: Option<u64>,
     pub solution_window_ms: Option<u64>,
@@ -122,21 +137,48 @@ impl FileConfig {
     }
 }
 
-/// The cluster name and broker settings of `edgeminer status`, from flags
-/// over a node's configuration file.
-pub fn observer_settings(args: &StatusArgs) -> Result<(String, BrokerSettings)> {
-    let file = match &args.config {
+/// The genesis and broker settings of an observer (`edgeminer status`,
+/// `edgeminer roster`), from flags over a node's configuration file.
+pub fn observer_settings(
+    genesis: Option<&Path>,
+    broker: &BrokerArgs,
+    config: Option<&Path>,
+) -> Result<(Genesis, BrokerSettings)> {
+    let file = match config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
-    let Some(cluster) = args.cluster.clone().or(file.cluster.clone()) else {
-        bail!("no cluster name: give --cluster NAME (or `cluster` in the configuration file)");
+    let Some(path) = genesis.map(Path::to_path_buf).or(file.genesis.clone()) else {
+        bail!("no genesis: give --genesis FILE, the cluster's genesis file (or `genesis` in the configuration file given with --config)");
     };
-    if !valid_cluster_name(&cluster) {
-        bail!("cluster name '{cluster}': use 1 to 64 of A-Z a-z 0-9 _ -");
+    let genesis = crate::genesis_file::load(&path)?;
+    let broker = broker_settings(broker, &file)?;
+    Ok((genesis, broker))
+}
+
+/// Refuses the flags and keys of earlier versions that the genesis fixes
+/// now, saying so.
+fn refuse_gone(flags: &GoneArgs, file: &FileConfig) -> Result<()> {
+    let gone = [
+        ("cluster", flags.cluster.is_some() || file.cluster.is_some()),
+        ("nodes", flags.nodes.is_some() || file.nodes.is_some()),
+        ("quorum", flags.quorum.is_some() || file.quorum.is_some()),
+        (
+            "difficulty",
+            flags.difficulty.is_some() || file.difficulty.is_some(),
+        ),
+    ];
+    if let Some((name, _)) = gone.iter().find(|(_, given)| *given) {
+        bail!(
+            "`{name}` (--{name}) is no setting of a node any more: a cluster's name, members, quorum and difficulty are fixed in its genesis file (`edgeminer genesis`), which every node is given with --genesis FILE (or `genesis` in the configuration file)"
+        );
     }
-    let broker = broker_settings(&args.broker, &file)?;
-    Ok((cluster, broker))
+    if flags.ephemeral_key {
+        bail!(
+            "--ephemeral-key: a throw-away key can be no member of a cluster's roster; `edgeminer demo` runs a whole cluster of throw-away keys"
+        );
+    }
+    Ok(())
 }
 
 /// The broker URL, TLS files and credentials, from flags over the file.
@@ -311,46 +353,20 @@ pub fn parse_difficulty(s: &str) -> Result<(u8, u8)> {
     Ok((lo, hi))
 }
 
-/// Checks the cluster-wide settings.
-pub fn check_cluster(cluster: &str, nodes: usize, quorum: usize) -> Result<()> {
-    if !valid_cluster_name(cluster) {
-        bail!("cluster name '{cluster}': use 1 to 64 of A-Z a-z 0-9 _ -");
-    }
-    if nodes == 0 || nodes > 64 {
-        bail!("--nodes {nodes}: a cluster has 1 to 64 nodes");
-    }
-    if quorum * 2 <= nodes || quorum > nodes {
-        bail!(
-            "--quorum {quorum}: must be more than half of --nodes {nodes} (so that two quorums always share a node) and at most {nodes}"
-        );
-    }
-    Ok(())
-}
-
 impl NodeConfig {
     pub fn from_args(args: &RunArgs) -> Result<NodeConfig> {
         let file = match &args.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        refuse_gone(&args.gone, &file)?;
         let broker = broker_settings(&args.broker, &file)?;
-        let Some(cluster) = args.cluster.clone().or(file.cluster.clone()) else {
-            bail!("no cluster name: give --cluster NAME (or `cluster` in the configuration file)");
+        let Some(genesis) = args.genesis.clone().or(file.genesis.clone()) else {
+            bail!("no genesis: give --genesis FILE, the cluster's genesis file written by `edgeminer genesis` (or `genesis` in the configuration file)");
         };
-        let Some(nodes) = args.nodes.or(file.nodes) else {
-            bail!("no cluster size: give --nodes N (or `nodes` in the configuration file)");
-        };
+        let genesis = crate::genesis_file::load(&genesis)?;
         let Some(state_dir) = args.state_dir.clone().or(file.state_dir.clone()) else {
             bail!("no state directory: give --state-dir DIR (or `state_dir` in the configuration file)");
-        };
-        let quorum = args
-            .quorum
-            .or(file.quorum)
-            .unwrap_or_else(|| quorum::majority(nodes));
-        check_cluster(&cluster, nodes, quorum)?;
-        let difficulty = match args.difficulty.clone().or(file.difficulty.clone()) {
-            Some(s) => parse_difficulty(&s)?,
-            None => DEFAULT_DIFFICULTY,
         };
         let threads = args.threads.or(file.threads).unwrap_or_else(num_cpus::get);
         if threads == 0 || threads > 1024 {
@@ -372,10 +388,7 @@ impl NodeConfig {
 
         Ok(NodeConfig {
             protocol: protocol::Config {
-                cluster,
-                nodes,
-                quorum,
-                difficulty,
+                genesis: Arc::new(genesis),
                 election_timeout_ms: file.election_timeout_ms.unwrap_or(5_000),
                 solution_window_ms: file.solution_window_ms.unwrap_or(100),
                 init_timeout_ms: file.init_timeout_ms.unwrap_or(15_000),
@@ -386,7 +399,7 @@ impl NodeConfig {
             mining: MiningSettings { threads, thermal },
             storage: StorageSettings {
                 state_dir,
-                ephemeral_key: args.ephemeral_key,
+                key: None,
             },
             metrics_addr,
         })

@@ -1,10 +1,12 @@
 //! `edgeminer demo`: a whole cluster in one process, for a first look.
 //!
 //! Starts an MQTT broker inside the process (rumqttd) on a free loopback
-//! port, or uses `--broker`, runs N nodes there, each with its own MQTT
-//! client, throw-away key and temporary state directory, until every node
-//! has committed the requested number of transactions; then re-reads every
-//! node's ledger from disk and reports whether they agree.
+//! port, or uses `--broker`, makes N throw-away keys and a genesis that
+//! lists them (as the original lab's nodes had fresh keys at every start),
+//! runs the N nodes there, each with its own MQTT client and temporary
+//! state directory, until every node has committed the requested number of
+//! transactions; then re-reads every node's ledger from disk and reports
+//! whether they agree.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -17,12 +19,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::chain;
-use crate::config::{self, BrokerSettings, MiningSettings, NodeConfig, StorageSettings};
-use crate::identity::NodeId;
+use crate::config::{BrokerSettings, MiningSettings, NodeConfig, StorageSettings};
+use crate::identity::{Identity, NodeId};
 use crate::node::{self, Report};
 use crate::pow::engine::Engine;
 use crate::progress::Board;
-use crate::protocol::{self, quorum, Committed};
+use crate::protocol::{self, quorum, Committed, Genesis};
+use crate::wire::roster::Entry;
 
 /// Demo settings, already validated.
 #[derive(Clone, Debug)]
@@ -109,7 +112,23 @@ fn start_broker(port: u16) -> Result<()> {
 
 /// Runs the demo and returns what to print.
 pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome> {
-    config::check_cluster("demo", cfg.nodes, quorum::majority(cfg.nodes))?;
+    let cluster = format!("demo-{:08x}", OsRng.next_u32());
+    let keys: Vec<Identity> = (0..cfg.nodes)
+        .map(|_| Identity::ephemeral(&mut OsRng))
+        .collect();
+    let members = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Entry {
+            id: k.id,
+            name: format!("node-{}", i + 1),
+        })
+        .collect();
+    let q = quorum::majority(cfg.nodes);
+    let genesis = Arc::new(
+        Genesis::new(cluster.clone(), members, q, cfg.difficulty, None, None)
+            .map_err(|e| anyhow::anyhow!("--nodes {}: {e}", cfg.nodes))?,
+    );
     let url = match &cfg.broker {
         Some(u) => u.clone(),
         None => {
@@ -121,11 +140,10 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
     let threads = cfg
         .threads
         .unwrap_or_else(|| (num_cpus::get() / cfg.nodes).max(1));
-    let cluster = format!("demo-{:08x}", OsRng.next_u32());
     println!(
-        "demo: cluster {cluster} of {} nodes on {url}, quorum {}, difficulty {}..{}, {threads} mining thread(s) per node",
+        "demo: cluster {cluster} ({}) of {} nodes on {url}, quorum {q}, difficulty {}..{}, {threads} mining thread(s) per node",
+        genesis.id(),
         cfg.nodes,
-        quorum::majority(cfg.nodes),
         cfg.difficulty.0,
         cfg.difficulty.1
     );
@@ -137,16 +155,13 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
     let (rep_tx, mut rep_rx) = mpsc::unbounded_channel::<Report>();
     let mut tasks = Vec::new();
     let mut dirs = Vec::new();
-    for i in 0..cfg.nodes {
+    for (i, key) in keys.into_iter().enumerate() {
         let name = format!("node-{}", i + 1);
         let dir = base.path().join(&name);
         dirs.push((name.clone(), dir.clone()));
         let node_cfg = NodeConfig {
             protocol: protocol::Config {
-                cluster: cluster.clone(),
-                nodes: cfg.nodes,
-                quorum: quorum::majority(cfg.nodes),
-                difficulty: cfg.difficulty,
+                genesis: genesis.clone(),
                 election_timeout_ms: 3_000,
                 solution_window_ms: 50,
                 init_timeout_ms: 10_000,
@@ -162,7 +177,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
             },
             storage: StorageSettings {
                 state_dir: dir,
-                ephemeral_key: true,
+                key: Some(key),
             },
             metrics_addr: None,
         };
@@ -239,7 +254,7 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
     for (name, dir) in &dirs {
         let commits = chain::read(dir)
             .with_context(|| format!("reading the ledger of {name}"))?
-            .map(|(_, c)| c)
+            .map(|(_, h)| h.commits)
             .unwrap_or_default();
         ledgers.push((name.clone(), commits));
     }

@@ -128,7 +128,9 @@ impl Identity {
         Self::load(&dir.join(KEY_FILE))
     }
 
-    fn load(path: &Path) -> Result<Identity, IdentityError> {
+    /// Loads a key file (the node's, or the admin key of `edgeminer
+    /// roster`); refused when others can read it.
+    pub fn load(path: &Path) -> Result<Identity, IdentityError> {
         let meta = fs::metadata(path).map_err(io(path))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(IdentityError::Exposed(path.to_path_buf()));
@@ -146,7 +148,12 @@ impl Identity {
             .mode(0o700)
             .create(dir)
             .map_err(io(dir))?;
-        let path = dir.join(KEY_FILE);
+        Self::create_file(&dir.join(KEY_FILE))
+    }
+
+    /// Creates a new key file at `path` (owner-only); never overwrites one.
+    pub fn create_file(path: &Path) -> Result<Identity, IdentityError> {
+        let path = path.to_path_buf();
         let id = Identity::ephemeral(&mut rand_core::OsRng);
         let pem = id
             .key

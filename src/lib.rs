@@ -2,12 +2,14 @@
 //! SHA-1 proof-of-work challenges, votes on solutions with signed messages and
 //! keeps an agreed, durable ledger.
 
+pub mod admin;
 pub mod bench;
 pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod genesis_file;
 pub mod identity;
 pub mod ledger;
 pub mod logging;

@@ -11,12 +11,14 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use edgeminer::cli::{
-    BenchArgs, Cli, Command, DemoArgs, Format, LedgerArgs, LogFormat, StateArgs, StatusArgs,
+    BenchArgs, ChangeArgs, Cli, Command, DemoArgs, Format, GenesisArgs, LedgerArgs, LogFormat,
+    RosterArgs, RosterCommand, StateArgs, StatusArgs,
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
 use edgeminer::progress::{Progress, Screen};
-use edgeminer::{bench, chain, demo, logging, node, report, status};
+use edgeminer::protocol::{quorum, Genesis};
+use edgeminer::{admin, bench, chain, demo, genesis_file, logging, node, report, status};
 
 /// Exit codes with names.
 mod exit {
@@ -25,8 +27,10 @@ mod exit {
     pub const FAILURE: u8 = 1;
     /// `verify` found a bad entry, or `demo` saw the ledgers disagree.
     pub const INVALID: u8 = 2;
-    /// `run`'s configuration (file or flags) is invalid: `EX_CONFIG` of
-    /// sysexits.h. Starting again cannot help, so the systemd unit does not
+    /// `run`'s configuration (file or flags) is invalid, the state
+    /// directory belongs to another cluster, or the node is no member of
+    /// its cluster's roster: `EX_CONFIG` of sysexits.h. Starting again
+    /// cannot help, so the systemd unit does not
     /// (`RestartPreventExitStatus=78`).
     pub const CONFIG: u8 = 78;
 }
@@ -59,7 +63,18 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("edgeminer: {e:#}");
             }
-            if e.downcast_ref::<BadConfig>().is_some() {
+            let config = e.downcast_ref::<BadConfig>().is_some()
+                || e.downcast_ref::<node::NotAMember>().is_some()
+                || e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<chain::ChainError>(),
+                        Some(
+                            chain::ChainError::OtherCluster { .. }
+                                | chain::ChainError::BadGenesis(..)
+                        )
+                    )
+                });
+            if config {
                 ExitCode::from(exit::CONFIG)
             } else {
                 ExitCode::from(exit::FAILURE)
@@ -106,24 +121,170 @@ fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
             println!("{}", id.id);
             Ok(exit::OK)
         }
-        Command::Id(StateArgs { state_dir }) => {
-            let id = Identity::load_existing(&state_dir)
-                .with_context(|| format!("reading the node key in {}", state_dir.display()))?;
+        Command::Id(args) => {
+            let id = match (&args.state_dir, &args.key_file) {
+                (Some(dir), _) => Identity::load_existing(dir)
+                    .with_context(|| format!("reading the node key in {}", dir.display()))?,
+                (None, Some(file)) => Identity::load(file)
+                    .with_context(|| format!("reading the key {}", file.display()))?,
+                (None, None) => anyhow::bail!("give --state-dir DIR or --key-file FILE"),
+            };
             println!("{}", id.id);
             Ok(exit::OK)
         }
         Command::Bench(args) => bench(args),
         Command::Status(args) => watch(args),
+        Command::Genesis(args) => genesis(args),
+        Command::Roster(cmd) => roster(cmd),
     }
 }
 
+/// `edgeminer genesis`: writes the file, prints the cluster id.
+fn genesis(args: GenesisArgs) -> Result<u8> {
+    let members = args
+        .members
+        .iter()
+        .map(|m| genesis_file::parse_member(m))
+        .collect::<Result<Vec<_>>>()?;
+    let difficulty = config::parse_difficulty(&args.difficulty)?;
+    let q = args
+        .quorum
+        .unwrap_or_else(|| quorum::majority(members.len()));
+    let admin = match &args.admin_key {
+        Some(path) if path.exists() => Identity::load(path)
+            .with_context(|| format!("reading the admin key {}", path.display()))?,
+        Some(path) => {
+            let key = Identity::create_file(path)
+                .with_context(|| format!("creating the admin key {}", path.display()))?;
+            eprintln!(
+                "genesis: created the admin key {} (id {}): keep it private and safe, it signs every roster change",
+                path.display(),
+                key.id
+            );
+            key
+        }
+        None => Identity::ephemeral(&mut rand_core::OsRng),
+    };
+    let parent = match &args.continue_from {
+        Some(dir) => Some(continued(dir)?),
+        None => None,
+    };
+    let admin_key = args.admin_key.as_ref().map(|_| admin.public);
+    let g = Genesis::new(
+        args.cluster.clone(),
+        members,
+        q,
+        difficulty,
+        admin_key,
+        parent,
+    )?;
+    genesis_file::write_new(&args.out, &g)?;
+    eprintln!(
+        "genesis: wrote {}: cluster '{}', {} members, quorum {}, difficulty {}..{}, {}",
+        args.out.display(),
+        g.cluster(),
+        g.members().len(),
+        g.quorum(),
+        difficulty.0,
+        difficulty.1,
+        match g.admin_id() {
+            Some(id) => format!("roster changes signed by admin {id}"),
+            None => "no admin (the roster is fixed)".to_string(),
+        }
+    );
+    println!("{}", g.id());
+    Ok(exit::OK)
+}
+
+/// The head of a surviving ledger, for a genesis that continues it.
+fn continued(dir: &std::path::Path) -> Result<edgeminer::protocol::genesis::Parent> {
+    let (g, h) = chain::read(dir)
+        .with_context(|| format!("reading the ledger in {}", dir.display()))?
+        .with_context(|| format!("no ledger in {}", dir.display()))?;
+    eprintln!(
+        "genesis: continuing cluster '{}' ({}) after its tx {}",
+        g.cluster(),
+        g.id(),
+        h.height()
+    );
+    Ok(edgeminer::protocol::genesis::Parent {
+        cluster: g.id(),
+        height: h.height(),
+        head: h.prev(),
+    })
+}
+
+fn roster(cmd: RosterCommand) -> Result<u8> {
+    let secs = |s: f64, what: &str| {
+        if s.is_finite() && (0.0..=3600.0).contains(&s) {
+            Ok(std::time::Duration::from_secs_f64(s))
+        } else {
+            Err(anyhow::anyhow!("--{what} {s}: use 0 to 3600 seconds"))
+        }
+    };
+    let open = |r: &RosterArgs| -> Result<(Genesis, config::BrokerSettings, std::time::Duration)> {
+        let (g, b) =
+            config::observer_settings(r.genesis.as_deref(), &r.broker, r.config.as_deref())?;
+        Ok((g, b, secs(r.settle, "settle")?))
+    };
+    let (change, request) = match cmd {
+        RosterCommand::Show(r) => {
+            let (g, broker, settle) = open(&r)?;
+            let timing = admin::Timing {
+                settle,
+                wait: std::time::Duration::ZERO,
+            };
+            runtime()?
+                .block_on(async { admin::show(&g, &broker, timing, node::signals()).await })?;
+            return Ok(exit::OK);
+        }
+        RosterCommand::Add { members, change } => {
+            let entries = members
+                .iter()
+                .map(|m| genesis_file::parse_member(m))
+                .collect::<Result<Vec<_>>>()?;
+            (change, admin::Request::Add(entries))
+        }
+        RosterCommand::Remove { members, change } => {
+            let ids = members
+                .iter()
+                .map(|m| {
+                    m.parse().map_err(|_| {
+                        anyhow::anyhow!("member id '{m}': expected 16 lowercase hex characters")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (change, admin::Request::Remove(ids))
+        }
+        RosterCommand::Quorum { quorum, change } => (change, admin::Request::Quorum(quorum)),
+    };
+    let ChangeArgs {
+        roster,
+        admin_key,
+        quorum,
+        wait,
+    } = change;
+    let (g, broker, settle) = open(&roster)?;
+    let key = admin::admin_key(&g, &admin_key)?;
+    let timing = admin::Timing {
+        settle,
+        wait: secs(wait, "wait")?,
+    };
+    runtime()?.block_on(admin::change(&g, &broker, &key, request, quorum, timing))?;
+    Ok(exit::OK)
+}
+
 fn watch(args: StatusArgs) -> Result<u8> {
-    let (cluster, broker) = config::observer_settings(&args)?;
+    let (genesis, broker) = config::observer_settings(
+        args.genesis.as_deref(),
+        &args.broker,
+        args.config.as_deref(),
+    )?;
     if !(args.wait.is_finite() && (0.0..=600.0).contains(&args.wait)) {
         anyhow::bail!("--wait {}: use 0 to 600 seconds", args.wait);
     }
     let opts = status::Options {
-        cluster,
+        genesis,
         broker,
         wait: std::time::Duration::from_secs_f64(args.wait),
         watch: args.watch,
@@ -161,7 +322,7 @@ fn demo(args: DemoArgs, screen: Option<Arc<Screen>>) -> Result<u8> {
 fn ledger(args: LedgerArgs) -> Result<u8> {
     let commits = chain::read(&args.state_dir)
         .with_context(|| format!("reading the ledger in {}", args.state_dir.display()))?
-        .map(|(_, c)| c)
+        .map(|(_, h)| h.commits)
         .unwrap_or_default();
     match args.format {
         Format::Table => print!("{}", report::table(&commits, &HashMap::new())),
@@ -180,11 +341,41 @@ fn verify(args: StateArgs) -> Result<u8> {
             );
             Ok(exit::OK)
         }
-        Ok(Some((meta, commits))) => {
+        Ok(Some((genesis, history))) => {
             println!(
-                "verify: {} transactions of cluster '{}' check (proof of work, election and approval certificates)",
-                commits.len(),
-                meta.cluster
+                "verify: {} transactions of cluster '{}' ({}) check (proof of work, election and approval certificates, every signer a member of the roster in force)",
+                history.height(),
+                genesis.cluster(),
+                genesis.id()
+            );
+            if let Some(p) = genesis.parent() {
+                println!(
+                    "verify: this cluster continues cluster {} after its tx {} (head {})",
+                    p.cluster,
+                    p.height,
+                    edgeminer::wire::hex(&p.head)
+                );
+            }
+            for (c, r) in history
+                .commits
+                .iter()
+                .filter(|c| c.change.is_some())
+                .zip(history.rosters().iter().skip(1))
+            {
+                println!(
+                    "verify: tx {} committed roster version {}: {} members, quorum {}",
+                    c.tx,
+                    r.version(),
+                    r.len(),
+                    r.quorum()
+                );
+            }
+            let r = history.roster();
+            println!(
+                "verify: the roster in force: version {}, {} members, quorum {}",
+                r.version(),
+                r.len(),
+                r.quorum()
             );
             Ok(exit::OK)
         }

@@ -35,7 +35,7 @@ use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
 use crate::progress;
 use crate::protocol::status::Measured;
-use crate::protocol::{Action, Committed, Input, Node, Publish};
+use crate::protocol::{Action, Committed, Durable, Input, Node, Publish};
 use crate::service::{self, Broker, Notifier, Status};
 use crate::thermal::Care;
 
@@ -126,6 +126,12 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
+/// The node is not, or no longer, a member of its cluster's roster:
+/// starting it again cannot help (`edgeminer run` exits with code 78).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAMember(pub String);
+
 /// Who else hears from a running node besides the broker and the log.
 #[derive(Default)]
 pub struct Outputs {
@@ -144,29 +150,37 @@ pub async fn run(
 ) -> Result<()> {
     let Outputs { reports, progress } = outputs;
     let dir: PathBuf = cfg.storage.state_dir.clone();
-    let identity = if cfg.storage.ephemeral_key {
-        Identity::ephemeral(&mut OsRng)
-    } else {
-        let (id, created) = Identity::load_or_create(&dir)
-            .with_context(|| format!("loading the node key from {}", dir.display()))?;
-        if created {
-            info!("init: created a new node key in {}", dir.display());
+    let identity = match &cfg.storage.key {
+        Some(key) => key.clone(),
+        None => {
+            let (id, created) = Identity::load_or_create(&dir)
+                .with_context(|| format!("loading the node key from {}", dir.display()))?;
+            if created {
+                info!("init: created a new node key in {}", dir.display());
+            }
+            id
         }
-        id
     };
-    let (mut ledger, commits) = chain::open(&dir, &cfg.protocol)
+    let genesis = cfg.protocol.genesis.clone();
+    let (mut ledger, history) = chain::open(&dir, &genesis)
         .with_context(|| format!("opening the ledger in {}", dir.display()))?;
     let votes = chain::load_votes(&dir)?;
-    let name = cfg.protocol.name.clone();
+    let mut protocol = cfg.protocol.clone();
+    // The roster's name for this node is the one every other node shows.
+    if let Some(n) = history.roster().name(identity.id).filter(|n| !n.is_empty()) {
+        protocol.name = n.to_string();
+    }
+    let name = protocol.name.clone();
+    let roster = history.roster();
+    let (lo, hi) = genesis.difficulty();
     info!(
-        "init: node {name} ({}) in cluster '{}': {} nodes, quorum {}, difficulty {}..{}, {} committed transactions, {} mining threads ({})",
+        "init: node {name} ({}) in cluster '{}' ({}): {} members, quorum {}, difficulty {lo}..{hi}, {} committed transactions, {} mining threads ({})",
         identity.id,
-        cfg.protocol.cluster,
-        cfg.protocol.nodes,
-        cfg.protocol.quorum,
-        cfg.protocol.difficulty.0,
-        cfg.protocol.difficulty.1,
-        commits.len(),
+        genesis.cluster(),
+        genesis.id(),
+        roster.len(),
+        roster.quorum(),
+        history.height(),
         cfg.mining.threads,
         engine.name()
     );
@@ -176,14 +190,16 @@ pub async fn run(
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
     let mut node = Node::new(
-        cfg.protocol.clone(),
+        protocol,
         &identity,
         seed,
         unix_millis(),
-        &commits,
-        votes,
+        Durable { history, votes },
         now(),
     );
+    if let Some(why) = node.refusal() {
+        return Err(NotAMember(node.stop_message(&why)).into());
+    }
 
     let broker = BrokerConfig {
         url: cfg.broker.url.clone(),
@@ -210,13 +226,12 @@ pub async fn run(
     let (mut meter, _server) = match cfg.metrics_addr {
         Some(addr) => {
             let m = Metrics::new(&metrics::Identity {
-                cluster: cfg.protocol.cluster.clone(),
+                cluster: genesis.cluster().to_string(),
+                cluster_id: genesis.id().to_string(),
                 node: name.clone(),
                 id: identity.id.to_string(),
                 engine: engine.name(),
                 threads: pool.threads(),
-                nodes: cfg.protocol.nodes,
-                quorum: cfg.protocol.quorum,
             });
             let server = metrics::Server::start(addr, m.registry())?;
             info!("init: serving metrics on http://{}/metrics", server.addr());
@@ -330,6 +345,7 @@ pub async fn run(
             }
         };
         let mut commits = 0;
+        let mut stop = None;
         for action in actions {
             match action {
                 Action::AppendLedger(record) => ledger
@@ -351,6 +367,7 @@ pub async fn run(
                     }
                     Err(e) => warn!("voting: cannot serve tx {tx} from the ledger: {e}"),
                 },
+                Action::Stop(why) => stop = Some(node.stop_message(&why)),
                 Action::Committed(c) => {
                     debug!(tx = c.tx, "committed");
                     commits += 1;
@@ -378,6 +395,13 @@ pub async fn run(
             status_due = Some(tokio::time::Instant::now());
             // Connected and announced: started, as far as systemd knows.
             notifier.ready(&status(&node, &pool, broker, hashrate));
+        }
+        if let Some(why) = stop {
+            notifier.stopping();
+            pool.stop();
+            let goodbye = node.goodbye().into_iter().map(outgoing).collect();
+            link.close(goodbye, Duration::from_secs(1)).await;
+            return Err(NotAMember(why).into());
         }
     }
 

@@ -128,6 +128,7 @@ impl fmt::Display for Status {
             Broker::Connected => {}
         }
         let phase = match self.phase {
+            Phase::Learner => "not a member, catching up",
             Phase::Init => "waiting for members",
             Phase::Election => "electing",
             Phase::Challenge => "mining",

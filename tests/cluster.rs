@@ -13,20 +13,10 @@ use common::*;
 fn four_processes_commit_five_identical_transactions() {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("it-{}", std::process::id());
     let url = broker.url();
-    let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "4",
-        "--threads",
-        "1",
-        "--difficulty",
-        "14..16",
-        "--broker",
-        &url,
-    ];
+    let lab = lab("n", 4, dir.path(), "14..16");
+    let genesis = lab.arg();
+    let args = ["--genesis", &genesis, "--threads", "1", "--broker", &url];
     let mut nodes = start_cluster("n", 4, dir.path(), &args);
 
     let done = wait_until(Duration::from_secs(150), || {

@@ -47,20 +47,10 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Flags of a four-node cluster with quorum 3 and one mining thread each.
-fn cluster_args<'a>(cluster: &'a str, url: &'a str, difficulty: &'a str) -> Vec<&'a str> {
-    vec![
-        "--cluster",
-        cluster,
-        "--nodes",
-        "4",
-        "--threads",
-        "1",
-        "--difficulty",
-        difficulty,
-        "--broker",
-        url,
-    ]
+/// Flags of a node of a four-member cluster (quorum 3; `lab` made its
+/// genesis) with one mining thread.
+fn cluster_args<'a>(genesis: &'a str, url: &'a str) -> Vec<&'a str> {
+    vec!["--genesis", genesis, "--threads", "1", "--broker", url]
 }
 
 fn path_str(p: &Path) -> &str {
@@ -254,11 +244,12 @@ fn survivors_replace_a_leader_killed_mid_round() {
     let _serial = serial();
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("fl-{}", std::process::id());
     let url = broker.url();
     // About a second of mining per transaction for the four processes on
     // two cores: time to kill the leader between challenge and commit.
-    let args = cluster_args(&cluster, &url, "24..25");
+    let lab = lab("l", 4, dir.path(), "24..25");
+    let genesis = lab.arg();
+    let args = cluster_args(&genesis, &url);
     let started = Instant::now();
     let mut nodes = start_cluster("l", 4, dir.path(), &args);
     assert!(
@@ -343,9 +334,10 @@ fn commits_resume_after_a_persistent_broker_restart_mid_round() {
     let _serial = serial();
     let mut broker = Mosquitto::start_persistent();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("fb-{}", std::process::id());
     let url = broker.url();
-    let args = cluster_args(&cluster, &url, "24..25");
+    let lab = lab("b", 4, dir.path(), "24..25");
+    let genesis = lab.arg();
+    let args = cluster_args(&genesis, &url);
     let started = Instant::now();
     let mut nodes = start_cluster("b", 4, dir.path(), &args);
     assert!(
@@ -405,13 +397,14 @@ fn a_late_node_fetches_and_verifies_five_commits() {
     let _serial = serial();
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("fj-{}", std::process::id());
     let url = broker.url();
     // Three of four nodes start; they begin with a quorum after the init
     // timeout, shortened here from 15 s.
     let config = dir.path().join("edgeminer.toml");
     std::fs::write(&config, "init_timeout_ms = 2000\n").expect("write the config file");
-    let mut args = cluster_args(&cluster, &url, "21..22");
+    let lab = lab("j", 4, dir.path(), "21..22");
+    let genesis = lab.arg();
+    let mut args = cluster_args(&genesis, &url);
     args.extend(["--config", path_str(&config)]);
     let started = Instant::now();
     let mut nodes = start_cluster("j", 3, dir.path(), &args);
@@ -422,7 +415,10 @@ fn a_late_node_fetches_and_verifies_five_commits() {
     );
 
     let late_state = dir.path().join("j4");
-    assert!(!late_state.exists(), "the late node starts from nothing");
+    assert!(
+        !late_state.join("ledger.bin").exists(),
+        "the late node starts with its key and no ledger"
+    );
     let joined = Instant::now();
     nodes.push(Node::start("j4", &late_state, &args));
     let caught_up = wait_until(Duration::from_secs(60), || {
@@ -476,9 +472,10 @@ fn a_node_frozen_past_its_keep_alive_rejoins() {
     let _serial = serial();
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("fs-{}", std::process::id());
     let url = broker.url();
-    let args = cluster_args(&cluster, &url, "22..23");
+    let lab = lab("s", 4, dir.path(), "22..23");
+    let genesis = lab.arg();
+    let args = cluster_args(&genesis, &url);
     let started = Instant::now();
     let mut nodes = start_cluster("s", 4, dir.path(), &args);
     assert!(

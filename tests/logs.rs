@@ -140,7 +140,7 @@ fn quiet_shows_no_info() {
 #[test]
 fn a_failure_is_a_json_line_too() {
     let out = Command::new(common::BIN)
-        .args(["--log-format", "json", "run", "--nodes", "3"])
+        .args(["--log-format", "json", "run"])
         .args(["--config", "/nonexistent/edgeminer.toml"])
         .env_remove("RUST_LOG")
         .output()

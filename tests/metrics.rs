@@ -214,22 +214,19 @@ fn the_parser_refuses_what_prometheus_would() {
 fn metrics_of_a_live_cluster() {
     let broker = Mosquitto::start_persistent();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("mx-{}", std::process::id());
     let url = broker.url();
+    let lab = lab("m", 3, dir.path(), "12..14");
+    let (cluster, genesis) = (lab.cluster.clone(), lab.arg());
     let sensor = dir.path().join("temp");
     set_temp(&sensor, 51_250);
     let ports = [free_port(), free_port(), free_port()];
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let args = |i: usize| -> Vec<String> {
         let mut a: Vec<String> = [
-            "--cluster",
-            &cluster,
-            "--nodes",
-            "3",
+            "--genesis",
+            &genesis,
             "--threads",
             "1",
-            "--difficulty",
-            "12..14",
             "--broker",
             &url,
             "--metrics-addr",
@@ -272,7 +269,11 @@ fn metrics_of_a_live_cluster() {
         assert!(first.help.contains(k), "{k} has no HELP");
         assert!(["counter", "gauge"].contains(&v.as_str()), "{k}: {v}");
     }
-    let info = [("cluster", cluster.as_str()), ("node", "m1")];
+    let info = [
+        ("cluster", cluster.as_str()),
+        ("cluster_id", lab.cluster_id.as_str()),
+        ("node", "m1"),
+    ];
     assert_eq!(first.get("edgeminer_node_info", &info), Some(1.0));
     let commits = first.get("edgeminer_commits_total", &[]).unwrap_or(0.0);
     let height = first.get("edgeminer_ledger_height", &[]).unwrap_or(0.0);
@@ -293,12 +294,18 @@ fn metrics_of_a_live_cluster() {
         .collect();
     assert_eq!(
         phases,
-        BTreeSet::from(["election", "init", "mining", "voting"])
+        BTreeSet::from(["election", "init", "learner", "mining", "voting"])
     );
     assert_eq!(in_phase.iter().map(|s| s.value).sum::<f64>(), 1.0);
     assert_eq!(first.get("edgeminer_members_online", &[]), Some(3.0));
     assert_eq!(first.get("edgeminer_broker_connected", &[]), Some(1.0));
     assert_eq!(first.get("edgeminer_cluster_nodes", &[]), Some(3.0));
+    assert_eq!(first.get("edgeminer_cluster_quorum", &[]), Some(2.0));
+    assert_eq!(first.get("edgeminer_roster_version", &[]), Some(0.0));
+    for (id, name) in lab.ids.iter().zip(["m1", "m2", "m3"]) {
+        let member = [("id", id.as_str()), ("member", name)];
+        assert_eq!(first.get("edgeminer_member_online", &member), Some(1.0));
+    }
     assert_eq!(first.get("edgeminer_mining_threads", &[]), Some(1.0));
     // Only the node with a sensor reports a temperature (read at start).
     assert_eq!(first.get("edgeminer_temperature_celsius", &[]), Some(51.25));
@@ -334,6 +341,38 @@ fn metrics_of_a_live_cluster() {
         })
     });
     assert!(ok, "the refused message is not counted:\n{}", logs(&nodes));
+    // A well-signed key of a node no roster lists: refused as no member.
+    let stranger = edgeminer::identity::Identity::ephemeral(&mut rand_core::OsRng);
+    let body = edgeminer::wire::Body {
+        sender: stranger.id,
+        tx: 0,
+        round: 0,
+        payload: edgeminer::wire::Payload::PubKey(edgeminer::wire::PubKey {
+            key: stranger.public,
+            name: "stranger".into(),
+            cluster: lab.cluster_id.parse().expect("a cluster id"),
+        }),
+    };
+    let id = lab.cluster_id.parse().expect("a cluster id");
+    let key = edgeminer::wire::sign(&id, &stranger.key, body.encode());
+    let file = dir.path().join("stranger.key.msg");
+    std::fs::write(&file, key).expect("write");
+    let sent = std::process::Command::new("mosquitto_pub")
+        .args(["-p", &broker.port.to_string(), "-h", "127.0.0.1"])
+        .args(["-t", &format!("edgeminer/{cluster}/pubkey/{}", stranger.id)])
+        .arg("-f")
+        .arg(&file)
+        .status()
+        .expect("mosquitto_pub");
+    assert!(sent.success());
+    let refused = [("phase", "pubkey"), ("reason", "not_a_member")];
+    let ok = wait_until(Duration::from_secs(10), || {
+        ports.iter().all(|&p| {
+            scrape(p, false)
+                .is_ok_and(|e| e.get("edgeminer_rejected_messages_total", &refused) == Some(1.0))
+        })
+    });
+    assert!(ok, "the stranger's key is not counted:\n{}", logs(&nodes));
 
     // OpenMetrics for scrapers that ask for it (Prometheus does).
     let om = scrape(ports[0], true).expect("OpenMetrics");

@@ -70,11 +70,13 @@ fn run_draws_the_line_and_erases_it_on_exit() {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let tmux = Tmux::new("progress-run");
+    let lab = make_lab(dir.path(), "progress", &["solo"], "34..34", &[]);
     let cmd = format!(
-        "{BIN} run --cluster progress --nodes 1 --threads 1 --difficulty 34..34 \
-         --no-thermal --ephemeral-key --name solo --state-dir {} --broker {}; \
+        "{BIN} run --genesis {} --threads 1 \
+         --no-thermal --name solo --state-dir {} --broker {}; \
          echo exited $?; sleep 30",
-        dir.path().display(),
+        lab.arg(),
+        dir.path().join("solo").display(),
         broker.url()
     );
     let out = tmux.cmd(&[

@@ -12,20 +12,10 @@ use common::*;
 fn commits_resume_after_a_broker_restart() {
     let mut broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("rc-{}", std::process::id());
     let url = broker.url();
-    let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "3",
-        "--threads",
-        "1",
-        "--difficulty",
-        "12..14",
-        "--broker",
-        &url,
-    ];
+    let lab = lab("r", 3, dir.path(), "12..14");
+    let genesis = lab.arg();
+    let args = ["--genesis", &genesis, "--threads", "1", "--broker", &url];
     let mut nodes = start_cluster("r", 3, dir.path(), &args);
     let height = |nodes: &[Node]| nodes.iter().map(ledger_len).min().unwrap_or(0);
     assert!(

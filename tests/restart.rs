@@ -12,20 +12,10 @@ use common::*;
 fn killed_node_restarts_and_catches_up() {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("rs-{}", std::process::id());
     let url = broker.url();
-    let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "4",
-        "--threads",
-        "1",
-        "--difficulty",
-        "12..14",
-        "--broker",
-        &url,
-    ];
+    let lab = lab("k", 4, dir.path(), "12..14");
+    let genesis = lab.arg();
+    let args = ["--genesis", &genesis, "--threads", "1", "--broker", &url];
     let mut nodes = start_cluster("k", 4, dir.path(), &args);
     assert!(
         wait_until(Duration::from_secs(60), || nodes

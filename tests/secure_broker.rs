@@ -153,10 +153,12 @@ fn three_nodes_commit_over_tls_and_the_acl_holds() {
     let out = lab.path().join("broker");
     let states: Vec<PathBuf> = (1..=3).map(|i| lab.path().join(format!("s{i}"))).collect();
     let state_refs: Vec<&Path> = states.iter().map(PathBuf::as_path).collect();
-    make_credentials(&out, &[], &state_refs);
+    // The script writes the genesis too, and names it in each node's
+    // broker.toml: `--config` is all a node needs.
+    let cluster = format!("tls-{}", std::process::id());
+    make_credentials(&out, &["-g", &cluster, "-d", "12..14"], &state_refs);
     let broker = secure_broker(&out, &[]);
     let ca = out.join("ca.crt");
-    let cluster = format!("tls-{}", std::process::id());
     let url = format!("mqtts://localhost:{}", broker.port);
     let mut nodes: Vec<Node> = states
         .iter()
@@ -168,14 +170,8 @@ fn three_nodes_commit_over_tls_and_the_acl_holds() {
                 path_str(&config),
                 "--broker",
                 &url,
-                "--cluster",
-                &cluster,
-                "--nodes",
-                "3",
                 "--threads",
                 "1",
-                "--difficulty",
-                "12..14",
             ];
             Node::start(&format!("t{}", i + 1), s, &args)
         })
@@ -234,9 +230,9 @@ fn three_nodes_commit_over_tls_and_the_acl_holds() {
     drop(broker);
 }
 
-/// Starts `edgeminer run` for one node with `args`.
-fn node(name: &str, state: &Path, broker: &str, args: &[&str]) -> Node {
-    let mut all = vec!["--cluster", "errs", "--nodes", "3", "--threads", "1"];
+/// Starts `edgeminer run` for one node of `genesis` with `args`.
+fn node(name: &str, state: &Path, genesis: &str, broker: &str, args: &[&str]) -> Node {
+    let mut all = vec!["--genesis", genesis, "--threads", "1"];
     all.extend_from_slice(&["--broker", broker]);
     all.extend_from_slice(args);
     Node::start(name, state, &all)
@@ -273,6 +269,12 @@ fn every_failure_says_what_is_wrong() {
     let (ca_s, creds_s, wrong_s) = (path_str(&ca), path_str(&creds), path_str(&wrong));
     let other_ca = other.join("ca.crt");
     let d = |n: &str| lab.path().join(n);
+    // Members of one genesis, so that each gets as far as the broker.
+    let names = ["a", "b", "c", "d", "e", "f", "g"];
+    let errs = make_lab(lab.path(), "errs", &names, "12..14", &[]);
+    let g = errs.arg();
+    let node =
+        |name: &str, state: &Path, broker: &str, args: &[&str]| node(name, state, &g, broker, args);
 
     // Definite refusals: the node stops with a message.
     let mut bad_password = node(
@@ -384,7 +386,21 @@ fn client_certificates_for_mutual_tls() {
     let lab = tempfile::tempdir().expect("temp dir");
     let out = lab.path().join("broker");
     let state = lab.path().join("m1");
-    make_credentials(&out, &["-c"], &[&state]);
+    // With an admin key, so that m2 (no member) looks for a roster that
+    // adds it, and so connects, rather than being refused at once.
+    let admin = lab.path().join("admin.key");
+    make_credentials(
+        &out,
+        &["-c", "-g", "mtls", "-d", "10..12", "-a", path_str(&admin)],
+        &[&state],
+    );
+    let genesis = out.join("genesis.toml");
+    let (admin_login, _) = login(&out.join("admin.credentials"));
+    let admin_id = edgeminer(&["id", "--key-file", path_str(&admin)]);
+    assert_eq!(
+        String::from_utf8_lossy(&admin_id.stdout).trim(),
+        admin_login
+    );
     let broker = secure_broker(
         &out,
         &["require_certificate true", "use_identity_as_username true"],
@@ -402,14 +418,10 @@ fn client_certificates_for_mutual_tls() {
         path_str(&cert),
         "--client-key",
         path_str(&key),
-        "--cluster",
-        "mtls",
-        "--nodes",
-        "1",
+        "--genesis",
+        path_str(&genesis),
         "--threads",
         "1",
-        "--difficulty",
-        "10..12",
     ];
     let mut alone = Node::start("m1", &state, &args);
     // Without one, the broker ends the handshake and the node says why.
@@ -421,10 +433,8 @@ fn client_certificates_for_mutual_tls() {
             &url,
             "--ca-file",
             path_str(&ca),
-            "--cluster",
-            "mtls",
-            "--nodes",
-            "1",
+            "--genesis",
+            path_str(&genesis),
         ],
     );
     assert!(

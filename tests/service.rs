@@ -34,17 +34,14 @@ fn thermal_care_follows_the_temperature_file() {
          thermal_interval_ms = 100\nthermal_dwell_ms = 0\n",
     )
     .expect("write config");
-    let cluster = format!("th-{}", std::process::id());
     let url = broker.url();
+    let lab = make_lab(dir.path(), "th", &["hot"], "8..10", &[]);
+    let genesis = lab.arg();
     let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "1",
+        "--genesis",
+        &genesis,
         "--threads",
         "2",
-        "--difficulty",
-        "8..10",
         "--broker",
         &url,
         "--config",
@@ -112,20 +109,10 @@ fn thermal_care_follows_the_temperature_file() {
 fn sigterm_leaves_within_two_seconds_with_a_loadable_ledger() {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("st-{}", std::process::id());
     let url = broker.url();
-    let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "3",
-        "--threads",
-        "1",
-        "--difficulty",
-        "10..12",
-        "--broker",
-        &url,
-    ];
+    let lab = lab("t", 3, dir.path(), "10..12");
+    let genesis = lab.arg();
+    let args = ["--genesis", &genesis, "--threads", "1", "--broker", &url];
     let mut nodes = start_cluster("t", 3, dir.path(), &args);
     assert!(
         wait_until(Duration::from_secs(60), || nodes
@@ -206,20 +193,10 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
     let sock = UnixDatagram::bind(&socket).expect("bind the notification socket");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("read timeout");
-    let cluster = format!("sd-{}", std::process::id());
     let url = broker.url();
-    let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "1",
-        "--threads",
-        "1",
-        "--difficulty",
-        "10..12",
-        "--broker",
-        &url,
-    ];
+    let lab = make_lab(dir.path(), "sd", &["sd"], "10..12", &[]);
+    let genesis = lab.arg();
+    let args = ["--genesis", &genesis, "--threads", "1", "--broker", &url];
     // A watchdog of 1 s: pings (and status lines) every half second.
     let env = [
         ("NOTIFY_SOCKET", socket.to_str().expect("utf-8 path")),

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn status(url: &str, cluster: &str, extra: &[&str]) -> std::process::Output {
+fn status(url: &str, genesis: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "status",
         "--broker",
         url,
-        "--cluster",
-        cluster,
+        "--genesis",
+        genesis,
         "--wait",
         "2",
     ];
@@ -27,26 +27,17 @@ fn status(url: &str, cluster: &str, extra: &[&str]) -> std::process::Output {
 fn status_shows_a_live_cluster() {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = format!("st-{}", std::process::id());
     let url = broker.url();
+    let lab = lab("s", 3, dir.path(), "19..21");
+    let genesis = lab.arg();
     // One node reads a fake sensor, so that a temperature shows.
     let sensor = dir.path().join("temp");
     set_temp(&sensor, 48_500);
     let sensor = sensor.to_str().expect("utf-8 path").to_string();
-    let args = [
-        "--cluster",
-        &cluster,
-        "--nodes",
-        "3",
-        "--threads",
-        "1",
-        // Slow enough (a second or so per commit) that the statuses, sent
-        // within a second of a change, name the open transaction's leader.
-        "--difficulty",
-        "19..21",
-        "--broker",
-        &url,
-    ];
+    // The difficulty (19..21) is slow enough (a second or so per commit)
+    // that the statuses, sent within a second of a change, name the open
+    // transaction's leader.
+    let args = ["--genesis", &genesis, "--threads", "1", "--broker", &url];
     let with_sensor: Vec<&str> = args
         .iter()
         .copied()
@@ -71,7 +62,7 @@ fn status_shows_a_live_cluster() {
     let committed = nodes.iter().map(ledger_len).min().unwrap_or(0) as u64;
     let start = Instant::now();
     let (json, last) = loop {
-        let out = status(&url, &cluster, &["--json"]);
+        let out = status(&url, &genesis, &["--json"]);
         assert!(
             out.status.success(),
             "status --json failed: {}",
@@ -127,12 +118,14 @@ fn status_shows_a_live_cluster() {
     assert_eq!(newest["seed"].as_str().map(str::len), Some(16), "{last}");
 
     // Plain text, no terminal codes, when stdout is a pipe.
-    let out = status(&url, &cluster, &[]);
+    let out = status(&url, &genesis, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && !text.contains('\x1b'), "{text}");
     for want in [
-        "cluster st-",
-        "3 of 3 nodes online",
+        "cluster s-",
+        lab.cluster_id.as_str(),
+        "3 of 3 members online",
+        "roster: version 0, 3 members, quorum 2",
         "leader: ",
         "open: tx ",
         "s1",
@@ -144,11 +137,11 @@ fn status_shows_a_live_cluster() {
 
     // --watch in a terminal: what a person would see.
     let tmux = Tmux::new("status");
-    let watch = format!("{BIN} status --watch --broker {url} --cluster {cluster}");
+    let watch = format!("{BIN} status --watch --broker {url} --genesis {genesis}");
     tmux.start("status", &watch);
     let wanted = [
         "every 1 s",
-        "3 of 3 nodes online",
+        "3 of 3 members online",
         "leader: s",
         "open: tx ",
         "difficulty 1",
@@ -174,7 +167,7 @@ fn status_shows_a_live_cluster() {
     // its goodbye) says "left", and its rate is out of the sum.
     let mut nodes = nodes;
     assert!(nodes[2].stop(), "s3 stops cleanly");
-    let out = status(&url, &cluster, &["--json"]);
+    let out = status(&url, &genesis, &["--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let s3 = &v["nodes"][2];
     assert_eq!(

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes what a secured edgeminer broker (secure.conf) and its nodes need: a
-# CA, a certificate for the broker, and one MQTT login per node whose
-# username is the node's id, so that the ACL (edgeminer.acl) can let each
-# node write only the topics that end in its own id.
+# CA, a certificate for the broker, one MQTT login per node whose username
+# is the node's id, so that the ACL (edgeminer.acl) can let each node write
+# only the topics that end in its own id, and (with -g) the cluster's
+# genesis listing those nodes.
 #
 # usage: make-credentials.sh [-o OUT] [-H NAMES] [-p PORT] [-c] [-e EDGEMINER]
+#                            [-g CLUSTER [-d A..B] [-a ADMIN_KEY]]
 #                            STATE_DIR|NAME...
 #
 #   -o OUT      where the CA, the broker's certificate and key and the password
@@ -15,6 +17,14 @@
 #   -p PORT     the broker's TLS port, for the nodes' settings (default: 8883)
 #   -c          also give each node a client certificate (mutual TLS)
 #   -e PATH     the edgeminer binary (default: $EDGEMINER, or edgeminer on PATH)
+#   -g CLUSTER  also write OUT/genesis.toml: cluster CLUSTER whose members are
+#               the nodes named here (each under the name of its directory),
+#               and name it in every node's broker.toml; kept when it exists
+#               (add later nodes with `edgeminer roster add`)
+#   -d A..B     the genesis's difficulty range (default 16..20)
+#   -a FILE     the genesis's admin key (created when missing), which signs
+#               roster changes; it gets a login of its own too
+#               (OUT/admin.credentials), to publish them
 #
 # Each argument is a node's state directory (anything with a slash in it, or
 # a directory that exists); a bare NAME stands for OUT/nodes/NAME. A node
@@ -22,7 +32,8 @@
 #
 #   broker.credentials  `username = <node id>` and a random password (mode 600)
 #   broker-ca.crt       the CA certificate
-#   broker.toml         broker, ca_file and credentials_file, for --config
+#   broker.toml         broker, ca_file, credentials_file (and genesis with -g),
+#                       for --config
 #   client.crt/.key     with -c: the node's client certificate, CN = node id
 #
 # OUT/observer.credentials is a read-only login for watching the traffic.
@@ -42,11 +53,17 @@ port=8883
 client_certs=""
 edgeminer="${EDGEMINER:-edgeminer}"
 passwd_tool="${MOSQUITTO_PASSWD:-mosquitto_passwd}"
+cluster=""
+difficulty=16..20
+admin_key=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
-while getopts "o:H:p:ce:h" opt; do
+while getopts "o:H:p:ce:g:d:a:h" opt; do
     case "$opt" in
         o) out=$OPTARG ;;
+        g) cluster=$OPTARG ;;
+        d) difficulty=$OPTARG ;;
+        a) admin_key=$OPTARG ;;
         H) names=$OPTARG ;;
         p) port=$OPTARG ;;
         c) client_certs=1 ;;
@@ -147,6 +164,9 @@ write_credentials() {
     mv "$1.new" "$1"
 }
 
+# Every node's state directory and key first: the genesis lists them all.
+dirs=()
+members=()
 for arg in "$@"; do
     if [[ $arg == */* || -d $arg ]]; then dir=$arg; else dir="$out/nodes/$arg"; fi
     mkdir -p "$dir"
@@ -156,6 +176,27 @@ for arg in "$@"; do
     else
         id=$("$edgeminer" keygen --state-dir "$dir")
     fi
+    dirs+=("$dir")
+    members+=(--member "$id=$(basename "$dir")")
+done
+
+genesis=""
+if [ -n "$cluster" ]; then
+    genesis="$out/genesis.toml"
+    if [ -s "$genesis" ]; then
+        echo "kept the genesis $genesis (nodes not in it join with \`edgeminer roster add\`)"
+    else
+        admin_args=()
+        [ -z "$admin_key" ] || admin_args=(--admin-key "$admin_key")
+        cluster_id=$("$edgeminer" genesis --cluster "$cluster" --difficulty "$difficulty" \
+            "${members[@]}" "${admin_args[@]}" --out "$genesis")
+        chmod 644 "$genesis"
+        echo "made the genesis of cluster $cluster ($cluster_id): $genesis; copy it to every board"
+    fi
+fi
+
+for dir in "${dirs[@]}"; do
+    id=$("$edgeminer" id --state-dir "$dir")
     creds="$dir/broker.credentials"
     pw=$(password_for "$creds")
     add_login "$id" "$pw"
@@ -166,6 +207,7 @@ for arg in "$@"; do
         echo "broker = \"$url\""
         echo "ca_file = \"$dir/broker-ca.crt\""
         echo "credentials_file = \"$creds\""
+        [ -z "$genesis" ] || echo "genesis = \"$genesis\""
     } >"$dir/broker.toml"
     if [ -n "$client_certs" ]; then
         if [ ! -s "$dir/client.crt" ] || [ ! -s "$dir/client.key" ]; then
@@ -188,5 +230,19 @@ pw=$(password_for "$observer")
 add_login observer "$pw"
 write_credentials "$observer" observer "$pw"
 
+if [ -n "$admin_key" ]; then
+    # The admin publishes roster changes on roster/<its id>: a login of its own.
+    admin_id=$("$edgeminer" id --key-file "$admin_key")
+    creds="$out/admin.credentials"
+    pw=$(password_for "$creds")
+    add_login "$admin_id" "$pw"
+    write_credentials "$creds" "$admin_id" "$pw"
+    echo "admin: id $admin_id, login in $creds (for edgeminer roster --credentials-file)"
+fi
+
 echo "broker: password file $out/passwd; read-only login in $observer"
-echo "nodes:  edgeminer run --config STATE_DIR/broker.toml --state-dir STATE_DIR --cluster NAME --nodes N"
+if [ -n "$genesis" ]; then
+    echo "nodes:  edgeminer run --config STATE_DIR/broker.toml --state-dir STATE_DIR"
+else
+    echo "nodes:  edgeminer run --config STATE_DIR/broker.toml --state-dir STATE_DIR --genesis FILE"
+fi

@@ -15,23 +15,74 @@ fn difficulty_ranges() {
 }
 
 #[test]
-fn quorum_must_intersect() {
-    assert!(check_cluster("lab", 4, 3).is_ok());
-    assert!(check_cluster("lab", 4, 2).is_err());
-    assert!(check_cluster("lab", 3, 4).is_err());
-    assert!(check_cluster("a/b", 3, 2).is_err());
+fn unknown_keys_are_refused() {
+    assert!(toml::from_str::<FileConfig>("clustr = \"x\"").is_err());
+    let f: FileConfig = toml::from_str("threads = 5").expect("valid file");
+    assert_eq!(f.threads, Some(5));
+}
+
+/// A genesis file of three members, written once for the tests.
+fn genesis_path() -> &'static str {
+    static DIR: std::sync::OnceLock<(tempfile::TempDir, String)> = std::sync::OnceLock::new();
+    let (_, path) = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members = (1..=3u8)
+            .map(|b| crate::wire::roster::Entry {
+                id: crate::identity::NodeId([b; 8]),
+                name: format!("pi-0{b}"),
+            })
+            .collect();
+        let g = Genesis::new("lab".into(), members, 2, (16, 20), None, None).expect("valid");
+        let path = dir.path().join("genesis.toml");
+        crate::genesis_file::write_new(&path, &g).expect("write the genesis");
+        let s = path.to_str().expect("utf-8 temp path").to_string();
+        (dir, s)
+    });
+    path
 }
 
 #[test]
-fn unknown_keys_are_refused() {
-    assert!(toml::from_str::<FileConfig>("clustr = \"x\"").is_err());
-    let f: FileConfig = toml::from_str("cluster = \"lab\"\nnodes = 5").expect("valid file");
-    assert_eq!(f.nodes, Some(5));
+fn settings_of_the_genesis_are_refused_with_a_pointer_to_it() {
+    for flag in [
+        &["--nodes", "3"][..],
+        &["--cluster", "lab"],
+        &["--quorum", "2"],
+        &["--difficulty", "8..9"],
+    ] {
+        let e = refusal(flag);
+        assert!(e.contains("genesis"), "{flag:?}: {e}");
+    }
+    assert!(refusal(&["--ephemeral-key"]).contains("demo"));
+    for key in [
+        "nodes = 3",
+        "cluster = \"lab\"",
+        "quorum = 2",
+        "difficulty = \"8..9\"",
+    ] {
+        let e = format!("{:#}", with_file(key, &[]).expect_err(key));
+        assert!(e.contains("fixed in its genesis"), "{key}: {e}");
+    }
+    let no_genesis = {
+        use clap::Parser;
+        let argv = ["edgeminer", "run", "--state-dir", "/nonexistent/edgeminer"];
+        match crate::cli::Cli::try_parse_from(argv)
+            .expect("valid flags")
+            .command
+        {
+            crate::cli::Command::Run(a) => *a,
+            other => panic!("`run` parsed as {other:?}"),
+        }
+    };
+    let e = format!(
+        "{:#}",
+        NodeConfig::from_args(&no_genesis).expect_err("refused")
+    );
+    assert!(e.contains("--genesis FILE"), "{e}");
 }
 
 fn run_args(extra: &[&str]) -> RunArgs {
     use clap::Parser;
-    let mut argv = vec!["edgeminer", "run", "--cluster", "lab", "--nodes", "3"];
+    let mut argv = vec!["edgeminer", "run", "--genesis", genesis_path()];
     argv.extend_from_slice(&["--state-dir", "/nonexistent/edgeminer"]);
     argv.extend_from_slice(extra);
     match crate::cli::Cli::try_parse_from(argv)
@@ -196,7 +247,7 @@ fn file_keys() -> Vec<String> {
         .map(str::to_owned)
         .collect();
     assert!(
-        keys.len() > 20 && keys.iter().any(|k| k == "cluster"),
+        keys.len() > 20 && keys.iter().any(|k| k == "genesis"),
         "{e}"
     );
     keys
@@ -219,17 +270,21 @@ fn the_shipped_configuration_file_parses_and_runs() {
         ..run_args(&[])
     };
     let args = RunArgs {
-        cluster: None,
-        nodes: None,
+        genesis: Some(genesis_path().into()),
         ..args
     };
     let cfg = NodeConfig::from_args(&args).expect("valid");
-    assert_eq!(cfg.protocol.cluster, f.cluster.expect("a cluster name"));
+    assert_eq!(cfg.protocol.genesis.cluster(), "lab");
+    assert!(f.genesis.is_some(), "the shipped file names a genesis");
 }
 
 #[test]
 fn the_shipped_configuration_file_documents_every_key() {
-    for key in file_keys() {
+    let gone = ["cluster", "nodes", "quorum", "difficulty"];
+    for key in file_keys()
+        .into_iter()
+        .filter(|k| !gone.contains(&k.as_str()))
+    {
         let documented = SHIPPED.lines().any(|l| {
             let l = l.trim_start_matches('#').trim_start();
             l.strip_prefix(key.as_str())

@@ -50,8 +50,16 @@ struct PhaseLabel {
     phase: &'static str,
 }
 
+/// A member of the roster in force.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabel {
+    id: String,
+    member: String,
+}
+
 /// The phases a node reports, in the order of a transaction.
-const PHASES: [StatusPhase; 4] = [
+const PHASES: [StatusPhase; 5] = [
+    StatusPhase::Learner,
     StatusPhase::Init,
     StatusPhase::Election,
     StatusPhase::Mining,
@@ -62,14 +70,12 @@ const PHASES: [StatusPhase; 4] = [
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub cluster: String,
+    pub cluster_id: String,
     pub node: String,
     pub id: String,
     pub engine: &'static str,
     /// Mining threads the pool has.
     pub threads: usize,
-    /// Configured cluster size and quorum.
-    pub nodes: usize,
-    pub quorum: usize,
 }
 
 /// The pool's side, read at every status tick.
@@ -101,6 +107,10 @@ struct Handles {
     members: Gauge,
     active: Gauge,
     temperature: Family<Whole, Gauge<f64, AtomicU64>>,
+    roster_size: Gauge,
+    quorum: Gauge,
+    roster_version: Gauge,
+    member_online: Family<MemberLabel, Gauge>,
 }
 
 /// A node's metrics: the registry and the handles into it.
@@ -116,6 +126,9 @@ struct Seen {
     candidates: u64,
     elections: u64,
     rejected: BTreeMap<(&'static str, &'static str), u64>,
+    /// The roster the member series were made for (its hash).
+    roster: Option<[u8; 16]>,
+    members: Vec<MemberLabel>,
 }
 
 /// Saturating conversion for gauges.
@@ -129,13 +142,14 @@ impl Metrics {
         let info = Info::new(vec![
             ("version", env!("CARGO_PKG_VERSION").to_string()),
             ("cluster", who.cluster.clone()),
+            ("cluster_id", who.cluster_id.clone()),
             ("node", who.node.clone()),
             ("id", who.id.clone()),
             ("engine", who.engine.to_string()),
         ]);
         r.register(
             "node",
-            "This node: version, cluster, name, id and mining engine",
+            "This node: version, cluster (name and id), name, id and mining engine",
             info,
         );
         let h = Handles::default();
@@ -181,7 +195,7 @@ impl Metrics {
         );
         r.register(
             "phase",
-            "1 for the phase this node is in (init, election, mining, voting), 0 for the others",
+            "1 for the phase this node is in (learner, init, election, mining, voting), 0 for the others",
             h.phase.clone(),
         );
         r.register(
@@ -201,8 +215,18 @@ impl Metrics {
         );
         r.register(
             "members_online",
-            "Cluster members online as this node sees them, itself included",
+            "Members of the roster in force online as this node sees them, itself included",
             h.members.clone(),
+        );
+        r.register(
+            "member_online",
+            "For each member of the roster in force: 1 while online as this node sees it, else 0",
+            h.member_online.clone(),
+        );
+        r.register(
+            "roster_version",
+            "Roster changes committed since the genesis (0: the genesis roster)",
+            h.roster_version.clone(),
         );
         let threads: Gauge = Gauge::default();
         threads.set(int(who.threads));
@@ -212,11 +236,16 @@ impl Metrics {
             "Mining threads allowed now (fewer when thermal care slows the node)",
             h.active.clone(),
         );
-        let (nodes, quorum): (Gauge, Gauge) = (Gauge::default(), Gauge::default());
-        nodes.set(int(who.nodes));
-        quorum.set(int(who.quorum));
-        r.register("cluster_nodes", "Configured cluster size", nodes);
-        r.register("cluster_quorum", "Approvals needed to commit", quorum);
+        r.register(
+            "cluster_nodes",
+            "Members of the roster in force",
+            h.roster_size.clone(),
+        );
+        r.register(
+            "cluster_quorum",
+            "Approvals needed to commit, by the roster in force",
+            h.quorum.clone(),
+        );
         for p in PHASES {
             h.phase
                 .get_or_create(&PhaseLabel { phase: p.as_str() })
@@ -260,8 +289,35 @@ impl Metrics {
             .difficulty
             .set(node.difficulty().map(i64::from).unwrap_or(0));
         self.h.members.set(int(node.members_online()));
+        self.roster(node);
         self.h.commits.inc_by(commits);
         self.counters(node.counters());
+    }
+
+    /// The roster's size, quorum and version, and which members are online.
+    fn roster(&mut self, node: &Node) {
+        let roster = node.roster();
+        if self.seen.roster != Some(roster.hash()) {
+            for old in self.seen.members.drain(..) {
+                self.h.member_online.remove(&old);
+            }
+            self.seen.members = roster
+                .ids()
+                .map(|id| MemberLabel {
+                    id: id.to_string(),
+                    member: node.name_of(id),
+                })
+                .collect();
+            self.seen.roster = Some(roster.hash());
+            self.h.roster_size.set(int(roster.len()));
+            self.h.quorum.set(int(roster.quorum()));
+            self.h.roster_version.set(i64::from(roster.version()));
+        }
+        let online = node.members_online_ids();
+        for (id, label) in roster.ids().zip(&self.seen.members) {
+            let up = online.contains(&id);
+            self.h.member_online.get_or_create(label).set(i64::from(up));
+        }
     }
 
     fn counters(&mut self, c: &Counters) {

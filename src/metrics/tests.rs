@@ -3,12 +3,11 @@ use super::*;
 fn who() -> Identity {
     Identity {
         cluster: "lab".into(),
+        cluster_id: "00112233445566778899aabbccddeeff".into(),
         node: "pi-01".into(),
         id: "0123456789abcdef".into(),
         engine: "portable",
         threads: 4,
-        nodes: 5,
-        quorum: 3,
     }
 }
 
@@ -39,7 +38,6 @@ fn every_name_has_the_prefix_help_and_type() {
     }
     assert!(typed >= 15, "{text}");
     assert_eq!(sample(&text, "edgeminer_mining_threads"), Some(4.0));
-    assert_eq!(sample(&text, "edgeminer_cluster_quorum"), Some(3.0));
     assert!(text.contains(r#"edgeminer_node_info{version="#), "{text}");
 }
 

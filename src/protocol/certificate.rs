@@ -1,21 +1,26 @@
 //! Commit certificates: what a ledger record holds and how anyone checks it.
 //!
 //! A certificate is the challenge (with the election votes that made its
-//! signer leader), the solution, a quorum of confirmations of that solution
-//! from one voting round, and the public keys of every signer. It is checked
-//! on its own, against nothing but the previous commit, so a late node can
-//! take it from anyone without trusting the sender. This module is pure
-//! verification: it changes no node state.
+//! signer leader, and the roster change it commits, if any), the solution,
+//! a quorum of confirmations of that solution from one voting round, and
+//! the public keys of its signers. It is checked on its own, against
+//! nothing but the previous commit and the roster in force at its height,
+//! so a late node can take it from anyone without trusting the sender:
+//! every signer must be a member of that roster, and a key the certificate
+//! carries counts only for a member's id. This module is pure verification:
+//! it changes no node state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use p256::ecdsa::VerifyingKey;
 
 use super::election::check_certificate;
-use super::{reference, Config, Reject};
+use super::genesis::Genesis;
+use super::roster::{check_change, Roster};
+use super::{reference, Reject};
 use crate::identity::NodeId;
 use crate::pow;
-use crate::wire::{self, Body, Commit, Envelope, Key33, Payload, SigCache};
+use crate::wire::{self, Body, Change, ClusterId, Commit, Envelope, Key33, Payload, SigCache};
 
 /// A verified commit: what the ledger table shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +39,8 @@ pub struct Committed {
     pub confirmations: usize,
     /// Voting round in which the quorum confirmed.
     pub vround: u32,
+    /// The roster change this transaction commits (in force from the next).
+    pub change: Option<Change>,
 }
 
 impl Committed {
@@ -55,7 +62,7 @@ pub(crate) fn decode_signed(
 }
 
 fn check_sig(
-    cluster: &str,
+    cluster: &ClusterId,
     env: &Envelope,
     signer: NodeId,
     keys: &BTreeMap<NodeId, VerifyingKey>,
@@ -78,7 +85,8 @@ fn check_sig(
 /// voting round `vround` of `tx`: returns the distinct signers. Used for the
 /// proof a confirmation carries.
 pub(crate) fn check_approvals(
-    cluster: &str,
+    cluster: &ClusterId,
+    roster: &Roster,
     tx: u64,
     vround: u32,
     solution: &[u8; 16],
@@ -101,43 +109,64 @@ pub(crate) fn check_approvals(
                 "proof {i} approves something else"
             )));
         }
+        if !roster.contains(body.sender) {
+            return Err(Reject::NotAMember(body.sender));
+        }
         check_sig(cluster, &env, body.sender, keys, "approval", sigs)?;
         signers.insert(body.sender);
     }
     Ok(signers)
 }
 
-/// Checks a commit certificate on its own: keys hash to their ids, the
-/// challenge builds on `prev` for transaction `tx` and was issued by the
-/// winner of a valid election, the seed meets the difficulty, and a quorum of
-/// distinct members confirmed exactly this solution in one voting round.
+/// The member keys a certificate carries: each must hash to a member of
+/// `roster` (a key of anyone else is refused, not skipped).
+pub(crate) fn member_keys(
+    roster: &Roster,
+    keys: &[Key33],
+    sigs: &SigCache,
+) -> Result<BTreeMap<NodeId, VerifyingKey>, Reject> {
+    let mut out = BTreeMap::new();
+    for Key33(k) in keys {
+        let id = NodeId::from_public_key(k);
+        if !roster.contains(id) {
+            return Err(Reject::NotAMember(id));
+        }
+        out.insert(id, sigs.key(k).ok_or(Reject::BadKey)?);
+    }
+    Ok(out)
+}
+
+/// Checks a commit certificate on its own, for transaction `tx` on top of
+/// `prev` with `roster` in force: its keys are members', the challenge
+/// was issued by the winner of a valid election among members (and any
+/// roster change in it is the admin's, for this roster), the seed of a
+/// member meets the difficulty, and a quorum of distinct members confirmed
+/// exactly this solution in one voting round.
 ///
 /// The proofs inside the confirmations are not checked again: a quorum of
 /// signed confirmations is what makes the commit safe (see
 /// `docs/PROTOCOL.md`); the proofs only let other nodes unlock.
 pub fn verify_commit(
-    cfg: &Config,
+    genesis: &Genesis,
+    roster: &Roster,
     tx: u64,
     prev: &[u8; 16],
     c: &Commit,
 ) -> Result<Committed, Reject> {
-    verify_commit_with(cfg, tx, prev, c, &SigCache::with_capacity(64))
+    verify_commit_with(genesis, roster, tx, prev, c, &SigCache::with_capacity(64))
 }
 
 /// [`verify_commit`] that skips signatures already in `sigs`.
 pub(crate) fn verify_commit_with(
-    cfg: &Config,
+    genesis: &Genesis,
+    roster: &Roster,
     tx: u64,
     prev: &[u8; 16],
     c: &Commit,
     sigs: &SigCache,
 ) -> Result<Committed, Reject> {
-    let mut keys = BTreeMap::new();
-    for Key33(k) in &c.keys {
-        let vk = sigs.key(k).ok_or(Reject::BadKey)?;
-        keys.insert(NodeId::from_public_key(k), vk);
-    }
-    let cluster = cfg.cluster.as_str();
+    let keys = member_keys(roster, &c.keys, sigs)?;
+    let cluster = &genesis.id();
     let (cenv, cbody) = decode_signed(&c.challenge.0, wire::MAX_CERT_MESSAGE, "challenge")?;
     let Payload::Challenge(ch) = &cbody.payload else {
         return Err(Reject::Certificate(
@@ -153,7 +182,7 @@ pub(crate) fn verify_commit_with(
     if ch.prev != *prev {
         return Err(Reject::WrongPrev);
     }
-    let (lo, hi) = cfg.difficulty;
+    let (lo, hi) = genesis.difficulty();
     if ch.difficulty < lo || ch.difficulty > hi {
         return Err(Reject::Difficulty {
             got: ch.difficulty,
@@ -161,10 +190,13 @@ pub(crate) fn verify_commit_with(
             hi,
         });
     }
+    if !roster.contains(cbody.sender) {
+        return Err(Reject::NotAMember(cbody.sender));
+    }
     check_sig(cluster, &cenv, cbody.sender, &keys, "challenge", sigs)?;
     check_certificate(
         cluster,
-        cfg.quorum,
+        roster,
         tx,
         cbody.round,
         prev,
@@ -172,8 +204,15 @@ pub(crate) fn verify_commit_with(
         &ch.votes,
         &keys,
         sigs,
-    )
-    .map_err(Reject::Election)?;
+    )?;
+    let change = match &ch.change {
+        Some(raw) => Some(
+            check_change(genesis, roster, &raw.0, tx, sigs)
+                .map_err(Reject::Change)?
+                .0,
+        ),
+        None => None,
+    };
 
     let (senv, sbody) = decode_signed(&c.solution.0, wire::MAX_PHASE_MESSAGE, "solution")?;
     let Payload::Solution(sol) = &sbody.payload else {
@@ -183,6 +222,9 @@ pub(crate) fn verify_commit_with(
         return Err(Reject::Certificate(
             "the solution answers another challenge".into(),
         ));
+    }
+    if !roster.contains(sbody.sender) {
+        return Err(Reject::NotAMember(sbody.sender));
     }
     check_sig(cluster, &senv, sbody.sender, &keys, "solution", sigs)?;
     if !pow::verify(&ch.salt, &sbody.sender.0, sol.seed, ch.difficulty) {
@@ -209,14 +251,17 @@ pub(crate) fn verify_commit_with(
                 "the confirmations come from different voting rounds".into(),
             ));
         }
+        if !roster.contains(abody.sender) {
+            return Err(Reject::NotAMember(abody.sender));
+        }
         check_sig(cluster, &aenv, abody.sender, &keys, "confirmation", sigs)?;
         confirmers.insert(abody.sender);
     }
-    if confirmers.len() < cfg.quorum {
+    if confirmers.len() < roster.quorum() {
         return Err(Reject::Certificate(format!(
             "{} distinct confirmations, fewer than the quorum of {}",
             confirmers.len(),
-            cfg.quorum
+            roster.quorum()
         )));
     }
     Ok(Committed {
@@ -230,5 +275,6 @@ pub(crate) fn verify_commit_with(
         reference: sref,
         confirmations: confirmers.len(),
         vround: vround.unwrap_or(0),
+        change,
     })
 }

@@ -1,20 +1,24 @@
 //! Phase 4, challenge: the elected leader's proof-of-work task.
 //!
-//! The leader of (tx, round) draws a difficulty from the configured range and
+//! The leader of (tx, round) draws a difficulty from the genesis's range and
 //! a fresh 12-byte salt, and publishes them, retained, with the election votes
-//! that made it leader. Every node checks the signature, that the challenge
-//! builds on its own ledger head, that the difficulty is in range and that the
-//! votes really elect the sender; then its pool mines it. A challenge of a
-//! later round replaces the one being mined. Once any valid challenge is open
-//! the transaction no longer needs its leader.
+//! that made it leader, and with the admin's pending roster change if there
+//! is one (the transaction then commits it). Every node checks the
+//! signature, that the challenge builds on its own ledger head, that the
+//! difficulty is in range, that the votes are members' and really elect the
+//! sender, and that a change in it is the admin's for the roster in force;
+//! then its pool mines it. A challenge of a later round replaces the one
+//! being mined. Once any valid challenge is open the transaction no longer
+//! needs its leader.
 
 use rand_core::RngCore;
 use tracing::{info, warn};
 
 use super::election::check_certificate;
+use super::roster::check_change;
 use super::{reference, Action, Node, Phase, Reject};
 use crate::identity::NodeId;
-use crate::wire::{Body, Challenge, Envelope, Family, Key33, Payload};
+use crate::wire::{Body, Bytes, Challenge, Envelope, Family, Key33, Payload};
 
 /// A valid challenge of the current transaction.
 #[derive(Clone, Debug)]
@@ -32,7 +36,7 @@ pub struct ChallengeInfo {
 
 impl Node {
     pub(crate) fn issue_challenge(&mut self, round: u32, now: u64, out: &mut Vec<Action>) {
-        let (lo, hi) = self.cfg.difficulty;
+        let (lo, hi) = self.cfg.genesis.difficulty();
         let span = u32::from(hi - lo) + 1;
         let difficulty = lo + (self.rng.next_u32() % span) as u8;
         let mut salt = [0u8; 12];
@@ -48,6 +52,7 @@ impl Node {
             .filter_map(|v| self.members.get(*v).map(|m| Key33(m.public)))
             .collect();
         let tx = self.height + 1;
+        let change = self.pending_change(tx);
         let env = self.sign(
             tx,
             round,
@@ -57,6 +62,7 @@ impl Node {
                 prev: self.prev,
                 votes,
                 keys,
+                change: change.clone().map(Bytes),
             }),
         );
         self.tx.issued.insert(round);
@@ -65,6 +71,9 @@ impl Node {
         // challenge for this round: that would look like equivocation.
         out.push(Action::SaveVotes(self.vote_state()));
         info!("challenge: tx {tx} round {round}, issuing difficulty {difficulty} as leader");
+        if change.is_some() {
+            info!("roster: tx {tx} round {round}, proposing the admin's roster change with this challenge");
+        }
         self.publish(out, Family::Challenge, env.clone(), true);
         // Take our own challenge at once rather than waiting for the echo.
         let topic = self.topics.own(Family::Challenge, self.me);
@@ -86,7 +95,7 @@ impl Node {
         if c.prev != self.prev {
             return Err(Reject::WrongPrev);
         }
-        let (lo, hi) = self.cfg.difficulty;
+        let (lo, hi) = self.cfg.genesis.difficulty();
         if c.difficulty < lo || c.difficulty > hi {
             return Err(Reject::Difficulty {
                 got: c.difficulty,
@@ -94,10 +103,14 @@ impl Node {
                 hi,
             });
         }
-        // Voters' keys we lack come with the challenge (checked against ids).
+        // Voters' keys we lack come with the challenge (checked against
+        // ids: members' keys only).
         let mut keys = self.key_map();
         for Key33(k) in &c.keys {
             let id = NodeId::from_public_key(k);
+            if !self.roster.contains(id) {
+                return Err(Reject::NotAMember(id));
+            }
             if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(id) {
                 if let Some(vk) = self.sigs.key(k) {
                     slot.insert(vk);
@@ -105,8 +118,8 @@ impl Node {
             }
         }
         let (count, total) = check_certificate(
-            &self.cfg.cluster,
-            self.cfg.quorum,
+            &self.cfg.genesis.id(),
+            &self.roster,
             body.tx,
             body.round,
             &self.prev,
@@ -114,8 +127,11 @@ impl Node {
             &c.votes,
             &keys,
             &self.sigs,
-        )
-        .map_err(Reject::Election)?;
+        )?;
+        if let Some(raw) = &c.change {
+            check_change(&self.cfg.genesis, &self.roster, &raw.0, body.tx, &self.sigs)
+                .map_err(Reject::Change)?;
+        }
         // One challenge per leader and round: a second, different one is
         // equivocation (both stay valid to mine; agreement rests on votes).
         let twin = self

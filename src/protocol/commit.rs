@@ -1,14 +1,16 @@
 //! The end of a transaction, part of the voting phase: applying a commit
-//! certificate (built here or received from another node), and comparing
-//! late copies of commits this node already holds.
+//! certificate (built here or received from another node), the roster
+//! change it may carry, and comparing late copies of commits this node
+//! already holds.
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::certificate::{verify_commit_with, Committed};
+use super::history::roster_at;
 use super::tx::TxState;
-use super::{reference, Action, Node, Phase, Publish, Reject};
+use super::{reference, Action, Node, Phase, Publish, Reject, Stop};
 use crate::pow;
-use crate::wire::{self, Body, Commit, Envelope, Payload};
+use crate::wire::{self, Body, Change, Commit, Envelope, Payload};
 
 impl Node {
     /// A commit certificate from another node (catch-up).
@@ -24,41 +26,24 @@ impl Node {
         }
         let want = self.height + 1;
         if body.tx < want {
-            // Already committed here: a duplicate answer, or a late copy.
-            // Compare cheaply; verify fully only when it differs. (Its
-            // envelope's signature is not checked: the certificate is.)
-            let ours = self.history.get((body.tx - 1) as usize).copied();
-            let theirs = Envelope::decode(&c.solution.0, wire::MAX_PHASE_MESSAGE)
-                .ok()
-                .map(|e| reference(&e.body));
-            if ours.is_some() && theirs != ours {
-                let prev = self.prev_of(body.tx);
-                if let Ok(t) = verify_commit_with(&self.cfg, body.tx, &prev, &c, &self.sigs) {
-                    if ours != Some(t.reference) {
-                        error!(
-                            "voting: AGREEMENT VIOLATED: a valid certificate for tx {} (sent as from {}) differs from ours",
-                            body.tx,
-                            self.name_of(body.sender)
-                        );
-                    }
-                }
-            }
+            self.compare_old(body, &c);
+            // It has that one at least: a good node to ask, should this
+            // node fall behind.
+            self.catchup.claim(body.sender, body.tx);
             return Ok(());
         }
         if body.tx > want {
-            if body.tx > self.behind {
-                self.behind = body.tx;
-                info!(
-                    "voting: {} has committed up to tx {} and this node's ledger ends at tx {}; catching up",
-                    self.name_of(body.sender),
-                    body.tx,
-                    self.height
-                );
-                self.request_sync(now, out);
-            }
+            self.evidence(body.sender, body.tx, now, out);
             return Ok(());
         }
-        let done = verify_commit_with(&self.cfg, want, &self.prev, &c, &self.sigs)?;
+        let done = verify_commit_with(
+            &self.cfg.genesis,
+            &self.roster,
+            want,
+            &self.prev,
+            &c,
+            &self.sigs,
+        )?;
         info!(
             "voting: tx {want} round {}, learned from the certificate of {}",
             done.vround,
@@ -68,9 +53,36 @@ impl Node {
         Ok(())
     }
 
+    /// Already committed here: a duplicate answer, or a late copy. Compare
+    /// cheaply; verify fully only when it differs. (Its envelope's
+    /// signature is not checked: the certificate is.)
+    fn compare_old(&self, body: &Body, c: &Commit) {
+        let ours = self.history.get((body.tx - 1) as usize).copied();
+        let theirs = Envelope::decode(&c.solution.0, wire::MAX_PHASE_MESSAGE)
+            .ok()
+            .map(|e| reference(&e.body));
+        if ours.is_none() || theirs == ours {
+            return;
+        }
+        let prev = self.prev_of(body.tx);
+        let Some(roster) = roster_at(&self.rosters, body.tx) else {
+            return;
+        };
+        let checked = verify_commit_with(&self.cfg.genesis, roster, body.tx, &prev, c, &self.sigs);
+        if let Ok(t) = checked {
+            if ours != Some(t.reference) {
+                error!(
+                    "voting: AGREEMENT VIOLATED: a valid certificate for tx {} (sent as from {}) differs from ours",
+                    body.tx,
+                    self.name_of(body.sender)
+                );
+            }
+        }
+    }
+
     fn prev_of(&self, tx: u64) -> [u8; 16] {
         if tx <= 1 {
-            super::genesis(&self.cfg.cluster)
+            self.cfg.genesis.prev()
         } else {
             self.history
                 .get((tx - 2) as usize)
@@ -104,29 +116,124 @@ impl Node {
             done.round,
             done.confirmations
         );
-        let msg = self.sign(done.tx, done.round, Payload::Commit(commit));
-        out.push(Action::Publish(Publish {
-            topic: self.topics.commit(self.me),
-            payload: msg.clone(),
-            retain: true,
-        }));
-        self.last_commit = Some(msg);
+        if self.is_member() {
+            let msg = self.sign(done.tx, done.round, Payload::Commit(commit));
+            out.push(Action::Publish(Publish {
+                topic: self.topics.commit(self.me),
+                payload: msg.clone(),
+                retain: true,
+            }));
+            self.last_commit = Some(msg);
+        }
         self.height = done.tx;
         self.prev = done.reference;
         self.history.push(done.reference);
+        let change = done.change.clone();
         out.push(Action::Committed(done));
         self.tx = TxState::default();
         self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
         out.push(Action::SaveVotes(self.vote_state()));
-        if self.behind > self.height {
-            self.request_sync(now, out);
-        } else {
-            self.last_sync = None;
+        if let Some(change) = change {
+            self.change_roster(&change, now, out);
         }
-        if self.phase != Phase::Init {
+        if self.stopped.is_some() {
+            return;
+        }
+        if self.learning() {
+            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+        }
+        self.progressed(now, out);
+        if !matches!(self.phase, Phase::Init | Phase::Learner) {
             self.enter_round(0, now, out);
         }
         let held = std::mem::take(&mut self.future);
         self.replay(held, now, out);
     }
+
+    /// Puts the roster that a committed change makes in force for the next
+    /// transaction, and what that means for this node.
+    fn change_roster(&mut self, change: &Change, now: u64, out: &mut Vec<Action>) {
+        let tx = self.height;
+        let next = match self.roster.apply(change, tx) {
+            Ok(r) => r,
+            Err(e) => {
+                // The certificate was checked with this very roster.
+                error!("roster: tx {tx} committed a change that does not apply here: {e}");
+                return;
+            }
+        };
+        let was_member = self.is_member();
+        let added: Vec<String> = change.add.iter().map(|e| describe(&e.name, e.id)).collect();
+        let removed: Vec<String> = change
+            .remove
+            .iter()
+            .map(|id| describe(self.roster.name(*id).unwrap_or(""), *id))
+            .collect();
+        info!(
+            "roster: tx {tx} committed version {}: {}; {} members, quorum {}; in force from tx {}",
+            next.version(),
+            summary(&added, &removed, self.roster.quorum(), next.quorum()),
+            next.len(),
+            next.quorum(),
+            tx + 1
+        );
+        let me = self.me;
+        self.members.retain(|id| next.contains(id) || id == me);
+        self.catchup.forget(|id| next.contains(id));
+        self.roster = next.clone();
+        self.rosters.push(next);
+        out.push(Action::Publish(self.roster_message()));
+        match (was_member, self.is_member()) {
+            (true, false) => {
+                warn!(
+                    "roster: this node ({}) was removed from cluster '{}' in tx {tx}; it takes no further part",
+                    self.me,
+                    self.cfg.genesis.cluster()
+                );
+                if self.tx.mining.take().is_some() {
+                    out.push(Action::StopMining);
+                }
+                self.phase = Phase::Learner;
+                self.removed_at = Some(tx);
+                self.stop(Stop::Removed { tx }, out);
+            }
+            (false, true) => {
+                info!(
+                    "roster: this node ({}) is a member from tx {} on; taking part",
+                    self.me,
+                    tx + 1
+                );
+                self.learner_until = None;
+                self.phase = Phase::Init;
+                self.started_at = now;
+                self.tx.deadline = Some(now + self.cfg.init_timeout_ms);
+                out.push(Action::Publish(self.pubkey_message()));
+                out.push(Action::Publish(self.presence_message(true)));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn describe(name: &str, id: crate::identity::NodeId) -> String {
+    if name.is_empty() {
+        id.to_string()
+    } else {
+        format!("{name} ({id})")
+    }
+}
+
+/// "added pi-06 (…), removed pi-05 (…), quorum 3 → 4".
+fn summary(added: &[String], removed: &[String], before: usize, after: usize) -> String {
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("added {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("removed {}", removed.join(", ")));
+    }
+    if before != after {
+        parts.push(format!("quorum {before} → {after}"));
+    }
+    parts.join(", ")
 }

@@ -15,14 +15,17 @@ use p256::ecdsa::VerifyingKey;
 use tracing::{info, warn};
 
 use super::quorum;
+use super::roster::Roster;
 use super::{Action, Node, Phase, Reject};
 use crate::identity::NodeId;
-use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, SigCache, Vote};
+use crate::wire::{self, Body, Bytes, ClusterId, Envelope, Family, Payload, SigCache, Vote};
 
 /// Votes for rounds further ahead than this are refused.
 pub const MAX_ROUNDS_AHEAD: u32 = 64;
 
-/// The rank of `id` as leader candidate for (tx, round) after `prev`.
+/// The rank of `id` as leader candidate for (tx, round) after `prev`:
+/// `SHA-256("edgeminer/rank" ‖ prev ‖ tx as 8 bytes big-endian ‖ round as
+/// 4 bytes big-endian ‖ id)`, first 16 bytes; the highest rank wins.
 pub fn rank(prev: &[u8; 16], tx: u64, round: u32, id: NodeId) -> [u8; 16] {
     let mut m = Vec::with_capacity(16 + 8 + 4 + 8);
     m.extend_from_slice(prev);
@@ -32,13 +35,13 @@ pub fn rank(prev: &[u8; 16], tx: u64, round: u32, id: NodeId) -> [u8; 16] {
     wire::digest16(b"edgeminer/rank", &m)
 }
 
-/// Checks an election certificate: at least `quorum` distinct, correctly
-/// signed votes for (tx, round, prev), under which `leader` wins by the
-/// count rule. Returns the leader's vote count.
+/// Checks an election certificate: at least a quorum of distinct members'
+/// correctly signed votes for (tx, round, prev), under which `leader` wins
+/// by the count rule. Returns the leader's vote count and the votes.
 #[allow(clippy::too_many_arguments)]
 pub fn check_certificate(
-    cluster: &str,
-    quorum: usize,
+    cluster: &ClusterId,
+    roster: &Roster,
     tx: u64,
     round: u32,
     prev: &[u8; 16],
@@ -46,37 +49,42 @@ pub fn check_certificate(
     votes: &[Bytes],
     keys: &BTreeMap<NodeId, VerifyingKey>,
     sigs: &SigCache,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), Reject> {
+    let bad = |s: String| Reject::Election(s);
     let mut seen: BTreeMap<NodeId, NodeId> = BTreeMap::new();
     for (i, raw) in votes.iter().enumerate() {
         let env = Envelope::decode(&raw.0, wire::MAX_PHASE_MESSAGE)
-            .map_err(|e| format!("vote {i}: {e}"))?;
-        let body = Body::decode(&env.body).map_err(|e| format!("vote {i}: {e}"))?;
+            .map_err(|e| bad(format!("vote {i}: {e}")))?;
+        let body = Body::decode(&env.body).map_err(|e| bad(format!("vote {i}: {e}")))?;
         let Payload::Vote(v) = &body.payload else {
-            return Err(format!("vote {i} is a {}", body.kind()));
+            return Err(bad(format!("vote {i} is a {}", body.kind())));
         };
         if body.tx != tx || body.round != round || v.prev != *prev {
-            return Err(format!(
+            return Err(bad(format!(
                 "vote {i} is for another transaction, round or ledger head"
-            ));
+            )));
+        }
+        if !roster.contains(body.sender) {
+            return Err(Reject::NotAMember(body.sender));
         }
         let key = keys
             .get(&body.sender)
-            .ok_or_else(|| format!("vote {i}: unknown voter {}", body.sender))?;
+            .ok_or_else(|| bad(format!("vote {i}: unknown voter {}", body.sender)))?;
         if !sigs.verify(cluster, &env, key) {
-            return Err(format!("vote {i}: bad signature of {}", body.sender));
+            return Err(bad(format!("vote {i}: bad signature of {}", body.sender)));
         }
         if seen.insert(body.sender, v.candidate).is_some() {
-            return Err(format!("two votes of {}", body.sender));
+            return Err(bad(format!("two votes of {}", body.sender)));
         }
     }
+    let quorum = roster.quorum();
     match quorum::tally(seen.values().copied(), quorum) {
         Some((winner, n)) if winner == leader => Ok((n, seen.len())),
-        Some((winner, _)) => Err(format!("the votes elect {winner}, not {leader}")),
-        None => Err(format!(
+        Some((winner, _)) => Err(bad(format!("the votes elect {winner}, not {leader}"))),
+        None => Err(bad(format!(
             "{} votes, fewer than the quorum of {quorum}",
             seen.len()
-        )),
+        ))),
     }
 }
 
@@ -166,7 +174,7 @@ impl Node {
         {
             // Enough others have moved on (at least one of them honest):
             // follow them.
-            if voters >= self.cfg.follow_threshold() {
+            if voters >= self.roster.follow_threshold() {
                 info!(
                     "election: tx {} moving from round {} to round {} with {voters} others",
                     body.tx, self.tx.round, body.round
@@ -190,7 +198,8 @@ impl Node {
         let honest = votes
             .iter()
             .filter(|(voter, _)| !self.liars.contains(voter));
-        let Some((leader, count)) = quorum::tally(honest.map(|(_, (c, _))| *c), self.cfg.quorum)
+        let Some((leader, count)) =
+            quorum::tally(honest.map(|(_, (c, _))| *c), self.roster.quorum())
         else {
             return;
         };
@@ -213,7 +222,7 @@ impl Node {
     /// "3 of 5 votes": the leader's votes out of the N configured nodes,
     /// with the number received when some went to another candidate.
     pub(crate) fn vote_count(&self, for_leader: usize, received: usize) -> String {
-        let n = self.cfg.nodes;
+        let n = self.roster.len();
         if received > for_leader {
             format!("{for_leader} of {n} votes, {received} received")
         } else {

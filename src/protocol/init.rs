@@ -4,8 +4,10 @@
 //! replaces it with "gone" when the broker loses the node. A presence counts
 //! only once the sender's key is known and the signature checks, and a newer
 //! incarnation (a restart) replaces an older one, so replayed old presences
-//! change nothing. The first election starts when all N configured nodes are
-//! online, or a quorum after the init timeout.
+//! change nothing. Only members of the roster in force count (the
+//! membership check comes first), and a learner never says it is online.
+//! The first election starts when every member of the roster is online, or
+//! a quorum after the init timeout.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +61,10 @@ impl Members {
             .iter()
             .filter(|(_, m)| m.online)
             .map(|(id, _)| *id)
+    }
+    /// Forgets everyone `keep` says no to (members a roster change removed).
+    pub fn retain(&mut self, keep: impl Fn(NodeId) -> bool) {
+        self.by_id.retain(|id, _| keep(*id));
     }
     pub fn name_of(&self, id: NodeId) -> String {
         match self.by_id.get(&id) {
@@ -162,7 +168,7 @@ impl Node {
                 );
                 // It missed whatever we sent while it was away; retained
                 // messages reach it from the broker, the others we send again.
-                if self.phase != Phase::Init {
+                if !matches!(self.phase, Phase::Init | Phase::Learner) {
                     for m in self.tx.republish(&self.topics, self.me) {
                         if !m.retain {
                             out.push(Action::Publish(m));
@@ -186,12 +192,11 @@ impl Node {
         }
         let online = self.online().len();
         let waited = now.saturating_sub(self.started_at) >= self.cfg.init_timeout_ms;
-        if online >= self.cfg.nodes || (waited && online >= self.cfg.quorum) {
+        let (n, q) = (self.roster.len(), self.roster.quorum());
+        if online >= n || (waited && online >= q) {
             let round = self.tx.round;
             info!(
-                "init: {online} of {} nodes online (quorum {}); starting tx {} round {round}",
-                self.cfg.nodes,
-                self.cfg.quorum,
+                "init: {online} of {n} members online (quorum {q}); starting tx {} round {round}",
                 self.height + 1
             );
             self.phase = Phase::Election;

@@ -10,16 +10,24 @@
 //! (presence), [`pubkey`] (keys), [`election`] (votes for a leader),
 //! [`challenge`] (the leader's proof-of-work task), [`solution`] (seeds and
 //! their check) and [`voting`] (approvals and commit certificates).
+//! Membership is fixed by the cluster's [`genesis`] and changed only by
+//! commit ([`roster`], [`membership`]): every message from a node that is
+//! not a member of the roster in force is refused before it changes
+//! anything.
 
 pub mod certificate;
 pub mod challenge;
 pub mod commit;
 pub mod counters;
 pub mod election;
+pub mod genesis;
+pub mod history;
 pub mod init;
+pub mod membership;
 pub mod persist;
 pub mod pubkey;
 pub mod quorum;
+pub mod roster;
 pub mod solution;
 pub mod status;
 pub mod sync;
@@ -27,6 +35,7 @@ pub mod tx;
 pub mod voting;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use p256::ecdsa::SigningKey;
 use rand_chacha::ChaCha20Rng;
@@ -36,24 +45,23 @@ use tracing::{debug, warn};
 use crate::identity::{Identity, NodeId};
 use crate::pow::Job;
 use crate::wire::topics::Route;
-use crate::wire::{self, Body, Envelope, Family, Kind, Payload, SigCache, Topics, WireError};
+use crate::wire::{
+    self, Body, ClusterId, Envelope, Family, Kind, Payload, SigCache, Topics, WireError,
+};
 
-pub(crate) use certificate::verify_commit_with;
 pub use certificate::{verify_commit, Committed};
 pub use counters::Counters;
+pub use genesis::Genesis;
+pub use history::History;
 pub use persist::VoteState;
+pub use roster::Roster;
 
-/// Settings every node of a cluster must share, plus this node's own.
+/// The cluster every node shares (its genesis), plus this node's own
+/// settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Cluster name; part of every topic and of every signature.
-    pub cluster: String,
-    /// Configured cluster size N.
-    pub nodes: usize,
-    /// Approvals (and election votes) needed: by default a majority of N.
-    pub quorum: usize,
-    /// Accepted difficulty range (leading zero bits); the leader draws from it.
-    pub difficulty: (u8, u8),
+    /// The cluster: name, founding roster, difficulty range, admin key.
+    pub genesis: Arc<Genesis>,
     /// A round without a valid challenge after this long starts the next round.
     pub election_timeout_ms: u64,
     /// After the first valid solution, wait this long before approving, so
@@ -68,15 +76,35 @@ pub struct Config {
 }
 
 impl Config {
-    /// How many nodes must be in a later election or voting round before a
-    /// node follows them there: one more than the liars tolerated
-    /// (`f = 2q - N - 1`), so that at least one of them is honest. Any more
-    /// and q live nodes could stay split over two rounds for ever (with
-    /// N = 13 and q = 7, one node late by a round never sees the 7 others
-    /// it would need).
-    pub fn follow_threshold(&self) -> usize {
-        (2 * self.quorum).saturating_sub(self.nodes).max(1)
+    /// The cluster's id: the domain of every signature.
+    pub fn cluster_id(&self) -> ClusterId {
+        self.genesis.id()
     }
+
+    /// These settings for the node called `n<i>` (tests, simulation).
+    pub fn named(&self, i: usize) -> Config {
+        Config {
+            name: format!("n{i}"),
+            ..self.clone()
+        }
+    }
+}
+
+/// Why a node stops taking part for good (the driver exits with code 78:
+/// starting again cannot help).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Not a member of the roster in force, and no later roster adds it.
+    NotAMember {
+        /// The transaction the node's ledger ends at.
+        height: u64,
+        /// When its own ledger shows it was removed.
+        removed_at: Option<u64>,
+        /// The genesis names no admin key: the roster can never change.
+        fixed: bool,
+    },
+    /// A committed roster change removed this node.
+    Removed { tx: u64 },
 }
 
 /// A message to put on the broker.
@@ -106,6 +134,9 @@ pub enum Action {
     ServeHistory {
         tx: u64,
     },
+    /// This node takes no further part: stop (after the actions before
+    /// this one), and say why ([`Node::stop_message`]).
+    Stop(Stop),
 }
 
 /// What happens to a node: the inputs of the state machine.
@@ -124,6 +155,9 @@ pub enum Input<'a> {
 /// Where a node stands, for logs and status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// Not a member of the roster in force: catching up to find out
+    /// whether a later roster adds it, and taking no part meanwhile.
+    Learner,
     /// Waiting for the members (init and pubkey phases).
     Init,
     /// Voting for, or waiting on, a leader.
@@ -150,8 +184,6 @@ pub enum Reject {
     KeyIdMismatch,
     #[error("invalid public key")]
     BadKey,
-    #[error("too many members (limit {0})")]
-    TooManyMembers(usize),
     #[error("signer {0} has no known key")]
     UnknownSigner(NodeId),
     #[error("transaction {got} does not follow our ledger (expected {want})")]
@@ -170,9 +202,14 @@ pub enum Reject {
     BadProofOfWork,
     #[error("the commit certificate is invalid: {0}")]
     Certificate(String),
+    #[error("{0} is not a member of the roster in force")]
+    NotAMember(NodeId),
+    #[error("it runs another genesis (cluster id {0}): a board started with another cluster's file, or an old one")]
+    OtherCluster(ClusterId),
+    #[error("the roster change is invalid: {0}")]
+    Change(#[from] roster::ChangeError),
 }
 
-const MAX_MEMBERS: usize = 256;
 const MAX_PENDING: usize = 1024;
 
 /// One node's protocol state.
@@ -187,6 +224,23 @@ pub struct Node {
     pub(crate) phase: Phase,
     pub(crate) started_at: u64,
     pub(crate) members: init::Members,
+    /// The roster in force for the next transaction, and every roster
+    /// since the genesis (the genesis roster first), to check old
+    /// certificates with.
+    pub(crate) roster: Roster,
+    pub(crate) rosters: Vec<Roster>,
+    /// The admin's latest roster change request (checked signature), for
+    /// this node's next challenge as leader.
+    pub(crate) change_request: Option<Vec<u8>>,
+    /// A learner gives up (not a member) when no commit came this long.
+    pub(crate) learner_until: Option<u64>,
+    /// The transaction whose roster change last removed this node, if the
+    /// ledger shows one and no later change added it back.
+    pub(crate) removed_at: Option<u64>,
+    /// Why this node stopped, once it did.
+    pub(crate) stopped: Option<Stop>,
+    /// Which refusals to log.
+    pub(crate) refusals: counters::RefusalLog,
     /// Messages whose signer's key has not arrived yet.
     pub(crate) unverified: VecDeque<(String, Vec<u8>)>,
     /// Messages for later transactions, replayed after each commit.
@@ -200,12 +254,8 @@ pub struct Node {
     pub(crate) last_commit: Option<Vec<u8>>,
     pub(crate) tx: tx::TxState,
     pub(crate) next_job: u64,
-    /// Catch-up: the highest transaction seen committed elsewhere, and when
-    /// we last asked for the next one.
-    pub(crate) behind: u64,
-    pub(crate) last_sync: Option<u64>,
-    /// What each requester was last answered and when (rate limit).
-    pub(crate) served: BTreeMap<NodeId, (u64, u64)>,
+    /// Catch-up: what members showed they committed, and when to ask next.
+    pub(crate) catchup: sync::CatchUp,
     /// Refusals so far (for status and tests).
     pub rejected: u64,
     /// Elections seen and refusals by reason, for metrics.
@@ -220,23 +270,41 @@ pub struct Node {
     pub(crate) announcements: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// What a node had on disk when it started.
+#[derive(Clone, Debug)]
+pub struct Durable {
+    /// Its verified ledger: commits and the rosters they put in force.
+    pub history: History,
+    /// Its saved vote state.
+    pub votes: Option<VoteState>,
+}
+
+impl Durable {
+    /// An empty state directory.
+    pub fn fresh(cfg: &Config) -> Durable {
+        Durable {
+            history: History::new(&cfg.genesis),
+            votes: None,
+        }
+    }
+}
+
 impl Node {
-    /// A node with the given identity, an RNG seed, the verified commits of
-    /// its ledger (oldest first) and its saved vote state.
+    /// A node with the given identity, an RNG seed, and what it had on disk.
     pub fn new(
         cfg: Config,
         identity: &Identity,
         rng_seed: [u8; 32],
         incarnation: u64,
-        ledger: &[Committed],
-        votes: Option<VoteState>,
+        durable: Durable,
         now: u64,
     ) -> Node {
-        let topics = Topics::new(&cfg.cluster);
-        let prev = ledger
-            .last()
-            .map(|c| c.reference)
-            .unwrap_or_else(|| genesis(&cfg.cluster));
+        let Durable { history, votes } = durable;
+        let topics = Topics::new(cfg.genesis.cluster());
+        let ledger = &history.commits;
+        let prev = history.prev();
+        let roster = history.roster().clone();
+        let member = roster.contains(identity.id);
         let mut node = Node {
             topics,
             key: identity.key.clone(),
@@ -247,6 +315,13 @@ impl Node {
             phase: Phase::Init,
             started_at: now,
             members: init::Members::default(),
+            roster,
+            rosters: history.rosters().to_vec(),
+            change_request: None,
+            learner_until: None,
+            removed_at: removed_at(ledger, identity.id),
+            stopped: None,
+            refusals: counters::RefusalLog::default(),
             unverified: VecDeque::new(),
             future: VecDeque::new(),
             liars: BTreeSet::new(),
@@ -256,9 +331,7 @@ impl Node {
             last_commit: None,
             tx: tx::TxState::default(),
             next_job: 1,
-            behind: 0,
-            last_sync: None,
-            served: BTreeMap::new(),
+            catchup: sync::CatchUp::default(),
             rejected: 0,
             counters: Counters::default(),
             sigs: SigCache::default(),
@@ -270,6 +343,11 @@ impl Node {
         node.announcements = Some((key_message.clone(), node.presence_message(true).payload));
         node.members
             .insert_key(node.me, node.public, node.cfg.name.clone(), key_message);
+        if !member {
+            node.phase = Phase::Learner;
+            node.tx.resend_at = Some(now + node.cfg.election_timeout_ms);
+            return node;
+        }
         if let Some(v) = votes {
             node.restore_votes(v);
         }
@@ -317,21 +395,47 @@ impl Node {
     pub fn config(&self) -> &Config {
         &self.cfg
     }
+    /// The roster in force for the next transaction.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+    /// Members of the roster in force that are online (by their presence),
+    /// this node included when it is one.
+    pub fn members_online_ids(&self) -> BTreeSet<NodeId> {
+        self.online()
+    }
+    /// Whether the roster in force names this node.
+    pub fn is_member(&self) -> bool {
+        self.roster.contains(self.me)
+    }
+    /// Why the node stopped taking part, if it did.
+    pub fn stopped(&self) -> Option<&Stop> {
+        self.stopped.as_ref()
+    }
     pub fn topics(&self) -> &Topics {
         &self.topics
     }
     /// Display name of a node: its announced name, else its id.
+    /// A node's name: the roster's (agreed by every member), else the one
+    /// its key announced, else its id.
     pub fn name_of(&self, id: NodeId) -> String {
-        self.members.name_of(id)
+        match self.roster().name(id) {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => self.members.name_of(id),
+        }
     }
 
     /// When the driver must call [`Input::Tick`] next, if ever.
     pub fn next_timeout(&self) -> Option<u64> {
+        if self.stopped.is_some() {
+            return None;
+        }
         [
             self.tx.deadline,
             self.tx.resend_at,
             self.sync_retry_at(),
             self.tx.window,
+            self.learner_until,
         ]
         .into_iter()
         .flatten()
@@ -341,6 +445,9 @@ impl Node {
     /// Feeds one input; returns what to do.
     pub fn handle(&mut self, input: Input<'_>, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.stopped.is_some() {
+            return out;
+        }
         match input {
             Input::Connected => self.announce(now, &mut out),
             Input::Message { topic, payload } => self.receive(topic, payload, now, &mut out),
@@ -369,6 +476,17 @@ impl Node {
             self.approve_best(now, out);
         }
         match self.phase {
+            Phase::Learner => {
+                if self.learner_until.is_some_and(|t| now >= t) {
+                    self.learner_gives_up(out);
+                } else if self.tx.resend_at.is_some_and(|t| now >= t) {
+                    // Our key, so that members can check our requests.
+                    self.tx.resends += 1;
+                    let wait = self.cfg.election_timeout_ms << self.tx.resends.min(3);
+                    self.tx.resend_at = Some(now + wait);
+                    out.push(Action::Publish(self.pubkey_message()));
+                }
+            }
             Phase::Init => {
                 // Past the wait, only a member coming online can start us:
                 // no more timer, or the driver would spin.
@@ -393,6 +511,10 @@ impl Node {
 
     /// Publishes everything others may have missed while we were away.
     fn announce(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.phase == Phase::Learner {
+            return self.announce_learner(now, out);
+        }
+        out.push(Action::Publish(self.roster_message()));
         // What we backed before a restart, checked like any message.
         for raw in std::mem::take(&mut self.restored) {
             self.receive_own_copy(&raw, now, out);
@@ -422,7 +544,7 @@ impl Node {
             round,
             payload,
         };
-        wire::sign(&self.cfg.cluster, &self.key, body.encode())
+        wire::sign(&self.cfg.cluster_id(), &self.key, body.encode())
     }
 
     pub(crate) fn publish(
@@ -453,12 +575,20 @@ impl Node {
             Ok(()) => {}
             Err(reason) => {
                 self.rejected += 1;
-                self.counters.reject(route.family.as_str(), &reason);
+                let phase = route.family.as_str();
+                self.counters.reject(phase, &reason);
+                let Some(quiet) = self.refusals.log(route.sender, reason.reason(), now) else {
+                    return;
+                };
+                let since = if quiet > 0 {
+                    format!(" ({quiet} more such refusals in the last minute)")
+                } else {
+                    String::new()
+                };
                 warn!(
-                    phase = route.family.as_str(),
+                    phase,
                     sender = %self.name_of(route.sender),
-                    "{}: refused a message claiming to be from {}: {reason}",
-                    route.family.as_str(),
+                    "{phase}: refused a message claiming to be from {}: {reason}{since}",
                     self.name_of(route.sender),
                 );
             }
@@ -475,10 +605,10 @@ impl Node {
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
         // Challenges carry election votes and confirmations carry approvals.
-        let limit = if matches!(route.family, Family::Challenge | Family::Voting) {
-            wire::MAX_CERT_MESSAGE
-        } else {
-            wire::MAX_PHASE_MESSAGE
+        let limit = match route.family {
+            Family::Challenge | Family::Voting => wire::MAX_CERT_MESSAGE,
+            Family::Roster => wire::MAX_ROSTER_MESSAGE,
+            _ => wire::MAX_PHASE_MESSAGE,
         };
         let env = Envelope::decode(payload, limit)?;
         let body = Body::decode(&env.body)?;
@@ -490,7 +620,7 @@ impl Node {
             Family::PubKey | Family::Solution | Family::Challenge => true,
             // Approvals of a quorum, passed on with our own messages.
             Family::Voting => !route.commit && !route.sync,
-            Family::Init | Family::Election => false,
+            Family::Init | Family::Election | Family::Roster => false,
         };
         if body.sender != route.sender && !relayable {
             return Err(Reject::TopicMismatch {
@@ -507,9 +637,25 @@ impl Node {
             (Family::Voting, false) => Kind::Approval,
             (Family::Voting, true) if route.sync => Kind::Sync,
             (Family::Voting, true) => Kind::Commit,
+            (Family::Roster, _) if body.kind() == Kind::Roster => Kind::Roster,
+            (Family::Roster, _) => Kind::Change,
         };
         if body.kind() != expected {
             return Err(Reject::WrongFamily(body.kind()));
+        }
+        match &body.payload {
+            // Other nodes' reports of the roster are for observers.
+            Payload::Roster(_) => return Ok(()),
+            Payload::Change(_) => return self.on_change_request(payload, now),
+            _ => {}
+        }
+        // Only members count: anything else is refused before it changes
+        // anything (our own messages come back to us as a learner).
+        if !self.roster.contains(body.sender) {
+            if body.sender == self.me {
+                return Ok(());
+            }
+            return Err(Reject::NotAMember(body.sender));
         }
         if let Payload::PubKey(pk) = &body.payload {
             return self.on_pubkey(&env, &body, pk, now, out);
@@ -543,7 +689,7 @@ impl Node {
             debug!(sender = %body.sender, "{}: held until the sender's key arrives", body.kind().phase());
             return Ok(());
         };
-        if !self.sigs.verify(&self.cfg.cluster, &env, key) {
+        if !self.sigs.verify(&self.cfg.cluster_id(), &env, key) {
             return Err(Reject::BadSignature);
         }
         if self.liars.contains(&body.sender) && body.kind() != Kind::Presence {
@@ -560,21 +706,15 @@ impl Node {
             // Its signer has committed the transaction before, which we
             // lack: our copy of that commit may have been lost, and nothing
             // else would tell us.
-            if body.tx - 1 > self.behind {
-                self.behind = body.tx - 1;
-                tracing::info!(
-                    "{}: {} is at tx {} and this node's ledger ends at tx {}; catching up",
-                    body.kind().phase(),
-                    self.name_of(body.sender),
-                    body.tx,
-                    self.height
-                );
-                self.request_sync(now, out);
-            }
+            self.evidence(body.sender, body.tx - 1, now, out);
             if self.future.len() >= MAX_PENDING {
                 self.future.pop_front();
             }
             self.future.push_back((topic.to_string(), payload.to_vec()));
+            return Ok(());
+        }
+        if bound && self.phase == Phase::Learner {
+            debug!(sender = %body.sender, "{}: a learner takes no part", body.kind().phase());
             return Ok(());
         }
         match body.payload.clone() {
@@ -585,9 +725,12 @@ impl Node {
             Payload::Approval(a) => self.on_approval(&env, &body, a, now, out),
             Payload::Commit(c) => self.on_commit_message(&body, c, now, out),
             Payload::Sync(s) => self.on_sync(&body, s, now, out),
-            // Keys were handled above; status is no protocol input (and
-            // arrives on no topic that routes here: WrongFamily above).
-            Payload::PubKey(_) | Payload::Status(_) => Ok(()),
+            // Keys, changes and rosters were handled above; status is no
+            // protocol input (and arrives on no topic that routes here:
+            // WrongFamily above).
+            Payload::PubKey(_) | Payload::Status(_) | Payload::Change(_) | Payload::Roster(_) => {
+                Ok(())
+            }
         }
     }
 
@@ -614,11 +757,12 @@ impl Node {
         }
     }
 
-    /// Members currently online (with a known key), always including us.
+    /// Members currently online (with a known key), including us when we
+    /// are one.
     pub(crate) fn online(&self) -> BTreeSet<NodeId> {
         let mut s: BTreeSet<NodeId> = self.members.online().collect();
         s.insert(self.me);
-        s.retain(|id| !self.liars.contains(id));
+        s.retain(|id| !self.liars.contains(id) && self.roster.contains(*id));
         s
     }
 
@@ -640,9 +784,21 @@ impl Node {
     }
 }
 
-/// The "previous commit" of transaction 1: bound to the cluster name.
-pub fn genesis(cluster: &str) -> [u8; 16] {
-    wire::digest16(b"edgeminer/genesis", cluster.as_bytes())
+/// The transaction whose change last removed `me`, unless a later one
+/// added it back.
+fn removed_at(ledger: &[Committed], me: NodeId) -> Option<u64> {
+    let mut at = None;
+    for c in ledger {
+        if let Some(change) = &c.change {
+            if change.remove.contains(&me) {
+                at = Some(c.tx);
+            }
+            if change.add.iter().any(|e| e.id == me) {
+                at = None;
+            }
+        }
+    }
+    at
 }
 
 /// How messages refer to each other: a digest of the exact body bytes.

@@ -3,7 +3,10 @@
 //! Keys are retained on `pubkey/<id>`. A node's id is the first 8 bytes of
 //! SHA-256 of its compressed key, so a key announced under someone else's id
 //! is visibly false and is refused; the message is signed with the key it
-//! carries (proof of possession). Messages that arrived before their
+//! carries (proof of possession), and only a member's key is kept (the
+//! membership check comes before this module). A key message names the
+//! cluster id its sender runs, so a board started with another genesis is
+//! named as such. Messages that arrived before their
 //! signer's key are replayed once it is known. Because a key message proves
 //! itself, any member may pass one on: voters relay the keys of the miner
 //! and leader whose solution they back, which may be gone along with their
@@ -13,7 +16,7 @@ use std::collections::VecDeque;
 
 use tracing::info;
 
-use super::{Action, Node, Publish, Reject, MAX_MEMBERS};
+use super::{Action, Node, Publish, Reject};
 use crate::identity::NodeId;
 use crate::wire::{self, Body, Envelope, Family, Payload, PubKey};
 
@@ -27,6 +30,7 @@ impl Node {
                 Payload::PubKey(PubKey {
                     key: self.public,
                     name: self.cfg.name.clone(),
+                    cluster: self.cfg.cluster_id(),
                 }),
             ),
         };
@@ -48,12 +52,12 @@ impl Node {
         if NodeId::from_public_key(&pk.key) != body.sender {
             return Err(Reject::KeyIdMismatch);
         }
-        let key = self.sigs.key(&pk.key).ok_or(Reject::BadKey)?;
-        if !self.sigs.verify(&self.cfg.cluster, env, &key) {
-            return Err(Reject::BadSignature);
+        if pk.cluster != self.cfg.cluster_id() {
+            return Err(Reject::OtherCluster(pk.cluster));
         }
-        if self.members.get(body.sender).is_none() && self.members.len() >= MAX_MEMBERS {
-            return Err(Reject::TooManyMembers(MAX_MEMBERS));
+        let key = self.sigs.key(&pk.key).ok_or(Reject::BadKey)?;
+        if !self.sigs.verify(&self.cfg.cluster_id(), env, &key) {
+            return Err(Reject::BadSignature);
         }
         if self
             .members

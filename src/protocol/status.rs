@@ -29,6 +29,7 @@ pub struct Measured {
 impl From<Phase> for StatusPhase {
     fn from(p: Phase) -> StatusPhase {
         match p {
+            Phase::Learner => StatusPhase::Learner,
             Phase::Init => StatusPhase::Init,
             Phase::Election => StatusPhase::Election,
             Phase::Challenge => StatusPhase::Mining,
@@ -110,7 +111,7 @@ mod tests {
         assert_eq!(p.topic, node.topics().status(node.id()));
         assert!(p.retain);
         let env = Envelope::decode(&p.payload, MAX_PHASE_MESSAGE).expect("an envelope");
-        assert!(env.verify("test", sim.ids[0].key.verifying_key()));
+        assert!(env.verify(&sim.cfg.cluster_id(), sim.ids[0].key.verifying_key()));
         let body = Body::decode(&env.body).expect("a body");
         assert_eq!(
             (body.sender, body.tx, body.round),
@@ -153,7 +154,7 @@ mod tests {
         let last = bye.iter().find(|g| g.topic == p.topic && g.retain);
         let env = Envelope::decode(&last.expect("a last status").payload, MAX_PHASE_MESSAGE)
             .expect("an envelope");
-        assert!(env.verify("test", sim.ids[0].key.verifying_key()));
+        assert!(env.verify(&sim.cfg.cluster_id(), sim.ids[0].key.verifying_key()));
         let body = Body::decode(&env.body).expect("a body");
         assert!(
             matches!(&body.payload, Payload::Status(s) if s.phase == StatusPhase::Left),

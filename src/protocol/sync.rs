@@ -1,50 +1,203 @@
 //! Catch-up, part of the voting phase: a node whose ledger is behind asks
-//! for the next commit it misses, one transaction at a time, and any node
-//! that has it answers with the certificate from its ledger. The answer is
-//! checked like any commit certificate, so the requester trusts nobody.
-//! Requests are retried every second while the node is behind; answers are
-//! rate-limited per requester.
+//! for the next commit it misses, one transaction at a time, and the one
+//! member it names answers with the certificate from its ledger. The answer
+//! is checked like any commit certificate, so the requester trusts nobody.
+//!
+//! A node believes it is behind only on evidence it can check: a member's
+//! signed message of a later transaction (a commit, or a vote, challenge,
+//! solution or approval whose signer committed the transaction before), and
+//! only once `f + 1` members show it ([`Roster::follow_threshold`]), so
+//! that at least one of them is honest. A claim in a request is no
+//! evidence. Without an answer it asks again later and later (1 s,
+//! doubling to 30 s), and after [`GIVE_UP_AFTER`] unanswered requests it
+//! forgets the claims until new evidence comes. A node that is not a
+//! member (a learner: a board not yet added, see `init`) asks without
+//! evidence, with the same back-off.
+//!
+//! Each request names its responder: a member that showed it has the
+//! transaction, online ones first, another one at every retry. So one
+//! requester costs the cluster one answer per request, not one per member.
 
-use tracing::info;
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
 
 use super::certificate::decode_signed;
+use super::roster::Roster;
 use super::{Action, Node, Publish, Reject};
+use crate::identity::NodeId;
 use crate::wire::{self, Body, Commit, Payload, Sync};
 
-/// How often a behind node asks again when no answer came.
+/// The first wait for an answer; it doubles with every unanswered request.
 const RETRY_MS: u64 = 1_000;
+/// The longest wait between two requests.
+const RETRY_MAX_MS: u64 = 30_000;
+/// Unanswered requests after which a node forgets the claims that made it
+/// ask, until new evidence arrives.
+pub const GIVE_UP_AFTER: u32 = 6;
 /// At most one answer to the same request of one requester this often.
 const SERVE_EVERY_MS: u64 = 20;
+/// Requesters remembered for the rate limit.
+const MAX_SERVED: usize = 1024;
+
+/// Where this node stands in catching up.
+#[derive(Default)]
+pub struct CatchUp {
+    /// The highest transaction each member has shown it committed.
+    claims: BTreeMap<NodeId, u64>,
+    /// When to ask next, if at all.
+    next_at: Option<u64>,
+    /// Requests without progress since the last commit.
+    unanswered: u32,
+    /// What each requester was last answered and when (rate limit).
+    served: BTreeMap<NodeId, (u64, u64)>,
+}
+
+impl CatchUp {
+    /// The transaction that `f + 1` members of `roster` show they have
+    /// committed (the highest such).
+    fn target(&self, roster: &Roster) -> u64 {
+        let mut shown: Vec<u64> = self
+            .claims
+            .iter()
+            .filter(|(id, _)| roster.contains(**id))
+            .map(|(_, tx)| *tx)
+            .collect();
+        shown.sort_unstable_by(|a, b| b.cmp(a));
+        shown
+            .get(roster.follow_threshold() - 1)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Records that `who` has shown it committed `tx`; whether that is
+    /// further than it showed before.
+    pub fn claim(&mut self, who: NodeId, tx: u64) -> bool {
+        let slot = self.claims.entry(who).or_default();
+        let raised = tx > *slot;
+        *slot = (*slot).max(tx);
+        raised
+    }
+
+    /// How far members have shown they are, by member (for the responder).
+    pub fn claim_of(&self, id: NodeId) -> u64 {
+        self.claims.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Forgets a member's claims (it left the roster).
+    pub fn forget(&mut self, keep: impl Fn(NodeId) -> bool) {
+        self.claims.retain(|id, _| keep(*id));
+    }
+}
 
 impl Node {
+    /// Whether this node should be asking for commits it lacks.
+    fn behind(&self) -> bool {
+        self.catchup.target(&self.roster) > self.height || self.learning()
+    }
+
+    /// When the next catch-up request is due, if one is.
+    pub(crate) fn catchup_next(&self) -> Option<u64> {
+        self.catchup.next_at
+    }
+
     /// When to ask again for the next missing commit, if behind.
     pub(crate) fn sync_retry_at(&self) -> Option<u64> {
-        if self.behind > self.height {
-            Some(self.last_sync.map_or(0, |t| t + RETRY_MS))
-        } else {
-            None
+        self.catchup.next_at.filter(|_| self.behind())
+    }
+
+    /// `who`, a member, has shown it committed `tx`: evidence that this
+    /// node may be behind.
+    pub(crate) fn evidence(&mut self, who: NodeId, tx: u64, now: u64, out: &mut Vec<Action>) {
+        if !self.catchup.claim(who, tx) {
+            return;
+        }
+        let target = self.catchup.target(&self.roster);
+        if target > self.height && self.catchup.next_at.is_none() {
+            info!(
+                "voting: {} members have committed up to tx {target} and this node's ledger ends at tx {}; catching up",
+                self.roster.follow_threshold(),
+                self.height
+            );
+            self.request_sync(now, out);
         }
     }
 
-    /// Asks for transaction `height + 1`.
+    /// Asks one member for transaction `height + 1`.
     pub(crate) fn request_sync(&mut self, now: u64, out: &mut Vec<Action>) {
-        if self.behind <= self.height {
+        if !self.behind() {
+            self.catchup.next_at = None;
             return;
         }
-        self.last_sync = Some(now);
-        let want = self.height + 1;
-        let msg = self.sign(want, 0, Payload::Sync(Sync { seen: self.behind }));
-        if want % 100 == 1 || self.behind - self.height < 3 {
-            info!(
-                "voting: asking for tx {want} (the cluster is at tx {})",
-                self.behind
+        if self.catchup.unanswered >= GIVE_UP_AFTER {
+            warn!(
+                "voting: no member answered {GIVE_UP_AFTER} requests for tx {}; waiting for new evidence before asking again",
+                self.height + 1
             );
+            let height = self.height;
+            self.catchup.claims.retain(|_, tx| *tx <= height);
+            self.catchup.next_at = None;
+            self.catchup.unanswered = 0;
+            return;
         }
+        let want = self.height + 1;
+        let Some(responder) = self.responder(want) else {
+            // Nobody to ask yet: try again when the wait is over.
+            self.catchup.next_at = Some(now + RETRY_MS);
+            return;
+        };
+        let wait = (RETRY_MS << self.catchup.unanswered.min(5)).min(RETRY_MAX_MS);
+        self.catchup.unanswered += 1;
+        self.catchup.next_at = Some(now + wait);
+        let target = self.catchup.target(&self.roster);
+        if want % 100 == 1 || target.saturating_sub(self.height) < 3 {
+            info!("voting: asking {} for tx {want}", self.name_of(responder));
+        }
+        let msg = self.sign(want, 0, Payload::Sync(Sync { responder }));
         out.push(Action::Publish(Publish {
             topic: self.topics.sync(self.me),
             payload: msg,
             retain: false,
         }));
+    }
+
+    /// The member to ask for `want`: among those that showed they have it
+    /// (online ones first), else among the online members, another one at
+    /// every unanswered request.
+    fn responder(&self, want: u64) -> Option<NodeId> {
+        let online = self.online();
+        let others: Vec<NodeId> = self.roster.ids().filter(|id| *id != self.me).collect();
+        let has = |id: &NodeId| self.catchup.claim_of(*id) >= want;
+        let tiers: [Vec<NodeId>; 3] = [
+            others
+                .iter()
+                .copied()
+                .filter(|id| has(id) && online.contains(id))
+                .collect(),
+            others.iter().copied().filter(has).collect(),
+            others
+                .iter()
+                .copied()
+                .filter(|id| online.contains(id))
+                .collect(),
+        ];
+        let pool = tiers.into_iter().find(|t| !t.is_empty())?;
+        // Spread requesters over responders: start from a place that
+        // depends on who asks for what, then rotate.
+        let start = wire::digest16(b"edgeminer/sync", &[self.me.0, want.to_be_bytes()].concat())[0]
+            as usize;
+        Some(pool[(start + self.catchup.unanswered as usize) % pool.len()])
+    }
+
+    /// A commit was applied: the next request, if still behind, goes out
+    /// at once.
+    pub(crate) fn progressed(&mut self, now: u64, out: &mut Vec<Action>) {
+        self.catchup.unanswered = 0;
+        if self.behind() {
+            self.request_sync(now, out);
+        } else {
+            self.catchup.next_at = None;
+        }
     }
 
     pub(crate) fn on_sync(
@@ -54,24 +207,31 @@ impl Node {
         now: u64,
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
-        if body.sender == self.me || body.tx == 0 || body.tx > self.height {
+        if s.responder != self.me || body.sender == self.me || body.tx == 0 {
             return Ok(());
         }
-        if s.seen > self.height && s.seen > self.behind {
-            // The requester knows of commits we lack too.
-            self.behind = s.seen;
-            self.request_sync(now, out);
+        if body.tx > self.height {
+            tracing::debug!(
+                "voting: {} asks for tx {} which this node has not committed",
+                self.name_of(body.sender),
+                body.tx
+            );
+            return Ok(());
         }
         // The same request again within a moment is a duplicate; the next
         // transaction is answered at once, so catching up is not paced.
         if self
+            .catchup
             .served
             .get(&body.sender)
             .is_some_and(|&(tx, t)| tx == body.tx && now < t + SERVE_EVERY_MS)
         {
             return Ok(());
         }
-        self.served.insert(body.sender, (body.tx, now));
+        if self.catchup.served.len() >= MAX_SERVED {
+            self.catchup.served.clear();
+        }
+        self.catchup.served.insert(body.sender, (body.tx, now));
         out.push(Action::ServeHistory { tx: body.tx });
         Ok(())
     }

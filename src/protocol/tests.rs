@@ -12,12 +12,31 @@ use crate::identity::Identity;
 use crate::pow::{self, Job};
 use crate::wire::{Approval, Body, Challenge, Payload, PubKey, SigCache, Solution, Vote};
 
-pub(crate) fn config(n: usize) -> Config {
+/// The genesis of a test cluster of these members, with `admin` as its
+/// admin key.
+pub(crate) fn genesis_of(ids: &[Identity], quorum: usize, admin: &Identity) -> Genesis {
+    let members = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| crate::wire::roster::Entry {
+            id: id.id,
+            name: format!("n{i}"),
+        })
+        .collect();
+    Genesis::new(
+        "test".into(),
+        members,
+        quorum,
+        (4, 6),
+        Some(admin.public),
+        None,
+    )
+    .expect("a valid test cluster")
+}
+
+pub(crate) fn config(genesis: Genesis) -> Config {
     Config {
-        cluster: "test".into(),
-        nodes: n,
-        quorum: quorum::majority(n),
-        difficulty: (4, 6),
+        genesis: std::sync::Arc::new(genesis),
         election_timeout_ms: 1_000,
         solution_window_ms: 100,
         init_timeout_ms: 2_000,
@@ -28,6 +47,8 @@ pub(crate) fn config(n: usize) -> Config {
 
 pub(crate) struct Sim {
     pub rng: ChaCha8Rng,
+    pub cfg: Config,
+    pub admin: Identity,
     pub ids: Vec<Identity>,
     pub nodes: Vec<Node>,
     pub queues: Vec<VecDeque<(String, Vec<u8>)>>,
@@ -45,21 +66,35 @@ pub(crate) struct Sim {
 
 impl Sim {
     pub fn new(n: usize, seed: u64) -> Sim {
+        Sim::with_members(n, n, seed)
+    }
+
+    /// `n` nodes of which only the first `members` are in the genesis
+    /// roster (the others are boards not yet added).
+    pub fn with_members(n: usize, members: usize, seed: u64) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut ids = Vec::new();
+        let ids: Vec<Identity> = (0..n)
+            .map(|i| {
+                let mut krng = rand_chacha::ChaCha20Rng::seed_from_u64(seed * 100 + i as u64);
+                Identity::ephemeral(&mut krng)
+            })
+            .collect();
+        let admin = Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed + 7));
+        let cfg = config(genesis_of(
+            &ids[..members],
+            quorum::majority(members),
+            &admin,
+        ));
         let mut nodes = Vec::new();
-        for i in 0..n {
-            let mut krng = rand_chacha::ChaCha20Rng::seed_from_u64(seed * 100 + i as u64);
-            let id = Identity::ephemeral(&mut krng);
-            let mut cfg = config(n);
-            cfg.name = format!("n{i}");
+        for (i, id) in ids.iter().enumerate() {
             let mut s = [0u8; 32];
             rng.fill_bytes(&mut s);
-            nodes.push(Node::new(cfg, &id, s, 1, &[], None, 0));
-            ids.push(id);
+            nodes.push(Node::new(cfg.named(i), id, s, 1, Durable::fresh(&cfg), 0));
         }
         Sim {
             rng,
+            cfg,
+            admin,
             ids,
             nodes,
             queues: vec![VecDeque::new(); n],
@@ -100,6 +135,7 @@ impl Sim {
                 Action::Committed(c) => self.ledgers[i].push(c),
                 Action::SaveVotes(v) => self.saved[i] = Some(v),
                 Action::AppendLedger(r) => self.records[i].push(r),
+                Action::Stop(_) => self.up[i] = false,
                 Action::ServeHistory { tx } => {
                     let record = self.records[i].get((tx - 1) as usize).cloned();
                     if let Some(p) = record.and_then(|r| self.nodes[i].history_message(tx, &r)) {
@@ -209,13 +245,21 @@ impl Sim {
             round,
             payload,
         };
-        crate::wire::sign("test", &self.ids[i].key, body.encode())
+        crate::wire::sign(&self.cfg.cluster_id(), &self.ids[i].key, body.encode())
+    }
+
+    /// The reference transaction 1 builds on.
+    pub fn genesis_prev(&self) -> [u8; 16] {
+        self.cfg.genesis.prev()
     }
 
     pub fn topic(&self, i: usize, family: Family) -> String {
         self.nodes[i].topics().own(family, self.ids[i].id)
     }
 }
+
+#[path = "tests/roster.rs"]
+mod roster_changes;
 
 #[test]
 fn four_nodes_commit_and_agree() {
@@ -309,9 +353,10 @@ mod pubkey_phase {
             payload: Payload::PubKey(PubKey {
                 key: sim.ids[2].public,
                 name: "evil".into(),
+                cluster: sim.cfg.cluster_id(),
             }),
         };
-        let msg = crate::wire::sign("test", &sim.ids[2].key, body.encode());
+        let msg = crate::wire::sign(&sim.cfg.cluster_id(), &sim.ids[2].key, body.encode());
         let t = sim.topic(1, Family::PubKey);
         sim.deliver(0, &t, &msg);
         assert_eq!(sim.nodes[0].rejected, 1);
@@ -377,10 +422,10 @@ mod election_phase {
             round: 0,
             payload: Payload::Vote(Vote {
                 candidate: sim.ids[2].id,
-                prev: genesis("test"),
+                prev: sim.genesis_prev(),
             }),
         };
-        let msg = crate::wire::sign("test", &sim.ids[2].key, body.encode());
+        let msg = crate::wire::sign(&sim.cfg.cluster_id(), &sim.ids[2].key, body.encode());
         let t = sim.topic(1, Family::Election);
         let before = sim.nodes[0].rejected;
         sim.deliver(0, &t, &msg);
@@ -394,7 +439,7 @@ mod election_phase {
         while sim.nodes[0].members.len() < 4 {
             sim.step();
         }
-        let prev = genesis("test");
+        let prev = sim.genesis_prev();
         let t = sim.topic(3, Family::Election);
         for cand in [0, 1] {
             let v = sim.signed(
@@ -444,7 +489,7 @@ mod election_phase {
             // Let the first election finish, then kill whoever leads round 0
             // before it can publish, by cutting it off from the start.
             let leader = (0..4)
-                .max_by_key(|&i| election::rank(&genesis("test"), 1, 0, sim.ids[i].id))
+                .max_by_key(|&i| election::rank(&sim.genesis_prev(), 1, 0, sim.ids[i].id))
                 .expect("four nodes");
             sim.up[leader] = false;
             assert!(
@@ -466,7 +511,8 @@ mod election_phase {
             .iter()
             .map(|i| (i.id, *i.key.verifying_key()))
             .collect();
-        let prev = genesis("test");
+        let prev = sim.genesis_prev();
+        let roster = sim.cfg.genesis.roster();
         let vote = |i: usize, c: usize| {
             crate::wire::Bytes(sim.signed(
                 i,
@@ -480,8 +526,8 @@ mod election_phase {
         };
         let ok = [vote(0, 2), vote(1, 2), vote(3, 1)];
         assert!(election::check_certificate(
-            "test",
-            3,
+            &sim.cfg.cluster_id(),
+            &roster,
             1,
             0,
             &prev,
@@ -492,8 +538,8 @@ mod election_phase {
         )
         .is_ok());
         assert!(election::check_certificate(
-            "test",
-            3,
+            &sim.cfg.cluster_id(),
+            &roster,
             1,
             0,
             &prev,
@@ -505,8 +551,8 @@ mod election_phase {
         .is_err());
         let dup = [vote(0, 2), vote(0, 2), vote(1, 2)];
         assert!(election::check_certificate(
-            "test",
-            3,
+            &sim.cfg.cluster_id(),
+            &roster,
             1,
             0,
             &prev,
@@ -517,8 +563,8 @@ mod election_phase {
         )
         .is_err());
         assert!(election::check_certificate(
-            "test",
-            3,
+            &sim.cfg.cluster_id(),
+            &roster,
             1,
             1,
             &prev,
@@ -529,8 +575,8 @@ mod election_phase {
         )
         .is_err());
         assert!(election::check_certificate(
-            "other",
-            3,
+            &crate::wire::ClusterId([9; 16]),
+            &roster,
             1,
             0,
             &prev,
@@ -566,6 +612,7 @@ mod challenge_phase {
                 prev,
                 votes: vec![],
                 keys: vec![],
+                change: None,
             }),
         );
         let t = sim.topic(1, Family::Challenge);
@@ -576,7 +623,7 @@ mod challenge_phase {
     #[test]
     fn difficulty_outside_the_range_is_refused() {
         let mut sim = Sim::new(3, 15);
-        let prev = genesis("test");
+        let prev = sim.genesis_prev();
         let votes: Vec<_> = (0..3)
             .map(|i| {
                 crate::wire::Bytes(sim.signed(
@@ -601,6 +648,7 @@ mod challenge_phase {
                 prev,
                 votes,
                 keys: vec![],
+                change: None,
             }),
         );
         let t = sim.topic(1, Family::Challenge);
@@ -774,7 +822,8 @@ mod voting_phase {
         let mut sim = Sim::new(3, 21);
         sim.connect_all();
         assert!(sim.run_until(1, 50_000));
-        let cfg = config(3);
+        let g = sim.cfg.genesis.clone();
+        let r = g.roster();
         // Rebuild the certificate from node 0's retained commit message.
         let topic = sim.nodes[0].topics().commit(sim.ids[0].id);
         let msg = sim.retained.get(&topic).expect("commit retained").clone();
@@ -783,15 +832,25 @@ mod voting_phase {
         let Payload::Commit(c) = Body::decode(&env.body).expect("body").payload else {
             panic!("not a commit");
         };
-        let done = verify_commit(&cfg, 1, &genesis("test"), &c).expect("valid certificate");
+        let prev = sim.genesis_prev();
+        let done = verify_commit(&g, &r, 1, &prev, &c).expect("valid certificate");
         assert_eq!(done, sim.ledgers[0][0]);
-        assert!(verify_commit(&cfg, 2, &genesis("test"), &c).is_err());
+        assert!(verify_commit(&g, &r, 2, &prev, &c).is_err());
         let mut fewer = c.clone();
         fewer.confirmations.truncate(1);
-        assert!(verify_commit(&cfg, 1, &genesis("test"), &fewer).is_err());
-        let mut other = config(3);
-        other.cluster = "other".into();
-        assert!(verify_commit(&other, 1, &genesis("test"), &c).is_err());
+        assert!(verify_commit(&g, &r, 1, &prev, &fewer).is_err());
+        // The same members in another cluster (a genesis of another name).
+        let other = Genesis::new(
+            "other".into(),
+            g.members().to_vec(),
+            g.quorum(),
+            g.difficulty(),
+            None,
+            None,
+        )
+        .expect("valid");
+        assert!(verify_commit(&other, &other.roster(), 1, &other.prev(), &c).is_err());
+        assert!(verify_commit(&other, &other.roster(), 1, &prev, &c).is_err());
     }
 
     #[test]
@@ -854,9 +913,11 @@ mod voting_phase {
         }
         let saved = VoteState::decode(sim.saved[0].as_ref().expect("saved")).expect("decodes");
         let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
-        let mut cfg = config(3);
-        cfg.name = "n0".into();
-        let again = Node::new(cfg, &sim.ids[0], [0; 32], 2, &[], Some(saved), 0);
+        let durable = Durable {
+            votes: Some(saved),
+            ..Durable::fresh(&sim.cfg)
+        };
+        let again = Node::new(sim.cfg.named(0), &sim.ids[0], [0; 32], 2, durable, 0);
         assert_eq!(
             again.tx.my_approval.as_ref().map(|(_, (r, _))| *r),
             Some(approved)
@@ -881,9 +942,11 @@ mod voting_phase {
         assert!(saved.backing.as_ref().is_some_and(|b| b.len() >= 2));
         let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
         let envelope = sim.nodes[0].tx.solutions[&approved].envelope.clone();
-        let mut cfg = config(3);
-        cfg.name = "n0".into();
-        let mut again = Node::new(cfg, &sim.ids[0], [0; 32], 2, &[], Some(saved), 0);
+        let durable = Durable {
+            votes: Some(saved),
+            ..Durable::fresh(&sim.cfg)
+        };
+        let mut again = Node::new(sim.cfg.named(0), &sim.ids[0], [0; 32], 2, durable, 0);
         assert!(again.tx.solutions.is_empty());
         let actions = again.handle(Input::Connected, 0);
         assert!(again.tx.solutions.contains_key(&approved));
@@ -922,7 +985,7 @@ mod voting_phase {
             },
             sim.now,
         );
-        assert_eq!(sim.nodes[0].behind, 2);
+        assert_eq!(sim.nodes[0].catchup.claim_of(sim.ids[1].id), 2);
         let sync = sim.nodes[0].topics().sync(sim.ids[0].id);
         assert!(actions
             .iter()
@@ -955,7 +1018,7 @@ mod voting_phase {
             0,
             Payload::Vote(Vote {
                 candidate: sim.ids[1].id,
-                prev: genesis("test"),
+                prev: sim.genesis_prev(),
             }),
         );
         let t = sim.topic(2, Family::Election);
@@ -965,9 +1028,11 @@ mod voting_phase {
 
     #[test]
     fn follow_threshold_is_one_more_than_the_liars_tolerated() {
-        let with = |n: usize, q: usize| Config {
-            quorum: q,
-            ..config(n)
+        let with = |n: usize, q: usize| {
+            let ids: Vec<Identity> = (0..n)
+                .map(|_| Identity::ephemeral(&mut rand_core::OsRng))
+                .collect();
+            genesis_of(&ids, q, &Identity::ephemeral(&mut rand_core::OsRng)).roster()
         };
         // f = 2q - N - 1 liars tolerated; at least one node to follow.
         assert_eq!(with(3, 2).follow_threshold(), 1);
@@ -1011,9 +1076,12 @@ fn message_sizes() {
     }
     for (kind, (lo, hi)) in &sizes {
         println!("{kind:>10}: {lo}..{hi} bytes");
-        if !matches!(kind.as_str(), "challenge" | "commit" | "confirmation") {
+        if !matches!(
+            kind.as_str(),
+            "challenge" | "commit" | "confirmation" | "roster view"
+        ) {
             assert!(*hi <= 200, "{kind} is {hi} bytes");
         }
     }
-    assert_eq!(sizes.len(), 8, "every kind was seen: {sizes:?}");
+    assert_eq!(sizes.len(), 9, "every kind was seen: {sizes:?}");
 }

@@ -51,7 +51,8 @@ impl Node {
         if a.confirm {
             let keys = self.key_map();
             let signers = check_approvals(
-                &self.cfg.cluster,
+                &self.cfg.genesis.id(),
+                &self.roster,
                 body.tx,
                 a.vround,
                 &a.solution,
@@ -60,10 +61,10 @@ impl Node {
                 &self.sigs,
             )?;
             let counted = signers.iter().filter(|s| !self.liars.contains(s)).count();
-            if counted < self.cfg.quorum {
+            if counted < self.roster.quorum() {
                 return Err(Reject::Certificate(format!(
                     "a confirmation proven by {counted} approvals, fewer than the quorum of {}",
-                    self.cfg.quorum
+                    self.roster.quorum()
                 )));
             }
             self.note_polka(a.vround, a.solution, a.proof.clone());
@@ -114,7 +115,7 @@ impl Node {
             .filter(|(voter, (s, _))| *s == solution && !self.liars.contains(voter))
             .map(|(_, (_, env))| Bytes(env.clone()))
             .collect();
-        if proof.len() >= self.cfg.quorum {
+        if proof.len() >= self.roster.quorum() {
             self.note_polka(v, solution, proof);
         }
     }
@@ -200,7 +201,7 @@ impl Node {
                 voters.extend(slot.keys().filter(|k| !self.liars.contains(k)));
             }
         }
-        if voters.len() >= self.cfg.follow_threshold() {
+        if voters.len() >= self.roster.follow_threshold() {
             info!(
                 "voting: tx {} moving from round {} to round {v} with {} others",
                 self.height + 1,
@@ -302,7 +303,7 @@ impl Node {
             .filter(|(voter, (s, _))| *s == solution && !self.liars.contains(voter))
             .map(|(_, (_, env))| Bytes(env.clone()))
             .collect();
-        if confirmations.len() < self.cfg.quorum {
+        if confirmations.len() < self.roster.quorum() {
             return;
         }
         let Some(sol) = self.tx.solutions.get(&solution) else {
@@ -312,14 +313,21 @@ impl Node {
         let Some(ch) = self.tx.challenges.get(&sol.challenge) else {
             return;
         };
-        // The election certificate inside the challenge may name voters
-        // whose keys nobody here still has (they died and a broker restart
-        // lost their retained keys): the challenge carries them, so the
-        // certificate does too.
-        let mut keys: Vec<Key33> = self.members.iter().map(|(_, m)| Key33(m.public)).collect();
-        for k in &ch.keys {
-            if !keys.contains(k) {
-                keys.push(*k);
+        // The keys of its signers: the leader, the miner and the
+        // confirmers (whose messages this node checked), and the election's
+        // voters, which the challenge carries (they may be gone, and their
+        // retained keys with a broker restart).
+        let mut keys: Vec<Key33> = ch.keys.clone();
+        let signers = [ch.leader, sol.solver].into_iter().chain(
+            slot.iter()
+                .filter(|(_, (s, _))| *s == solution)
+                .map(|(id, _)| *id),
+        );
+        for id in signers {
+            if let Some(m) = self.members.get(id) {
+                if !keys.contains(&Key33(m.public)) {
+                    keys.push(Key33(m.public));
+                }
             }
         }
         let commit = Commit {
@@ -329,7 +337,8 @@ impl Node {
             keys,
         };
         let tx = self.height + 1;
-        match verify_commit_with(&self.cfg, tx, &self.prev, &commit, &self.sigs) {
+        let genesis = &self.cfg.genesis;
+        match verify_commit_with(genesis, &self.roster, tx, &self.prev, &commit, &self.sigs) {
             Ok(done) => self.apply_commit(done, commit, now, out),
             Err(e) => {
                 error!("voting: tx {tx} the certificate this node built does not verify: {e}")
@@ -403,7 +412,7 @@ impl Node {
         // for the rest (they get our messages again), unless others are
         // already further: then join them. Moving on a timer alone would
         // let nodes drift apart and never share a round.
-        let next = if here >= self.cfg.quorum {
+        let next = if here >= self.roster.quorum() {
             latest.max(v + 1)
         } else if latest > v {
             latest

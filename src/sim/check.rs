@@ -3,14 +3,17 @@
 //! It holds the global view no node has: every commit of every node, in
 //! every incarnation. Agreement is checked against the first commit seen for
 //! each transaction; validity by verifying each distinct ledger record on its
-//! own (certificate, proof of work, election of the leader) with the
-//! cluster's real keys, independently of the node that wrote it.
+//! own (certificate, proof of work, election of the leader, every signer a
+//! member of the roster in force at its height), against the agreed chain
+//! and independently of the node that wrote it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::identity::NodeId;
 use crate::protocol::certificate::verify_commit_with;
-use crate::protocol::{self, Committed, Config};
+use crate::protocol::history::roster_at;
+use crate::protocol::{Committed, Genesis, History};
 use crate::wire::Commit;
 use crate::wire::SigCache;
 
@@ -77,7 +80,9 @@ impl std::fmt::Display for Violation {
 
 /// The global record of commits.
 pub struct Checker {
-    cfg: Config,
+    genesis: Arc<Genesis>,
+    /// The agreed chain, as far as any node has written it.
+    chain: History,
     ids: Vec<NodeId>,
     /// tx -> (reference, winner, seed) of the first commit seen.
     agreed: BTreeMap<u64, ([u8; 16], NodeId, u64)>,
@@ -88,10 +93,11 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(cfg: Config, ids: Vec<NodeId>, sigs: SigCache) -> Checker {
+    pub fn new(genesis: Arc<Genesis>, ids: Vec<NodeId>, sigs: SigCache) -> Checker {
         Checker {
             sigs,
-            cfg,
+            chain: History::new(&genesis),
+            genesis,
             ids,
             agreed: BTreeMap::new(),
             verified: BTreeMap::new(),
@@ -151,24 +157,30 @@ impl Checker {
     }
 
     /// Verifies one record as the checker sees it: it must build on the
-    /// agreed previous transaction and be signed by real members only.
-    fn verify(&self, tx: u64, record: &[u8]) -> Result<Committed, String> {
+    /// agreed previous transaction, with every signer a member of the
+    /// roster that the agreed chain puts in force at its height.
+    fn verify(&mut self, tx: u64, record: &[u8]) -> Result<Committed, String> {
         let commit = Commit::decode(record).map_err(|e| e.to_string())?;
-        for k in &commit.keys {
-            let id = NodeId::from_public_key(&k.0);
-            if !self.ids.contains(&id) {
-                return Err(format!("the certificate carries a stranger's key {id}"));
-            }
+        let height = self.chain.height();
+        if tx > height + 1 {
+            return Err(format!("tx {} was never committed", tx - 1));
         }
-        let prev = if tx == 1 {
-            protocol::genesis(&self.cfg.cluster)
-        } else {
-            match self.agreed.get(&(tx - 1)) {
-                Some((r, _, _)) => *r,
-                None => return Err(format!("tx {} was never committed", tx - 1)),
-            }
+        let prev = match tx {
+            1 => self.genesis.prev(),
+            _ => self.chain.commits[(tx - 2) as usize].reference,
         };
-        verify_commit_with(&self.cfg, tx, &prev, &commit, &self.sigs).map_err(|e| e.to_string())
+        let roster = roster_at(self.chain.rosters(), tx).ok_or("no roster for it")?;
+        let done = verify_commit_with(&self.genesis, roster, tx, &prev, &commit, &self.sigs)
+            .map_err(|e| e.to_string())?;
+        if tx == height + 1 {
+            self.chain.push(done.clone()).map_err(|e| e.to_string())?;
+        }
+        Ok(done)
+    }
+
+    /// The roster the agreed chain puts in force for its next transaction.
+    pub fn roster(&self) -> &crate::protocol::Roster {
+        self.chain.roster()
     }
 }
 

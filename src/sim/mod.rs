@@ -25,7 +25,9 @@ pub use check::Violation;
 pub use plan::{Fault, FaultKind, Plan};
 use world::World;
 
-use crate::protocol::{quorum, Config};
+use std::sync::Arc;
+
+use crate::protocol::{quorum, Config, Genesis};
 
 /// How to run one seed.
 #[derive(Clone, Debug)]
@@ -85,13 +87,10 @@ pub struct Outcome {
     pub trace: Vec<String>,
 }
 
-/// The settings of a simulated cluster of `n` nodes.
-pub fn config(n: usize, quorum: usize) -> Config {
+/// The settings of the simulated nodes of the cluster `genesis`.
+pub fn config(genesis: Arc<Genesis>) -> Config {
     Config {
-        cluster: "sim".into(),
-        nodes: n,
-        quorum,
-        difficulty: (4, 6),
+        genesis,
         election_timeout_ms: 1_000,
         solution_window_ms: 100,
         init_timeout_ms: 2_000,
@@ -130,10 +129,9 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
         None => (0..drawn.faults.len()).collect(),
     };
     let plan = drawn.only(&kept);
-    let cfg = config(n, q);
-    let bound = progress_bound(&cfg);
     let heal = plan.heal();
-    let mut w = World::new(cfg, seed, plan, opt.trace, opt.live);
+    let mut w = World::new(n, q, seed, plan, opt.trace, opt.live);
+    let bound = progress_bound(&w.cfg);
     let mut base: Option<u64> = None;
     let mut recovery = None;
     while w.violation.is_none() {

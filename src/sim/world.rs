@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -20,7 +21,8 @@ use crate::chain;
 use crate::identity::Identity;
 use crate::pow::{self, Job};
 use crate::protocol::reference;
-use crate::protocol::{Action, Config, Input, Node, Publish, VoteState};
+use crate::protocol::{Action, Config, Durable, Genesis, Input, Node, Publish, VoteState};
+use crate::wire::roster::Entry;
 use crate::wire::{Body, Envelope, Payload, SigCache};
 
 /// The broker publishes a will this long (at most) after it loses a client:
@@ -87,6 +89,8 @@ struct Window {
 
 pub struct World {
     pub cfg: Config,
+    /// The key that signs roster changes (the genesis names it).
+    pub admin: Identity,
     pub hosts: Vec<Host>,
     pub now: u64,
     pub steps: u64,
@@ -123,10 +127,12 @@ fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
 }
 
 impl World {
-    pub fn new(cfg: Config, seed: u64, plan: Plan, trace: bool, live: bool) -> World {
+    /// A cluster of `n` members with quorum `q`, its keys and timings
+    /// drawn from `seed`.
+    pub fn new(n: usize, q: usize, seed: u64, plan: Plan, trace: bool, live: bool) -> World {
         let mut keys = stream(seed, 1);
         let mut boot = stream(seed, 2);
-        let hosts: Vec<Host> = (0..cfg.nodes)
+        let hosts: Vec<Host> = (0..n)
             .map(|_| Host {
                 identity: Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
                     keys.next_u64(),
@@ -145,11 +151,38 @@ impl World {
                 restarts: 0,
             })
             .collect();
+        let admin = Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
+            keys.next_u64(),
+        ));
+        let members = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Entry {
+                id: h.identity.id,
+                name: format!("n{i}"),
+            })
+            .collect();
+        // Simulated sizes and quorums are valid by construction (`run`);
+        // an invalid one is a bug of the caller.
+        // The checker's own test asks for unsafe quorums on purpose.
+        let safe = n / 2 + 1;
+        let genesis = Genesis::new(
+            "sim".into(),
+            members,
+            safe,
+            (4, 6),
+            Some(admin.public),
+            None,
+        )
+        .expect("a valid simulated cluster")
+        .with_unsafe_quorum(q);
+        let cfg = super::config(Arc::new(genesis));
         let ids = hosts.iter().map(|h| h.identity.id).collect();
         let sigs = SigCache::with_capacity(16_384);
         let mut w = World {
-            checker: Checker::new(cfg.clone(), ids, sigs.clone()),
+            checker: Checker::new(cfg.genesis.clone(), ids, sigs.clone()),
             cfg,
+            admin,
             hosts,
             now: 0,
             steps: 0,
@@ -383,7 +416,8 @@ impl World {
         if host.node.is_some() || host.dead_for_good {
             return;
         }
-        let ledger = match chain::verify_records_with(&self.cfg, &host.records, &self.sigs) {
+        let ledger = match chain::verify_records_with(&self.cfg.genesis, &host.records, &self.sigs)
+        {
             Ok(l) => l,
             Err(e) => {
                 self.fail(Violation::Durability {
@@ -407,8 +441,10 @@ impl World {
             &host.identity,
             rng_seed,
             incarnation,
-            &ledger,
-            votes,
+            Durable {
+                history: ledger,
+                votes,
+            },
             self.now,
         );
         // Every node checks every signature; once is enough for the run.
@@ -419,7 +455,7 @@ impl World {
                 reason: "the node's height differs from its ledger".into(),
             });
         }
-        self.note(|| format!("n{h} starts at height {}", ledger.len()));
+        self.note(|| format!("n{h} starts at height {}", node.height()));
         let host = &mut self.hosts[h];
         host.restarts += 1;
         host.node = Some(node);
@@ -549,6 +585,9 @@ impl World {
                 }
                 Action::Mine(job) => self.start_mining(h, job),
                 Action::StopMining => self.hosts[h].mining = None,
+                Action::Stop(why) => {
+                    self.note(|| format!("n{h} STOPS: {why:?}"));
+                }
                 Action::Committed(c) => {
                     self.note(|| format!("n{h} COMMITS tx {} (seed {})", c.tx, c.seed));
                     if c.tx != self.hosts[h].records.len() as u64 {

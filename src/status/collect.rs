@@ -3,22 +3,31 @@
 //! Pure, like the protocol core: the caller passes each message with the
 //! time it arrived (milliseconds of its own clock) and asks for the view at
 //! a time. Every message is checked before it counts: keys must hash to
-//! their id and sign their own announcement; presence, status and commit
-//! messages must be signed by the node their topic names, challenges by
-//! their leader. Messages whose
+//! their id and sign their own announcement, for the cluster id of the
+//! genesis; presence, status, roster and commit messages must be signed by
+//! the node their topic names, challenges by their leader. Messages whose
 //! signer's key has not arrived yet wait in a bounded queue.
+//!
+//! Only members count. The roster shown is the one the members report
+//! (each node keeps its report of the roster in force retained on
+//! `roster/<id>`): the report most members make of a roster that lists
+//! them, the newest on a tie, else the genesis roster. Keys of nodes that
+//! no report lists wait in a small queue (a member just added may speak
+//! before the reports name it), and are counted as not members.
 //!
 //! The observer displays; it does not audit. A commit's outer signature and
 //! a challenge's are checked, not their certificates (`edgeminer verify`
 //! does that on a ledger).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use p256::ecdsa::VerifyingKey;
 
 use crate::identity::NodeId;
+use crate::protocol::{Genesis, Roster};
 use crate::wire::{
-    self, Body, Commit, Envelope, Kind, Payload, Presence, SigCache, Status, Topics, WireError,
+    self, Body, ClusterId, Commit, Envelope, Kind, Payload, Presence, RosterView, SigCache, Status,
+    Topics, WireError,
 };
 
 /// Messages held until their signer's key arrives.
@@ -47,6 +56,10 @@ pub enum Refused {
     BadSignature,
     #[error("too many nodes (limit {MAX_NODES})")]
     TooManyNodes,
+    #[error("it runs another genesis (cluster id {0})")]
+    OtherCluster(ClusterId),
+    #[error("not a member of the roster")]
+    NotAMember,
 }
 
 /// A status message and its context.
@@ -71,6 +84,13 @@ pub(super) struct Entry {
 /// Everything the observer has seen of one cluster.
 pub struct Collector {
     pub(super) cluster: String,
+    pub(super) cluster_id: ClusterId,
+    genesis_roster: Roster,
+    /// Each member's latest report of the roster in force.
+    views: BTreeMap<NodeId, RosterView>,
+    /// Keys of nodes no roster lists (yet), and who they are.
+    strangers: VecDeque<(String, Vec<u8>, u64)>,
+    pub(super) not_members: BTreeSet<NodeId>,
     topics: Topics,
     sigs: SigCache,
     pub(super) nodes: BTreeMap<NodeId, Entry>,
@@ -85,17 +105,22 @@ enum Route {
     Key,
     Presence(NodeId),
     Status(NodeId),
+    Roster(NodeId),
     /// Any member may pass a leader's challenge on: signed by its leader.
     Challenge,
     Commit(NodeId),
 }
 
 impl Collector {
-    /// The caller checks the name with `wire::topics::valid_cluster_name`.
-    pub fn new(cluster: &str) -> Collector {
+    pub fn new(genesis: &Genesis) -> Collector {
         Collector {
-            cluster: cluster.to_string(),
-            topics: Topics::new(cluster),
+            cluster: genesis.cluster().to_string(),
+            cluster_id: genesis.id(),
+            genesis_roster: genesis.roster(),
+            views: BTreeMap::new(),
+            strangers: VecDeque::new(),
+            not_members: BTreeSet::new(),
+            topics: Topics::new(genesis.cluster()),
             sigs: SigCache::with_capacity(1024),
             nodes: BTreeMap::new(),
             pending: VecDeque::new(),
@@ -118,8 +143,51 @@ impl Collector {
             (wire::Family::Init, _, _) => Some(Route::Presence(r.sender)),
             (wire::Family::Challenge, _, _) => Some(Route::Challenge),
             (wire::Family::Voting, true, _) => Some(Route::Commit(r.sender)),
+            (wire::Family::Roster, _, _) => Some(Route::Roster(r.sender)),
             _ => None,
         }
+    }
+
+    /// The roster the members report (see the module's doc).
+    pub fn roster(&self) -> Roster {
+        self.roster_reports().0
+    }
+
+    /// [`Collector::roster`], and how many members report it (0 for the
+    /// genesis roster when nobody reports one).
+    pub fn roster_reports(&self) -> (Roster, usize) {
+        let mut counts: BTreeMap<(u32, [u8; 16]), (usize, Roster)> = BTreeMap::new();
+        for (reporter, v) in &self.views {
+            let Ok(r) = Roster::from_view(self.cluster_id, v) else {
+                continue;
+            };
+            if !r.contains(*reporter) {
+                continue;
+            }
+            counts.entry((r.version(), r.hash())).or_insert((0, r)).0 += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|((version, _), (n, _))| (*n, *version))
+            .map(|(_, (n, r))| (r, n))
+            .unwrap_or_else(|| (self.genesis_roster.clone(), 0))
+    }
+
+    /// Counts a node that is no member (bounded: minting keys costs an
+    /// attacker nothing).
+    fn stranger(&mut self, id: NodeId) {
+        if self.not_members.len() < MAX_NODES {
+            self.not_members.insert(id);
+        }
+    }
+
+    /// Whether any roster the observer knows of lists `id`.
+    fn listed(&self, id: NodeId) -> bool {
+        self.genesis_roster.contains(id)
+            || self
+                .views
+                .values()
+                .any(|v| v.members.iter().any(|m| m.id == id))
     }
 
     /// Takes one message that arrived at `now`.
@@ -136,12 +204,16 @@ impl Collector {
         }
         let limit = match route {
             Route::Commit(_) | Route::Challenge => wire::MAX_CERT_MESSAGE,
+            Route::Roster(_) => wire::MAX_ROSTER_MESSAGE,
             _ => wire::MAX_PHASE_MESSAGE,
         };
         let env = Envelope::decode(payload, limit)?;
         let body = Body::decode(&env.body)?;
         let (expected, sender) = match route {
-            Route::Key => return self.on_key(&env, body, now),
+            Route::Key => return self.on_key(topic, payload, &env, body, now),
+            // The admin's change requests are for the nodes.
+            Route::Roster(_) if body.kind() == Kind::Change => return Ok(()),
+            Route::Roster(id) => (Kind::Roster, id),
             Route::Presence(id) => (Kind::Presence, id),
             Route::Status(id) => (Kind::Status, id),
             Route::Commit(id) => (Kind::Commit, id),
@@ -164,8 +236,18 @@ impl Collector {
                 .push_back((topic.to_string(), payload.to_vec(), now));
             return Ok(());
         };
-        if !self.sigs.verify(&self.cluster, &env, &key) {
+        if !self.sigs.verify(&self.cluster_id, &env, &key) {
             return Err(Refused::BadSignature);
+        }
+        if let Payload::Roster(v) = body.payload {
+            let new = self.views.insert(sender, v.clone()) != Some(v);
+            if new {
+                // A roster may list nodes whose keys came too early.
+                for (topic, payload, at) in std::mem::take(&mut self.strangers) {
+                    let _ = self.handle(&topic, &payload, at.min(now));
+                }
+            }
+            return Ok(());
         }
         let entry = self.nodes.entry(sender).or_default();
         match body.payload {
@@ -205,17 +287,38 @@ impl Collector {
         Ok(())
     }
 
-    fn on_key(&mut self, env: &Envelope, body: Body, now: u64) -> Result<(), Refused> {
+    fn on_key(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        env: &Envelope,
+        body: Body,
+        now: u64,
+    ) -> Result<(), Refused> {
         let Payload::PubKey(pk) = body.payload else {
             return Err(Refused::WrongKind(body.kind()));
         };
         if NodeId::from_public_key(&pk.key) != body.sender {
             return Err(Refused::KeyIdMismatch);
         }
+        if pk.cluster != self.cluster_id {
+            self.stranger(body.sender);
+            return Err(Refused::OtherCluster(pk.cluster));
+        }
         let key = self.sigs.key(&pk.key).ok_or(Refused::BadKey)?;
-        if !self.sigs.verify(&self.cluster, env, &key) {
+        if !self.sigs.verify(&self.cluster_id, env, &key) {
             return Err(Refused::BadSignature);
         }
+        if !self.listed(body.sender) {
+            if self.strangers.len() >= MAX_PENDING {
+                self.strangers.pop_front();
+            }
+            self.strangers
+                .push_back((topic.to_string(), payload.to_vec(), now));
+            self.stranger(body.sender);
+            return Err(Refused::NotAMember);
+        }
+        self.not_members.remove(&body.sender);
         if !self.nodes.contains_key(&body.sender) && self.nodes.len() >= MAX_NODES {
             return Err(Refused::TooManyNodes);
         }

@@ -1,7 +1,8 @@
 //! `edgeminer status`: the operator's view of a whole cluster.
 //!
 //! An observer connects to the broker, subscribes to the nodes' keys,
-//! presence, status, challenges and commits (never to votes or solutions) and
+//! presence, status, roster reports, challenges and commits (never to votes
+//! or solutions) and
 //! never publishes anything: it sets no last will and sends no message, so
 //! it cannot disturb the cluster. [`collect`] turns the messages into a
 //! picture of the cluster (pure, unit-tested); [`view`] prints it as text or
@@ -33,7 +34,7 @@ const REDRAW: Duration = Duration::from_secs(1);
 /// What `edgeminer status` was asked for.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub cluster: String,
+    pub genesis: crate::protocol::Genesis,
     pub broker: BrokerSettings,
     /// How long to collect retained messages before printing once.
     pub wait: Duration,
@@ -68,7 +69,7 @@ fn print(view: &ClusterView, opts: &Options, out: &mut impl Write) -> std::io::R
 /// Watches the cluster until done (after `wait` without `--watch`) or until
 /// `shutdown` completes.
 pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let mut collector = Collector::new(&opts.cluster);
+    let mut collector = Collector::new(&opts.genesis);
     let broker = BrokerConfig {
         url: opts.broker.url.clone(),
         client_id: format!("edgeminer-status-{:08x}", OsRng.next_u32()),

@@ -20,7 +20,13 @@ pub const SHOWN_COMMITS: usize = 5;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusterView {
     pub cluster: String,
+    pub cluster_id: String,
+    /// The roster in force, as the members report it.
+    pub roster: RosterInfo,
+    /// Every member of that roster, seen or not.
     pub nodes: Vec<NodeView>,
+    /// Nodes on the cluster's topics that no roster lists (refused).
+    pub not_members: usize,
     /// The leader of the open transaction: the signer of its challenge, or
     /// as most online nodes report it.
     pub leader: Option<NodeRef>,
@@ -31,6 +37,16 @@ pub struct ClusterView {
     pub hashrate: u64,
     /// The latest commits the observer saw, newest first.
     pub commits: Vec<CommitView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RosterInfo {
+    /// Changes committed since the genesis (0: the genesis roster).
+    pub version: u32,
+    pub members: usize,
+    pub quorum: usize,
+    /// The first transaction it decides.
+    pub since: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -83,11 +99,14 @@ pub struct CommitView {
 }
 
 pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
+    let roster = c.roster();
     let mut nodes = Vec::new();
     let mut hashrate = 0u64;
     // (tx, round) under way, its leader votes: leader -> (count, difficulty, elapsed ms)
     let mut open: Option<(u64, u32)> = None;
-    for (id, e) in &c.nodes {
+    let unseen = super::collect::Entry::default();
+    for id in roster.ids() {
+        let e = c.nodes.get(&id).unwrap_or(&unseen);
         let online = e.presence.as_ref().is_some_and(|p| p.online);
         let s = e.status.as_ref();
         if online {
@@ -96,8 +115,12 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
                 open = open.max(Some((s.tx, s.round)));
             }
         }
+        let name = match roster.name(id) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => c.name_of(id),
+        };
         nodes.push(NodeView {
-            name: c.name_of(*id),
+            name,
             id: id.to_string(),
             online,
             phase: s.map(|s| s.status.phase.as_str()),
@@ -139,7 +162,7 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
     // The leader of the open transaction: the one most online nodes name.
     let mut tally: std::collections::BTreeMap<_, (usize, Option<u8>, u64)> = Default::default();
     if let Some((tx, _)) = open {
-        for e in c.nodes.values() {
+        for e in roster.ids().filter_map(|id| c.nodes.get(&id)) {
             let Some(s) = &e.status else { continue };
             if !e.presence.as_ref().is_some_and(|p| p.online) || s.tx != tx {
                 continue;
@@ -202,7 +225,15 @@ pub(super) fn build(c: &Collector, now: u64) -> ClusterView {
         .collect();
     ClusterView {
         cluster: c.cluster.clone(),
+        cluster_id: c.cluster_id.to_string(),
+        roster: RosterInfo {
+            version: roster.version(),
+            members: roster.len(),
+            quorum: roster.quorum(),
+            since: roster.since(),
+        },
         nodes,
+        not_members: c.not_members.len(),
         leader,
         open_transaction,
         committed,
@@ -242,11 +273,25 @@ impl ClusterView {
         // Writing into a String cannot fail: the results are ignored.
         let _ = writeln!(
             o,
-            "cluster {}: {online} of {} nodes online, {} in all",
+            "cluster {} ({}): {online} of {} members online, {} in all",
             self.cluster,
+            self.cluster_id,
             self.nodes.len(),
             Rate(self.hashrate as f64)
         );
+        let r = &self.roster;
+        let _ = writeln!(
+            o,
+            "roster: version {}, {} members, quorum {}, in force since tx {}",
+            r.version, r.members, r.quorum, r.since
+        );
+        if self.not_members > 0 {
+            let _ = writeln!(
+                o,
+                "not members: {} node(s) on these topics that no roster lists (ignored)",
+                self.not_members
+            );
+        }
         let _ = match &self.leader {
             Some(l) => writeln!(o, "leader: {} ({})", l.name, l.id),
             None => writeln!(o, "leader: none yet"),

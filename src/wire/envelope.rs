@@ -1,7 +1,8 @@
 //! The signed envelope: `[body bytes, signature]`, with domain separation.
 //!
-//! The signature covers `"edgeminer/1" 0x00 len(cluster) cluster body`, and the
-//! body itself starts with its kind, sender, transaction and round. So the
+//! The signature covers `"edgeminer/2" 0x00 cluster-id body`, where the
+//! cluster id is the 16-byte hash of the cluster's genesis, and the body
+//! itself starts with its kind, sender, transaction and round. So the
 //! signed bytes name the cluster, the message kind and the round, and a
 //! signature is checked over the exact bytes that were signed, never over a
 //! re-serialised structure.
@@ -13,9 +14,9 @@ use minicbor::{Decode, Encode};
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use super::{decode_exact, encode, WireError};
+use super::{decode_exact, encode, ClusterId, WireError};
 
-const DOMAIN: &[u8] = b"edgeminer/1\0";
+const DOMAIN: &[u8] = b"edgeminer/2\0";
 
 /// A signed message as it travels: the exact body bytes and a P-256 signature.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -27,19 +28,16 @@ pub struct Envelope {
     pub sig: [u8; 64],
 }
 
-fn signed_input(cluster: &str, body: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(DOMAIN.len() + 1 + cluster.len() + body.len());
+fn signed_input(cluster: &ClusterId, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(DOMAIN.len() + cluster.0.len() + body.len());
     m.extend_from_slice(DOMAIN);
-    // Cluster names are at most 64 bytes (checked at configuration time);
-    // the length byte keeps "ab"+"c.." apart from "a"+"bc..".
-    m.push(cluster.len().min(255) as u8);
-    m.extend_from_slice(cluster.as_bytes());
+    m.extend_from_slice(&cluster.0);
     m.extend_from_slice(body);
     m
 }
 
 /// Signs `body` for `cluster` and returns the encoded envelope.
-pub fn sign(cluster: &str, key: &SigningKey, body: Vec<u8>) -> Vec<u8> {
+pub fn sign(cluster: &ClusterId, key: &SigningKey, body: Vec<u8>) -> Vec<u8> {
     let sig = scheme::sign(key, &signed_input(cluster, &body));
     encode(&Envelope { body, sig })
 }
@@ -111,7 +109,7 @@ impl Envelope {
     }
 
     /// Whether the signature over the body verifies with `key` for `cluster`.
-    pub fn verify(&self, cluster: &str, key: &VerifyingKey) -> bool {
+    pub fn verify(&self, cluster: &ClusterId, key: &VerifyingKey) -> bool {
         scheme::verify(key, &signed_input(cluster, &self.body), &self.sig)
     }
 
@@ -189,12 +187,11 @@ impl SigCache {
     }
 
     /// [`Envelope::verify`], remembering the envelopes that passed.
-    pub fn verify(&self, cluster: &str, env: &Envelope, key: &VerifyingKey) -> bool {
+    pub fn verify(&self, cluster: &ClusterId, env: &Envelope, key: &VerifyingKey) -> bool {
         let point = key.to_encoded_point(true);
         let mut h = Sha256::new();
         h.update(b"edgeminer/verified\0");
-        h.update([cluster.len().min(255) as u8]);
-        h.update(cluster.as_bytes());
+        h.update(cluster.0);
         h.update(point.as_bytes());
         h.update(env.sig);
         h.update(&env.body);
@@ -228,29 +225,30 @@ mod tests {
     fn signature_is_bound_to_cluster_and_bytes() {
         let key = SigningKey::random(&mut OsRng);
         let vk = *key.verifying_key();
-        let bytes = sign("lab", &key, b"hello".to_vec());
+        let (lab, lab2) = (ClusterId([1; 16]), ClusterId([2; 16]));
+        let bytes = sign(&lab, &key, b"hello".to_vec());
         let env = Envelope::decode(&bytes, 1024).expect("own envelope decodes");
-        assert!(env.verify("lab", &vk));
-        assert!(!env.verify("lab2", &vk));
+        assert!(env.verify(&lab, &vk));
+        assert!(!env.verify(&lab2, &vk));
         let mut tampered = env.clone();
         tampered.body[0] ^= 1;
-        assert!(!tampered.verify("lab", &vk));
+        assert!(!tampered.verify(&lab, &vk));
         let other = SigningKey::random(&mut OsRng);
-        assert!(!env.verify("lab", other.verifying_key()));
+        assert!(!env.verify(&lab, other.verifying_key()));
 
         let cache = SigCache::with_capacity(2);
-        assert!(cache.verify("lab", &env, &vk));
+        assert!(cache.verify(&lab, &env, &vk));
         assert!(
-            cache.verify("lab", &env, &vk),
+            cache.verify(&lab, &env, &vk),
             "a cached signature still passes"
         );
-        assert!(!cache.verify("lab2", &env, &vk), "the cache is per cluster");
+        assert!(!cache.verify(&lab2, &env, &vk), "the cache is per cluster");
         assert!(
-            !cache.verify("lab", &tampered, &vk),
+            !cache.verify(&lab, &tampered, &vk),
             "a tampered body is checked afresh"
         );
         assert!(
-            !cache.verify("lab", &env, other.verifying_key()),
+            !cache.verify(&lab, &env, other.verifying_key()),
             "and so is another key"
         );
     }

@@ -12,7 +12,8 @@ use minicbor::decode::Decoder;
 use minicbor::encode::{Encoder, Write};
 use minicbor::{Decode, Encode};
 
-use super::{decode_exact, encode, WireError};
+use super::roster::{Change, RosterView};
+use super::{decode_exact, encode, ClusterId, WireError};
 use crate::identity::NodeId;
 
 /// The message kinds; the first five match the phases of the same name.
@@ -38,6 +39,10 @@ pub enum Kind {
     /// status: what a node is doing, for observers (`edgeminer status`);
     /// not protocol input, nodes never read it.
     Status = 9,
+    /// roster: the admin's request to change the roster.
+    Change = 10,
+    /// roster: a node's report of the roster in force, for observers.
+    Roster = 11,
 }
 
 impl Kind {
@@ -52,6 +57,8 @@ impl Kind {
             7 => Kind::Commit,
             8 => Kind::Sync,
             9 => Kind::Status,
+            10 => Kind::Change,
+            11 => Kind::Roster,
             _ => return None,
         })
     }
@@ -66,6 +73,7 @@ impl Kind {
             Kind::Solution => "solution",
             Kind::Approval | Kind::Commit | Kind::Sync => "voting",
             Kind::Status => "status",
+            Kind::Change | Kind::Roster => "roster",
         }
     }
 }
@@ -82,6 +90,8 @@ impl fmt::Display for Kind {
             Kind::Commit => "commit",
             Kind::Sync => "sync request",
             Kind::Status => "status",
+            Kind::Change => "roster change",
+            Kind::Roster => "roster view",
         };
         f.write_str(s)
     }
@@ -108,6 +118,27 @@ impl<'b, C> Decode<'b, C> for NodeId {
     }
 }
 
+impl<C> Encode<C> for ClusterId {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.bytes(&self.0)?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for ClusterId {
+    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let arr: [u8; 16] = d
+            .bytes()?
+            .try_into()
+            .map_err(|_| minicbor::decode::Error::message("cluster id must be 16 bytes"))?;
+        Ok(ClusterId(arr))
+    }
+}
+
 /// init: a node is online (retained) or gone (its last will, also retained).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
@@ -125,7 +156,10 @@ pub struct Presence {
     pub version: String,
 }
 
-/// pubkey: the sender's compressed SEC1 key; the sender id is derived from it.
+/// pubkey: the sender's compressed SEC1 key; the sender id is derived from
+/// it. `cluster` names the cluster the sender runs (its genesis), so that a
+/// node started with another genesis is named as such rather than refused
+/// for a bad signature.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
 pub struct PubKey {
@@ -133,6 +167,8 @@ pub struct PubKey {
     pub key: [u8; 33],
     #[n(1)]
     pub name: String,
+    #[n(2)]
+    pub cluster: ClusterId,
 }
 
 /// election: the sender votes for `candidate` to lead (tx, round), on top of
@@ -150,6 +186,9 @@ pub struct Vote {
 /// `difficulty` leading zero bits; `votes` are the election votes (envelopes)
 /// that made it leader and `keys` the voters' public keys, so that a node
 /// that never saw a voter's key (it may be gone) can still check them.
+/// `change`, when present, is the admin's signed roster change (a [`Change`]
+/// envelope) that the transaction commits; it is left out of the encoding
+/// when absent.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
 pub struct Challenge {
@@ -163,6 +202,8 @@ pub struct Challenge {
     pub votes: Vec<Bytes>,
     #[n(4)]
     pub keys: Vec<Key33>,
+    #[n(5)]
+    pub change: Option<Bytes>,
 }
 
 /// solution: the sender's seed for the challenge whose reference is `challenge`.
@@ -235,13 +276,13 @@ pub struct Commit {
     pub keys: Vec<Key33>,
 }
 
-/// voting: the sender's ledger ends before the body's transaction, and it
-/// has seen others commit up to `seen`.
+/// voting: the sender's ledger ends before the body's transaction; it asks
+/// `responder`, and only that member, for the commit certificate of it.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[cbor(array)]
 pub struct Sync {
     #[n(0)]
-    pub seen: u64,
+    pub responder: NodeId,
 }
 
 /// Where a node stands, as its status message says (the protocol core's
@@ -264,6 +305,10 @@ pub enum StatusPhase {
     /// Left the cluster cleanly (its last status).
     #[n(4)]
     Left,
+    /// Not a member of the roster in force: catching up to see whether a
+    /// later roster adds it.
+    #[n(5)]
+    Learner,
 }
 
 impl StatusPhase {
@@ -274,6 +319,7 @@ impl StatusPhase {
             StatusPhase::Mining => "mining",
             StatusPhase::Voting => "voting",
             StatusPhase::Left => "left",
+            StatusPhase::Learner => "learner",
         }
     }
 }
@@ -377,6 +423,8 @@ pub enum Payload {
     Commit(Commit),
     Sync(Sync),
     Status(Status),
+    Change(Change),
+    Roster(RosterView),
 }
 
 impl Payload {
@@ -391,6 +439,8 @@ impl Payload {
             Payload::Commit(_) => Kind::Commit,
             Payload::Sync(_) => Kind::Sync,
             Payload::Status(_) => Kind::Status,
+            Payload::Change(_) => Kind::Change,
+            Payload::Roster(_) => Kind::Roster,
         }
     }
 }
@@ -427,6 +477,8 @@ impl Body {
             Payload::Commit(p) => e.encode(p).map(drop),
             Payload::Sync(p) => e.encode(p).map(drop),
             Payload::Status(p) => e.encode(p).map(drop),
+            Payload::Change(p) => e.encode(p).map(drop),
+            Payload::Roster(p) => e.encode(p).map(drop),
         };
         e.into_writer()
     }
@@ -453,6 +505,8 @@ impl Body {
             Kind::Commit => Payload::Commit(d.decode()?),
             Kind::Sync => Payload::Sync(d.decode()?),
             Kind::Status => Payload::Status(d.decode()?),
+            Kind::Change => Payload::Change(d.decode()?),
+            Kind::Roster => Payload::Roster(d.decode()?),
         };
         if d.position() != bytes.len() {
             return Err(WireError::Trailing);
@@ -509,7 +563,11 @@ mod tests {
             (proptest::collection::vec(any::<u8>(), 33), "[a-z]{0,32}").prop_map(|(k, name)| {
                 let mut key = [0u8; 33];
                 key.copy_from_slice(&k);
-                Payload::PubKey(PubKey { key, name })
+                Payload::PubKey(PubKey {
+                    key,
+                    name,
+                    cluster: ClusterId([7; 16]),
+                })
             }),
             (id(), any::<[u8; 16]>())
                 .prop_map(|(candidate, prev)| Payload::Vote(Vote { candidate, prev })),
@@ -526,6 +584,7 @@ mod tests {
                         prev,
                         votes,
                         keys: vec![Key33([2; 33])],
+                        change: (difficulty % 2 == 0).then(|| Bytes(vec![difficulty; 3])),
                     }
                 )),
             (any::<[u8; 16]>(), any::<u64>())
@@ -546,12 +605,44 @@ mod tests {
                         proof,
                     })
                 }),
-            any::<u64>().prop_map(|seen| Payload::Sync(Sync { seen })),
+            id().prop_map(|responder| Payload::Sync(Sync { responder })),
+            (
+                any::<[u8; 16]>(),
+                any::<u32>(),
+                proptest::collection::vec((id(), "[a-z0-9-]{0,32}"), 0..4),
+                proptest::collection::vec(id(), 0..4)
+            )
+                .prop_map(|(base, quorum, add, remove)| Payload::Change(Change {
+                    base,
+                    quorum,
+                    add: add
+                        .into_iter()
+                        .map(|(id, name)| super::super::roster::Entry { id, name })
+                        .collect(),
+                    remove,
+                })),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                proptest::collection::vec((id(), "[a-z0-9-]{0,32}"), 0..4),
+                any::<u64>()
+            )
+                .prop_map(|(version, quorum, members, since)| Payload::Roster(
+                    RosterView {
+                        version,
+                        quorum,
+                        members: members
+                            .into_iter()
+                            .map(|(id, name)| super::super::roster::Entry { id, name })
+                            .collect(),
+                        since,
+                    }
+                )),
             (
                 (
                     any::<u64>(),
                     "[a-z0-9-]{0,32}",
-                    0u8..5,
+                    0u8..6,
                     proptest::option::of(id())
                 ),
                 (
@@ -577,6 +668,7 @@ mod tests {
                                 StatusPhase::Mining,
                                 StatusPhase::Voting,
                                 StatusPhase::Left,
+                                StatusPhase::Learner,
                             ][usize::from(phase)],
                             leader,
                             difficulty,
@@ -652,6 +744,7 @@ mod tests {
             Payload::PubKey(PubKey {
                 key: [2; 33],
                 name: "x".repeat(32),
+                cluster: ClusterId([7; 16]),
             }),
             Payload::Vote(Vote {
                 candidate: sender,
@@ -686,11 +779,7 @@ mod tests {
                 payload: p,
             }
             .encode();
-            let env = crate::wire::sign(
-                "a-64-byte-cluster-name-is-the-longest-one-allowed-here-0123456789",
-                &key,
-                body,
-            );
+            let env = crate::wire::sign(&ClusterId([9; 16]), &key, body);
             assert!(env.len() <= 200, "{kind} is {} bytes", env.len());
         }
     }
@@ -707,7 +796,7 @@ mod tests {
         bytes.push(0);
         assert_eq!(Body::decode(&bytes), Err(WireError::Trailing));
         let mut bad = body.encode();
-        bad[1] = 10;
-        assert_eq!(Body::decode(&bad), Err(WireError::UnknownKind(10)));
+        bad[1] = 12;
+        assert_eq!(Body::decode(&bad), Err(WireError::UnknownKind(12)));
     }
 }

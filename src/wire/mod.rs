@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod messages;
+pub mod roster;
 pub mod topics;
 
 pub use envelope::{sign, Envelope, SigCache};
@@ -15,14 +16,61 @@ pub use messages::{
     Approval, Body, Bytes, Challenge, Commit, Key33, Kind, Payload, Presence, PubKey, Solution,
     Status, StatusPhase, Sync, Vote,
 };
+pub use roster::{Change, RosterView};
 pub use topics::{Family, Topics};
 
 /// Largest envelope of a single-signature phase message (init, pubkey,
 /// election, solution, voting). Real ones are well under 200 bytes.
 pub const MAX_PHASE_MESSAGE: usize = 512;
+/// Largest envelope on a `roster/<id>` topic: a change request or a
+/// node's report of the roster, each with up to 64 members and their names.
+pub const MAX_ROSTER_MESSAGE: usize = 8 * 1024;
 /// Largest envelope that carries a certificate (a challenge with its election
 /// votes, a commit with its confirmations).
 pub const MAX_CERT_MESSAGE: usize = 32 * 1024;
+
+/// A cluster's id: the first 16 bytes of SHA-256 over its genesis record
+/// (see `protocol::genesis`). Every signature's domain names it, so two
+/// clusters, even of the same name, never accept each other's messages.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ClusterId(pub [u8; 16]);
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl std::fmt::Debug for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for ClusterId {
+    type Err = ();
+    /// 32 lowercase hex characters.
+    fn from_str(s: &str) -> Result<ClusterId, ()> {
+        let bytes = unhex(s).ok_or(())?;
+        Ok(ClusterId(bytes.try_into().map_err(|_| ())?))
+    }
+}
+
+/// Bytes from lowercase hex; `None` for anything else.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    b.chunks(2)
+        .map(|p| Some((nib(p[0])? << 4) | nib(p[1])?))
+        .collect()
+}
 
 /// Why bytes from the network were refused by the codec.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

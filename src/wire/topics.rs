@@ -5,14 +5,18 @@
 //! message whose topic names a different sender than the key that signed it is
 //! refused, so the topic can be trusted for routing only after verification.
 //!
-//! Besides the phases, each node keeps a retained status message on
+//! Besides the phases, membership has its own family, `roster/<id>`: the
+//! admin's retained change request (under the admin key's id) and each
+//! node's retained report of the roster in force (under its own id).
+//!
+//! Each node also keeps a retained status message on
 //! `edgeminer/<cluster>/status/<id>` for observers (`edgeminer status`). It
 //! is not a [`Family`]: nodes do not subscribe to it and [`Topics::parse`]
 //! does not know it, so it can never be protocol input.
 
 use crate::identity::NodeId;
 
-/// The six phases' topic families.
+/// The six phases' topic families, and membership's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
     Init,
@@ -21,16 +25,20 @@ pub enum Family {
     Challenge,
     Solution,
     Voting,
+    /// Roster change requests (from the admin) and roster reports (from
+    /// nodes, for observers).
+    Roster,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Init,
         Family::PubKey,
         Family::Election,
         Family::Challenge,
         Family::Solution,
         Family::Voting,
+        Family::Roster,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +49,7 @@ impl Family {
             Family::Challenge => "challenge",
             Family::Solution => "solution",
             Family::Voting => "voting",
+            Family::Roster => "roster",
         }
     }
 
@@ -103,13 +112,15 @@ impl Topics {
         format!("{}/status/{}", self.prefix, me)
     }
 
-    /// What an observer subscribes to: keys, presence, status, challenges
-    /// and the commits of every node, never the votes or solutions.
+    /// What an observer subscribes to: keys, presence, status, rosters,
+    /// challenges and the commits of every node, never the votes or
+    /// solutions.
     pub fn observer_subscriptions(&self) -> Vec<String> {
         [
             "pubkey/+",
             "init/+",
             "status/+",
+            "roster/+",
             "challenge/+",
             "voting/+/commit",
         ]

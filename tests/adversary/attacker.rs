@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use edgeminer::identity::{Identity, NodeId};
 use edgeminer::protocol::reference;
 use edgeminer::wire::{
-    self, Approval, Body, Challenge, Envelope, Family, Payload, Presence, PubKey, Solution, Topics,
-    Vote,
+    self, Approval, Body, Challenge, ClusterId, Envelope, Family, Payload, Presence, PubKey,
+    Solution, Topics, Vote,
 };
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
@@ -30,7 +30,8 @@ pub struct Seen {
 
 pub struct Attacker {
     pub id: Identity,
-    pub cluster: String,
+    /// The cluster id of the genesis that lists the attacker as a member.
+    pub cluster_id: ClusterId,
     pub topics: Topics,
     client: Client,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -40,9 +41,14 @@ pub struct Attacker {
 const KEEP: usize = 20_000;
 
 impl Attacker {
-    /// Connects with a fresh key and starts recording the cluster's traffic.
-    pub fn connect(broker_port: u16, cluster: &str) -> Attacker {
-        let id = Identity::ephemeral(&mut rand_core::OsRng);
+    /// Connects with `id` (a member of cluster `cluster_id`) and starts
+    /// recording the cluster's traffic.
+    pub fn connect(
+        broker_port: u16,
+        cluster: &str,
+        cluster_id: ClusterId,
+        id: Identity,
+    ) -> Attacker {
         let mut opts = MqttOptions::new(format!("attacker-{}", id.id), "127.0.0.1", broker_port);
         opts.set_keep_alive(Duration::from_secs(5));
         // Large enough for every attack's own payloads echoed back.
@@ -78,7 +84,7 @@ impl Attacker {
         });
         Attacker {
             id,
-            cluster: cluster.to_string(),
+            cluster_id,
             topics,
             client,
             seen,
@@ -103,7 +109,7 @@ impl Attacker {
             round,
             payload,
         };
-        wire::sign(&self.cluster, &self.id.key, body.encode())
+        wire::sign(&self.cluster_id, &self.id.key, body.encode())
     }
 
     /// `payload` signed honestly, under our own id.
@@ -117,6 +123,7 @@ impl Attacker {
             0,
             0,
             Payload::PubKey(PubKey {
+                cluster: self.cluster_id,
                 key: self.id.public,
                 name: name.into(),
             }),

@@ -43,6 +43,16 @@ impl Lab {
         let broker = Mosquitto::start();
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster = format!("adv-{tag}-{}", std::process::id());
+        // The attacker is a member: its id is in the genesis.
+        let key = edgeminer::identity::Identity::ephemeral(&mut rand_core::OsRng);
+        let mallory = format!("{}=mallory", key.id);
+        let genesis = make_lab(
+            dir.path(),
+            &cluster,
+            &["h1", "h2", "h3"],
+            "8..10",
+            &["--member", &mallory],
+        );
         let config = dir.path().join("config.toml");
         // Short timeouts: rounds the attacker wins by election end sooner.
         std::fs::write(
@@ -50,17 +60,14 @@ impl Lab {
             "election_timeout_ms = 2000\ninit_timeout_ms = 4000\n",
         )
         .expect("write config");
-        let atk = Attacker::connect(broker.port, &cluster);
+        let id = genesis.cluster_id.parse().expect("a cluster id");
+        let atk = Attacker::connect(broker.port, &cluster, id, key);
         atk.announce("mallory");
         let args: Vec<String> = [
-            "--cluster",
-            &cluster,
-            "--nodes",
-            "4",
+            "--genesis",
+            &genesis.arg(),
             "--threads",
             "1",
-            "--difficulty",
-            "8..10",
             "--broker",
             &broker.url(),
             "--config",
@@ -339,6 +346,7 @@ fn keys_and_presence_under_other_ids_are_refused() {
             0,
             0,
             Payload::PubKey(PubKey {
+                cluster: lab.atk.cluster_id,
                 key: lab.atk.id.public,
                 name: "h1".into(),
             }),

@@ -292,6 +292,93 @@ impl Drop for Node {
     }
 }
 
+/// A cluster as its operator sets it up: a key in each board's state
+/// directory (`edgeminer keygen`), then one genesis that lists them all
+/// (`edgeminer genesis`).
+pub struct Lab {
+    /// The genesis file every node is given.
+    pub genesis: PathBuf,
+    pub cluster: String,
+    /// The cluster id `edgeminer genesis` printed.
+    pub cluster_id: String,
+    /// Each member's id, in the order of the names given.
+    pub ids: Vec<String>,
+}
+
+impl Lab {
+    /// `--genesis FILE`, as node arguments.
+    pub fn arg(&self) -> String {
+        self.genesis.to_str().expect("utf-8 path").to_string()
+    }
+}
+
+/// Creates the key of the node with state directory `state`; its id.
+pub fn keygen(state: &Path) -> String {
+    let out = edgeminer(&["keygen", "--state-dir", state.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// Keys for the nodes `names` (state directories `dir/<name>`) and a
+/// genesis of cluster `cluster` at `dir/<cluster>.genesis.toml` listing
+/// them with their names, plus `extra` arguments of `edgeminer genesis`
+/// (more `--member`s, `--quorum`, `--admin-key`).
+pub fn make_lab(
+    dir: &Path,
+    cluster: &str,
+    names: &[&str],
+    difficulty: &str,
+    extra: &[&str],
+) -> Lab {
+    let ids: Vec<String> = names.iter().map(|n| keygen(&dir.join(n))).collect();
+    let genesis = dir.join(format!("{cluster}.genesis.toml"));
+    let mut args: Vec<String> = ["genesis", "--cluster", cluster, "--difficulty", difficulty]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (id, name) in ids.iter().zip(names) {
+        args.push("--member".into());
+        args.push(format!("{id}={name}"));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("--out".into());
+    args.push(genesis.to_str().expect("utf-8 path").into());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = edgeminer(&argv);
+    assert!(
+        out.status.success(),
+        "genesis: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster_id = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    assert_eq!(cluster_id.len(), 32, "a cluster id: {cluster_id}");
+    Lab {
+        genesis,
+        cluster: cluster.to_string(),
+        cluster_id,
+        ids,
+    }
+}
+
+/// The lab of `start_cluster`: nodes `<prefix>1..=n` in `dir`, a cluster
+/// named after the prefix and this process.
+pub fn lab(prefix: &str, n: usize, dir: &Path, difficulty: &str) -> Lab {
+    let names: Vec<String> = (1..=n).map(|i| format!("{prefix}{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cluster = format!("{prefix}-{}", std::process::id());
+    make_lab(dir, &cluster, &refs, difficulty, &[])
+}
+
 /// Starts `n` nodes named `<prefix>1..` in `dir`, all with `args`.
 pub fn start_cluster(prefix: &str, n: usize, dir: &Path, args: &[&str]) -> Vec<Node> {
     (1..=n)

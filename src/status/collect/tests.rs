@@ -4,21 +4,57 @@ use rand_core::OsRng;
 
 use super::*;
 use crate::identity::Identity;
+use crate::wire::roster::Entry;
 use crate::wire::{sign, Bytes, Challenge, PubKey, Solution, StatusPhase};
 
-const CLUSTER: &str = "lab";
-
 struct Fixture {
+    /// Three members, then a fourth node no genesis lists.
     ids: Vec<Identity>,
+    genesis: Genesis,
     topics: Topics,
 }
 
 impl Fixture {
     fn new() -> Fixture {
+        let ids: Vec<Identity> = (0..4).map(|_| Identity::ephemeral(&mut OsRng)).collect();
+        let members = ids[..3]
+            .iter()
+            .map(|i| Entry {
+                id: i.id,
+                name: String::new(),
+            })
+            .collect();
+        let genesis = Genesis::new("lab".into(), members, 2, (8, 20), None, None).expect("valid");
         Fixture {
-            ids: (0..3).map(|_| Identity::ephemeral(&mut OsRng)).collect(),
-            topics: Topics::new(CLUSTER),
+            ids,
+            genesis,
+            topics: Topics::new("lab"),
         }
+    }
+
+    fn collector(&self) -> Collector {
+        Collector::new(&self.genesis)
+    }
+
+    /// Node `i`'s report that the roster in force is `members` (from the
+    /// ids) with `version`.
+    fn roster(&self, i: usize, members: &[usize], version: u32) -> (String, Vec<u8>) {
+        let p = Payload::Roster(RosterView {
+            version,
+            quorum: members.len() as u32 / 2 + 1,
+            members: members
+                .iter()
+                .map(|&m| Entry {
+                    id: self.ids[m].id,
+                    name: format!("pi-0{}", m + 1),
+                })
+                .collect(),
+            since: 5,
+        });
+        (
+            self.topics.own(wire::Family::Roster, self.ids[i].id),
+            self.signed(i, 4, 0, p),
+        )
     }
 
     fn signed(&self, i: usize, tx: u64, round: u32, payload: Payload) -> Vec<u8> {
@@ -28,13 +64,14 @@ impl Fixture {
             round,
             payload,
         };
-        sign(CLUSTER, &self.ids[i].key, body.encode())
+        sign(&self.genesis.id(), &self.ids[i].key, body.encode())
     }
 
     fn key(&self, i: usize) -> (String, Vec<u8>) {
         let p = Payload::PubKey(PubKey {
             key: self.ids[i].public,
             name: format!("pi-0{}", i + 1),
+            cluster: self.genesis.id(),
         });
         (
             self.topics.own(wire::Family::PubKey, self.ids[i].id),
@@ -95,6 +132,7 @@ impl Fixture {
                 prev: [2; 16],
                 votes: Vec::new(),
                 keys: Vec::new(),
+                change: None,
             }),
         )
     }
@@ -120,6 +158,19 @@ impl Fixture {
     }
 }
 
+/// The view of member `i`.
+fn node<'a>(
+    v: &'a super::super::view::ClusterView,
+    f: &Fixture,
+    i: usize,
+) -> &'a super::super::view::NodeView {
+    let id = f.ids[i].id.to_string();
+    v.nodes
+        .iter()
+        .find(|n| n.id == id)
+        .expect("a member is shown")
+}
+
 fn feed(c: &mut Collector, msgs: &[(String, Vec<u8>)], now: u64) {
     for (t, p) in msgs {
         c.handle(t, p, now).expect("a valid message counts");
@@ -129,7 +180,7 @@ fn feed(c: &mut Collector, msgs: &[(String, Vec<u8>)], now: u64) {
 #[test]
 fn a_cluster_of_three() {
     let f = Fixture::new();
-    let mut c = Collector::new(CLUSTER);
+    let mut c = f.collector();
     let mut msgs = Vec::new();
     for i in 0..3 {
         msgs.extend([f.key(i), f.presence(i, true)]);
@@ -197,20 +248,24 @@ fn a_cluster_of_three() {
 #[test]
 fn messages_wait_for_their_key() {
     let f = Fixture::new();
-    let mut c = Collector::new(CLUSTER);
+    let mut c = f.collector();
     feed(&mut c, &[f.presence(0, true), f.status(0, 0, 5)], 0);
-    assert!(c.view(0).nodes.is_empty(), "nothing counts before the key");
+    let v = c.view(0);
+    assert!(
+        v.nodes.iter().all(|n| !n.online && n.phase.is_none()),
+        "nothing counts before the key"
+    );
     feed(&mut c, &[f.key(0)], 10);
     let v = c.view(10);
-    assert_eq!(v.nodes.len(), 1);
-    assert!(v.nodes[0].online);
-    assert_eq!(v.nodes[0].hashrate, 5);
+    let n = node(&v, &f, 0);
+    assert!(n.online);
+    assert_eq!(n.hashrate, 5);
 }
 
 #[test]
 fn leaving_and_forgeries() {
     let f = Fixture::new();
-    let mut c = Collector::new(CLUSTER);
+    let mut c = f.collector();
     feed(
         &mut c,
         &[f.key(0), f.key(1), f.presence(0, true), f.presence(1, true)],
@@ -231,7 +286,7 @@ fn leaving_and_forgeries() {
             .body,
     )
     .expect("body");
-    let bad = sign(CLUSTER, &f.ids[1].key, body.encode());
+    let bad = sign(&f.genesis.id(), &f.ids[1].key, body.encode());
     assert_eq!(
         c.handle(&f.topics.status(f.ids[0].id), &bad, 0),
         Err(Refused::BadSignature)
@@ -244,6 +299,7 @@ fn leaving_and_forgeries() {
         Payload::PubKey(PubKey {
             key: f.ids[0].public,
             name: "evil".into(),
+            cluster: f.genesis.id(),
         }),
     );
     assert_eq!(
@@ -269,27 +325,27 @@ fn leaving_and_forgeries() {
     feed(&mut c, &[f.presence(1, false)], 0);
     let v = c.view(0);
     assert_eq!(v.hashrate, 10);
-    assert!(!v.nodes[1].online && v.nodes[1].hashrate == 0);
+    assert!(!node(&v, &f, 1).online && node(&v, &f, 1).hashrate == 0);
     // Node 0 leaves cleanly: its last status says "left".
     let left = f.status_in(0, 0, 0, StatusPhase::Left);
     feed(&mut c, &[left, f.presence(0, false)], 0);
     let v = c.view(0);
-    assert_eq!(v.nodes[0].phase, Some("left"));
+    assert_eq!(node(&v, &f, 0).phase, Some("left"));
     assert_eq!(
         (v.hashrate, v.leader.clone(), v.open_transaction.clone()),
         (0, None, None)
     );
-    assert!(v.to_text().contains("0 of 2 nodes online"));
+    assert!(v.to_text().contains("0 of 3 members online"));
     // A retained status cleared by hand removes it.
     c.handle(&f.topics.status(f.ids[0].id), &[], 0)
         .expect("clear");
-    assert_eq!(c.view(0).nodes[0].phase, None);
+    assert_eq!(node(&c.view(0), &f, 0).phase, None);
 }
 
 #[test]
 fn a_commit_newer_than_every_status_closes_its_transaction() {
     let f = Fixture::new();
-    let mut c = Collector::new(CLUSTER);
+    let mut c = f.collector();
     feed(
         &mut c,
         &[f.key(0), f.key(1), f.presence(0, true), f.presence(1, true)],
@@ -307,7 +363,7 @@ fn a_commit_newer_than_every_status_closes_its_transaction() {
 #[test]
 fn a_challenge_names_the_leader_before_the_statuses_do() {
     let f = Fixture::new();
-    let mut c = Collector::new(CLUSTER);
+    let mut c = f.collector();
     feed(
         &mut c,
         &[f.key(0), f.key(1), f.presence(0, true), f.presence(1, true)],
@@ -334,7 +390,7 @@ fn a_challenge_names_the_leader_before_the_statuses_do() {
             .body,
     )
     .expect("body");
-    let forged = sign(CLUSTER, &f.ids[1].key, body.encode());
+    let forged = sign(&f.genesis.id(), &f.ids[1].key, body.encode());
     assert_eq!(
         c.handle(
             &f.topics.own(wire::Family::Challenge, f.ids[1].id),
@@ -342,5 +398,62 @@ fn a_challenge_names_the_leader_before_the_statuses_do() {
             700
         ),
         Err(Refused::BadSignature)
+    );
+}
+
+#[test]
+fn only_members_count_and_the_members_report_the_roster() {
+    let f = Fixture::new();
+    let mut c = f.collector();
+    // A node no roster lists: its key is refused and counted, its status
+    // never shows.
+    assert_eq!(
+        c.handle(&f.key(3).0, &f.key(3).1, 0),
+        Err(Refused::NotAMember)
+    );
+    let v = c.view(0);
+    assert_eq!((v.nodes.len(), v.not_members), (3, 1));
+    assert!(v.nodes.iter().all(|n| !n.online && n.phase.is_none()));
+    assert!(v.to_text().contains("not members: 1"), "{}", v.to_text());
+    // Two members report a roster that adds it: it counts from then on
+    // (its key, which came too early, is taken from the queue).
+    feed(&mut c, &[f.key(0), f.key(1), f.presence(3, true)], 0);
+    assert_eq!(c.view(0).roster.version, 0);
+    feed(&mut c, &[f.roster(0, &[0, 1, 2, 3], 1)], 0);
+    feed(&mut c, &[f.roster(1, &[0, 1, 2, 3], 1)], 0);
+    let v = c.view(0);
+    assert_eq!(
+        (v.roster.version, v.roster.members, v.roster.since),
+        (1, 4, 5)
+    );
+    assert_eq!(v.not_members, 0);
+    let fourth = v.nodes.iter().find(|n| n.id == f.ids[3].id.to_string());
+    assert!(fourth.is_some_and(|n| n.online && n.name == "pi-04"));
+    // One member reporting something else is outvoted; a report by a node
+    // its own roster does not list counts for nothing.
+    feed(&mut c, &[f.key(2), f.roster(2, &[0, 1, 2], 2)], 0);
+    assert_eq!(c.view(0).roster.version, 1);
+    let lonely = f.roster(3, &[0, 1, 2], 7);
+    feed(&mut c, &[lonely], 0);
+    assert_eq!(c.roster_reports().1, 2);
+}
+
+#[test]
+fn another_clusters_key_is_named() {
+    let f = Fixture::new();
+    let mut c = f.collector();
+    let other = f.signed(
+        0,
+        0,
+        0,
+        Payload::PubKey(PubKey {
+            key: f.ids[0].public,
+            name: "pi-01".into(),
+            cluster: ClusterId([3; 16]),
+        }),
+    );
+    assert_eq!(
+        c.handle(&f.key(0).0, &other, 0),
+        Err(Refused::OtherCluster(ClusterId([3; 16])))
     );
 }

@@ -1,0 +1,168 @@
+//! This node's own membership: taking part while the roster in force names
+//! it, learning while it does not, and the admin's change requests.
+//!
+//! A node whose id is not in the roster of its ledger head is a *learner*:
+//! a board too many, one started with the wrong genesis, or one just added
+//! whose ledger has not caught up with its addition yet. It never votes,
+//! mines or says it is online (so nobody elects it); it publishes its key,
+//! so that the members can check its requests, and catches up commit by
+//! commit, checking each against the roster of its height. Once a commit
+//! adds it, it is a member and starts like any restarted node. If no commit
+//! comes for the init timeout and it is still no member, or if the genesis
+//! names no admin (the roster can never change), it stops for good: the
+//! driver exits with code 78, which its service does not restart.
+//!
+//! The admin's change requests arrive retained on `roster/<admin-id>`; the
+//! node keeps the latest one whose signature checks, and proposes it with
+//! its challenge when it leads and the request applies to the roster in
+//! force (see [`super::roster`]).
+
+use tracing::{debug, info, warn};
+
+use super::roster::{check_change, signed_change, ChangeError};
+use super::{Action, Node, Phase, Publish, Reject, Stop};
+use crate::wire::{Family, Payload};
+
+impl Node {
+    /// Whether this node is learning (not a member, still looking).
+    pub(crate) fn learning(&self) -> bool {
+        self.phase == Phase::Learner && self.stopped.is_none()
+    }
+
+    /// Why this node cannot take part at all, known before it connects:
+    /// it is not a member and the roster can never change.
+    pub fn refusal(&self) -> Option<Stop> {
+        (!self.is_member() && self.cfg.genesis.admin().is_none()).then(|| self.not_a_member())
+    }
+
+    fn not_a_member(&self) -> Stop {
+        Stop::NotAMember {
+            height: self.height,
+            removed_at: self.removed_at,
+            fixed: self.cfg.genesis.admin().is_none(),
+        }
+    }
+
+    /// Stops taking part for good.
+    pub(crate) fn stop(&mut self, why: Stop, out: &mut Vec<Action>) {
+        self.stopped = Some(why.clone());
+        self.tx.deadline = None;
+        self.tx.resend_at = None;
+        self.learner_until = None;
+        out.push(Action::Stop(why));
+    }
+
+    /// A learner's part when connected: its key, and a time limit.
+    pub(crate) fn announce_learner(&mut self, now: u64, out: &mut Vec<Action>) {
+        if let Some(why) = self.refusal() {
+            return self.stop(why, out);
+        }
+        if self.learner_until.is_none() {
+            info!(
+                "init: this node ({}) is not in the roster of cluster '{}' at tx {}; catching up to see whether a later roster adds it",
+                self.me,
+                self.cfg.genesis.cluster(),
+                self.height
+            );
+            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+        }
+        out.push(Action::Publish(self.pubkey_message()));
+        if self.catchup_next().is_none() {
+            self.request_sync(now, out);
+        }
+    }
+
+    /// The init timeout passed without a commit that adds this node.
+    pub(crate) fn learner_gives_up(&mut self, out: &mut Vec<Action>) {
+        let why = self.not_a_member();
+        warn!("init: {}", self.stop_message(&why));
+        self.stop(why, out);
+    }
+
+    /// What to tell the operator when this node stops.
+    pub fn stop_message(&self, why: &Stop) -> String {
+        let g = &self.cfg.genesis;
+        let who = format!("this node ({})", self.me);
+        let cluster = format!("cluster '{}' ({})", g.cluster(), g.id());
+        match why {
+            Stop::NotAMember {
+                fixed: true,
+                height,
+                ..
+            } => format!(
+                "{who} is not a member of {cluster} (its roster at tx {height} names {}), and the genesis names no admin, so the roster never changes: start it with the genesis of its own cluster, or make a new genesis that lists it",
+                self.roster_names()
+            ),
+            Stop::NotAMember {
+                removed_at: Some(tx),
+                ..
+            } => format!(
+                "{who} was removed from {cluster} in tx {tx}, and no later roster adds it again: add it with `edgeminer roster add {}` first, then start it",
+                self.me
+            ),
+            Stop::NotAMember { height, .. } => format!(
+                "{who} is not a member of {cluster}: no roster up to tx {height} names it (members: {}); add it with `edgeminer roster add {}` first, then start it",
+                self.roster_names(),
+                self.me
+            ),
+            Stop::Removed { tx } => format!(
+                "{who} was removed from {cluster} by the roster change committed in tx {tx}; it takes no further part"
+            ),
+        }
+    }
+
+    fn roster_names(&self) -> String {
+        self.roster
+            .ids()
+            .map(|id| self.name_of(id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The admin's change request, as it arrived on `roster/<admin-id>`.
+    pub(crate) fn on_change_request(&mut self, raw: &[u8], _now: u64) -> Result<(), Reject> {
+        let g = self.cfg.genesis.clone();
+        let (change, _) = signed_change(&g, raw, &self.sigs)?;
+        if self.change_request.as_deref() == Some(raw) {
+            return Ok(());
+        }
+        match check_change(&g, &self.roster, raw, self.height + 1, &self.sigs) {
+            Ok((_, next)) => {
+                info!(
+                    "roster: the admin asks for version {}: {} members, quorum {} ({} added, {} removed); the next leader proposes it",
+                    next.version(),
+                    next.len(),
+                    next.quorum(),
+                    change.add.len(),
+                    change.remove.len()
+                );
+            }
+            // A request already applied, or meant for a roster this node
+            // has not reached: nothing to say.
+            Err(ChangeError::Stale { .. }) => {
+                debug!("roster: a change request for another roster than the one in force");
+            }
+            Err(e) => return Err(Reject::Change(e)),
+        }
+        self.change_request = Some(raw.to_vec());
+        Ok(())
+    }
+
+    /// The change request to propose with a challenge for `tx`, if it
+    /// applies to the roster in force.
+    pub(crate) fn pending_change(&self, tx: u64) -> Option<Vec<u8>> {
+        let raw = self.change_request.as_ref()?;
+        check_change(&self.cfg.genesis, &self.roster, raw, tx, &self.sigs)
+            .is_ok()
+            .then(|| raw.clone())
+    }
+
+    /// This node's report of the roster in force, retained for observers.
+    pub fn roster_message(&self) -> Publish {
+        Publish {
+            topic: self.topics.own(Family::Roster, self.me),
+            payload: self.sign(self.height, 0, Payload::Roster(self.roster.view())),
+            retain: true,
+        }
+    }
+}
