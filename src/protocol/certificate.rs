@@ -84,6 +84,7 @@ fn check_sig(
 /// Checks a set of signed approvals (`confirm == false`) of `solution` in
 /// voting round `vround` of `tx`: returns the distinct signers. Used for the
 /// proof a confirmation carries.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_approvals(
     cluster: &ClusterId,
     roster: &Roster,

@@ -29,7 +29,7 @@ impl Node {
             self.compare_old(body, &c);
             // It has that one at least: a good node to ask, should this
             // node fall behind.
-            self.catchup.claim(body.sender, body.tx);
+            self.catchup.claim(body.sender, body.tx, now);
             return Ok(());
         }
         if body.tx > want {
@@ -49,7 +49,8 @@ impl Node {
             done.vround,
             self.name_of(body.sender)
         );
-        self.apply_commit(done, c, now, out);
+        let answered = self.catchup.answers(want);
+        self.apply_commit(done, c, answered, now, out);
         Ok(())
     }
 
@@ -92,11 +93,13 @@ impl Node {
     }
 
     /// Durably records a commit, tells the others, and starts the next
-    /// transaction.
+    /// transaction. `answered`: it is a certificate of the transaction this
+    /// node asked for (catch-up), not a commit of its own voting.
     pub(crate) fn apply_commit(
         &mut self,
         done: Committed,
         commit: Commit,
+        answered: bool,
         now: u64,
         out: &mut Vec<Action>,
     ) {
@@ -142,7 +145,7 @@ impl Node {
         if self.learning() {
             self.learner_until = Some(now + self.cfg.init_timeout_ms);
         }
-        self.progressed(now, out);
+        self.progressed(answered, now, out);
         if !matches!(self.phase, Phase::Init | Phase::Learner) {
             self.enter_round(0, now, out);
         }
@@ -204,6 +207,7 @@ impl Node {
                     tx + 1
                 );
                 self.learner_until = None;
+                self.take_roster_name();
                 self.phase = Phase::Init;
                 self.started_at = now;
                 self.tx.deadline = Some(now + self.cfg.init_timeout_ms);

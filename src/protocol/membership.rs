@@ -7,10 +7,12 @@
 //! mines or says it is online (so nobody elects it); it publishes its key,
 //! so that the members can check its requests, and catches up commit by
 //! commit, checking each against the roster of its height. Once a commit
-//! adds it, it is a member and starts like any restarted node. If no commit
-//! comes for the init timeout and it is still no member, or if the genesis
-//! names no admin (the roster can never change), it stops for good: the
-//! driver exits with code 78, which its service does not restart.
+//! adds it, it is a member (under the name the roster gives it) and starts
+//! like any restarted node. If no commit comes for the init timeout while
+//! it hears the cluster, no admin request to add it is out, and it is
+//! still no member, or if the genesis names no admin (the roster can never
+//! change), it stops for good: the driver exits with code 78, which its
+//! service does not restart.
 //!
 //! The admin's change requests arrive retained on `roster/<admin-id>`; the
 //! node keeps the latest one whose signature checks, and proposes it with
@@ -72,8 +74,21 @@ impl Node {
         }
     }
 
-    /// The init timeout passed without a commit that adds this node.
-    pub(crate) fn learner_gives_up(&mut self, out: &mut Vec<Action>) {
+    /// The init timeout passed without a commit that adds this node. While
+    /// the admin's request to add it is out, applicable and not committed
+    /// yet (the cluster may be slow, or busy with faults), it waits on.
+    pub(crate) fn learner_gives_up(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.adds_me(self.height + 1) {
+            debug!("init: the admin's request to add this node is not committed yet; waiting on");
+            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+            return;
+        }
+        // Nothing heard for a while: cut off from the broker, not refused.
+        if now.saturating_sub(self.heard_at) >= self.cfg.init_timeout_ms / 2 {
+            debug!("init: nothing heard from the cluster lately; waiting on");
+            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+            return;
+        }
         let why = self.not_a_member();
         warn!("init: {}", self.stop_message(&why));
         self.stop(why, out);
@@ -155,6 +170,32 @@ impl Node {
         check_change(&self.cfg.genesis, &self.roster, raw, tx, &self.sigs)
             .is_ok()
             .then(|| raw.clone())
+    }
+
+    /// A node just added goes by the name the roster gives it (as one
+    /// started as a member does): its key and presence are signed again.
+    pub(crate) fn take_roster_name(&mut self) {
+        let Some(name) = self.roster.name(self.me).filter(|n| !n.is_empty()) else {
+            return;
+        };
+        if self.cfg.name == name {
+            return;
+        }
+        self.cfg.name = name.to_string();
+        self.announcements = None;
+        let key = self.pubkey_message().payload;
+        self.announcements = Some((key.clone(), self.presence_message(true).payload));
+        let (me, public, name) = (self.me, self.public, self.cfg.name.clone());
+        self.members.insert_key(me, public, name, key);
+    }
+
+    /// Whether the admin's pending request, applied at `tx`, adds this node.
+    fn adds_me(&self, tx: u64) -> bool {
+        let Some(raw) = self.change_request.as_ref() else {
+            return false;
+        };
+        check_change(&self.cfg.genesis, &self.roster, raw, tx, &self.sigs)
+            .is_ok_and(|(_, next)| next.contains(self.me))
     }
 
     /// This node's report of the roster in force, retained for observers.

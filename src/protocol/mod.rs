@@ -211,6 +211,9 @@ pub enum Reject {
 }
 
 const MAX_PENDING: usize = 1024;
+/// Messages of a later transaction are held for replay up to this far
+/// ahead of the ledger.
+const MAX_TX_AHEAD: u64 = 64;
 
 /// One node's protocol state.
 pub struct Node {
@@ -234,6 +237,9 @@ pub struct Node {
     pub(crate) change_request: Option<Vec<u8>>,
     /// A learner gives up (not a member) when no commit came this long.
     pub(crate) learner_until: Option<u64>,
+    /// When a message last arrived (a learner that hears nothing may be
+    /// cut off from the broker: it does not give up then).
+    pub(crate) heard_at: u64,
     /// The transaction whose roster change last removed this node, if the
     /// ledger shows one and no later change added it back.
     pub(crate) removed_at: Option<u64>,
@@ -319,6 +325,7 @@ impl Node {
             rosters: history.rosters().to_vec(),
             change_request: None,
             learner_until: None,
+            heard_at: now,
             removed_at: removed_at(ledger, identity.id),
             stopped: None,
             refusals: counters::RefusalLog::default(),
@@ -478,7 +485,7 @@ impl Node {
         match self.phase {
             Phase::Learner => {
                 if self.learner_until.is_some_and(|t| now >= t) {
-                    self.learner_gives_up(out);
+                    self.learner_gives_up(now, out);
                 } else if self.tx.resend_at.is_some_and(|t| now >= t) {
                     // Our key, so that members can check our requests.
                     self.tx.resends += 1;
@@ -566,6 +573,7 @@ impl Node {
             debug!(topic, "ignored: not a topic of this cluster");
             return;
         };
+        self.heard_at = now;
         if payload.is_empty() {
             // A cleared retained message (someone left for good).
             debug!(topic, "ignored: empty retained message");
@@ -655,7 +663,20 @@ impl Node {
             if body.sender == self.me {
                 return Ok(());
             }
-            return Err(Reject::NotAMember(body.sender));
+            // A board of a namesake cluster says so in its key: name that.
+            if let Payload::PubKey(pk) = &body.payload {
+                if pk.cluster != self.cfg.cluster_id() {
+                    return Err(Reject::OtherCluster(pk.cluster));
+                }
+            }
+            // A removed member that was away asks for the commits it
+            // missed (one of them removed it): its key and its requests
+            // are taken, nothing else.
+            let former = matches!(body.payload, Payload::PubKey(_) | Payload::Sync(_))
+                && self.rosters.iter().any(|r| r.contains(body.sender));
+            if !former {
+                return Err(Reject::NotAMember(body.sender));
+            }
         }
         if let Payload::PubKey(pk) = &body.payload {
             return self.on_pubkey(&env, &body, pk, now, out);
@@ -707,6 +728,11 @@ impl Node {
             // lack: our copy of that commit may have been lost, and nothing
             // else would tell us.
             self.evidence(body.sender, body.tx - 1, now, out);
+            // Held for when our ledger reaches it; one too far ahead is
+            // evidence only (catch-up will pass its transaction anyway).
+            if body.tx > want + MAX_TX_AHEAD {
+                return Ok(());
+            }
             if self.future.len() >= MAX_PENDING {
                 self.future.pop_front();
             }

@@ -11,7 +11,7 @@
 //! evidence. Without an answer it asks again later and later (1 s,
 //! doubling to 30 s), and after [`GIVE_UP_AFTER`] unanswered requests it
 //! forgets the claims until new evidence comes. A node that is not a
-//! member (a learner: a board not yet added, see `init`) asks without
+//! member (a learner: a board not yet added, see `membership`) asks without
 //! evidence, with the same back-off.
 //!
 //! Each request names its responder: a member that showed it has the
@@ -37,6 +37,8 @@ const RETRY_MAX_MS: u64 = 30_000;
 pub const GIVE_UP_AFTER: u32 = 6;
 /// At most one answer to the same request of one requester this often.
 const SERVE_EVERY_MS: u64 = 20;
+/// A member heard from this recently is taken to be alive.
+const HEARD_LATELY_MS: u64 = 5_000;
 /// Requesters remembered for the rate limit.
 const MAX_SERVED: usize = 1024;
 
@@ -45,12 +47,17 @@ const MAX_SERVED: usize = 1024;
 pub struct CatchUp {
     /// The highest transaction each member has shown it committed.
     claims: BTreeMap<NodeId, u64>,
+    /// When each member last showed a claim (it is alive then: a member
+    /// whose presence still says online may be long dead).
+    heard: BTreeMap<NodeId, u64>,
     /// When to ask next, if at all.
     next_at: Option<u64>,
     /// Requests without progress since the last commit.
     unanswered: u32,
     /// What each requester was last answered and when (rate limit).
     served: BTreeMap<NodeId, (u64, u64)>,
+    /// The member last asked, and for which transaction.
+    asked: Option<(NodeId, u64)>,
 }
 
 impl CatchUp {
@@ -72,7 +79,8 @@ impl CatchUp {
 
     /// Records that `who` has shown it committed `tx`; whether that is
     /// further than it showed before.
-    pub fn claim(&mut self, who: NodeId, tx: u64) -> bool {
+    pub fn claim(&mut self, who: NodeId, tx: u64, now: u64) -> bool {
+        self.heard.insert(who, now);
         let slot = self.claims.entry(who).or_default();
         let raised = tx > *slot;
         *slot = (*slot).max(tx);
@@ -84,9 +92,16 @@ impl CatchUp {
         self.claims.get(&id).copied().unwrap_or(0)
     }
 
+    /// Whether a certificate of `tx` answers this node's request (whoever
+    /// sent it: answers to others' requests for it count too).
+    pub fn answers(&self, tx: u64) -> bool {
+        self.asked.is_some_and(|(_, t)| t == tx)
+    }
+
     /// Forgets a member's claims (it left the roster).
     pub fn forget(&mut self, keep: impl Fn(NodeId) -> bool) {
         self.claims.retain(|id, _| keep(*id));
+        self.heard.retain(|id, _| keep(*id));
     }
 }
 
@@ -109,7 +124,8 @@ impl Node {
     /// `who`, a member, has shown it committed `tx`: evidence that this
     /// node may be behind.
     pub(crate) fn evidence(&mut self, who: NodeId, tx: u64, now: u64, out: &mut Vec<Action>) {
-        if !self.catchup.claim(who, tx) {
+        // Our own id on a message we did not send: a stolen key, no news.
+        if who == self.me || !self.catchup.claim(who, tx, now) {
             return;
         }
         let target = self.catchup.target(&self.roster);
@@ -141,7 +157,7 @@ impl Node {
             return;
         }
         let want = self.height + 1;
-        let Some(responder) = self.responder(want) else {
+        let Some(responder) = self.responder(want, now) else {
             // Nobody to ask yet: try again when the wait is over.
             self.catchup.next_at = Some(now + RETRY_MS);
             return;
@@ -153,6 +169,7 @@ impl Node {
         if want % 100 == 1 || target.saturating_sub(self.height) < 3 {
             info!("voting: asking {} for tx {want}", self.name_of(responder));
         }
+        self.catchup.asked = Some((responder, want));
         let msg = self.sign(want, 0, Payload::Sync(Sync { responder }));
         out.push(Action::Publish(Publish {
             topic: self.topics.sync(self.me),
@@ -162,13 +179,24 @@ impl Node {
     }
 
     /// The member to ask for `want`: among those that showed they have it
-    /// (online ones first), else among the online members, another one at
-    /// every unanswered request.
-    fn responder(&self, want: u64) -> Option<NodeId> {
+    /// (those heard from lately first, then online ones), else among the
+    /// online members, another one at every unanswered request.
+    fn responder(&self, want: u64, now: u64) -> Option<NodeId> {
         let online = self.online();
         let others: Vec<NodeId> = self.roster.ids().filter(|id| *id != self.me).collect();
         let has = |id: &NodeId| self.catchup.claim_of(*id) >= want;
-        let tiers: [Vec<NodeId>; 3] = [
+        let lately = |id: &NodeId| {
+            self.catchup
+                .heard
+                .get(id)
+                .is_some_and(|&t| now < t + HEARD_LATELY_MS)
+        };
+        let tiers: [Vec<NodeId>; 4] = [
+            others
+                .iter()
+                .copied()
+                .filter(|id| has(id) && lately(id))
+                .collect(),
             others
                 .iter()
                 .copied()
@@ -189,14 +217,19 @@ impl Node {
         Some(pool[(start + self.catchup.unanswered as usize) % pool.len()])
     }
 
-    /// A commit was applied: the next request, if still behind, goes out
-    /// at once.
-    pub(crate) fn progressed(&mut self, now: u64, out: &mut Vec<Action>) {
-        self.catchup.unanswered = 0;
-        if self.behind() {
-            self.request_sync(now, out);
-        } else {
+    /// A commit was applied. When it answers this node's request, the next
+    /// request, if still behind, goes out at once. A commit of its own
+    /// voting answers nothing (the node is at the cluster's head): a
+    /// pending request keeps its back-off, so that a claim nobody serves
+    /// (a lying member's) runs into [`GIVE_UP_AFTER`] however often the
+    /// cluster commits.
+    pub(crate) fn progressed(&mut self, answered: bool, now: u64, out: &mut Vec<Action>) {
+        if !self.behind() {
             self.catchup.next_at = None;
+            self.catchup.unanswered = 0;
+        } else if answered {
+            self.catchup.unanswered = 0;
+            self.request_sync(now, out);
         }
     }
 

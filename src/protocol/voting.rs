@@ -339,7 +339,7 @@ impl Node {
         let tx = self.height + 1;
         let genesis = &self.cfg.genesis;
         match verify_commit_with(genesis, &self.roster, tx, &self.prev, &commit, &self.sigs) {
-            Ok(done) => self.apply_commit(done, commit, now, out),
+            Ok(done) => self.apply_commit(done, commit, false, now, out),
             Err(e) => {
                 error!("voting: tx {tx} the certificate this node built does not verify: {e}")
             }

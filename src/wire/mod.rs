@@ -59,7 +59,7 @@ impl std::str::FromStr for ClusterId {
 /// Bytes from lowercase hex; `None` for anything else.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| match c {
