@@ -39,6 +39,10 @@ pub enum Violation {
     /// A node asks for its timer again and again at one instant (the
     /// daemon would spin the CPU).
     Spin { node: usize, at: u64 },
+    /// A member asks for a transaction no node has committed: it believed
+    /// a claim it could not check, or one member's lie in a roster that
+    /// tolerates a liar.
+    CatchUp { node: usize, tx: u64, agreed: u64 },
     /// No commit within the stated bound after the faults stopped.
     Progress {
         heal: u64,
@@ -65,6 +69,10 @@ impl std::fmt::Display for Violation {
             Violation::Spin { node, at } => write!(
                 f,
                 "SPIN: n{node} keeps asking for its timer at t={at}ms without moving it"
+            ),
+            Violation::CatchUp { node, tx, agreed } => write!(
+                f,
+                "CATCH-UP: n{node} asks for tx {tx}, but no node has committed beyond tx {agreed}"
             ),
             Violation::Progress {
                 heal,
@@ -176,6 +184,16 @@ impl Checker {
             self.chain.push(done.clone()).map_err(|e| e.to_string())?;
         }
         Ok(done)
+    }
+
+    /// The agreed height and the reference its next transaction builds on.
+    pub fn head(&self) -> (u64, [u8; 16]) {
+        let h = self.chain.height();
+        let prev = match h {
+            0 => self.genesis.prev(),
+            _ => self.chain.commits[(h - 1) as usize].reference,
+        };
+        (h, prev)
     }
 
     /// The roster the agreed chain puts in force for its next transaction.

@@ -15,6 +15,7 @@
 //! --faults 0,3 --trace` reproduces it exactly.
 
 pub mod check;
+pub mod forge;
 pub mod plan;
 pub mod world;
 
@@ -120,7 +121,11 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
     let n = opt.nodes.unwrap_or(3 + (r.next_u32() % 13) as usize);
     let q = opt.quorum.unwrap_or_else(|| quorum::majority(n));
     let drawn = if opt.faults {
-        Plan::draw(&mut seed_stream(seed, 5), n, q)
+        Plan::draw(&mut seed_stream(seed, 5), n, q).with_adversaries(
+            &mut seed_stream(seed, 6),
+            n,
+            q,
+        )
     } else {
         Plan::default()
     };
@@ -136,13 +141,15 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
     let mut recovery = None;
     while w.violation.is_none() {
         if w.now >= heal {
-            let heights: Vec<u64> = (0..n)
-                .filter(|&h| !w.is_dead_for_good(h))
+            let heights: Vec<u64> = w
+                .live()
+                .into_iter()
                 .map(|h| w.hosts[h].records.len() as u64)
                 .collect();
             let b = *base.get_or_insert_with(|| {
-                (0..n)
-                    .map(|h| w.hosts[h].records.len() as u64)
+                w.hosts
+                    .iter()
+                    .map(|h| h.records.len() as u64)
                     .max()
                     .unwrap_or(0)
             });
@@ -168,7 +175,7 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
             }
         }
         if w.steps >= opt.max_steps || !w.step() {
-            let heights = (0..n).map(|h| w.hosts[h].records.len() as u64).collect();
+            let heights = w.hosts.iter().map(|h| h.records.len() as u64).collect();
             w.violation = Some(Violation::Progress {
                 heal,
                 bound,

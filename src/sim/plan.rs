@@ -42,6 +42,26 @@ pub enum FaultKind {
     },
     /// For `dur` ms, deliveries to `node` take up to `extra` ms longer.
     Slow { node: usize, dur: u64, extra: u64 },
+    /// For `dur` ms, every `every` ms, someone outside the cluster signs
+    /// with `keys` keys it minted (as many as a quorum): votes, a challenge,
+    /// a solution, approvals and confirmations of the next transaction, the
+    /// certificate they make (sometimes retained), and claims of a
+    /// far-future transaction. With `insider`, the first key is that
+    /// member's (a board that died for good and whose key was stolen).
+    Forgery {
+        dur: u64,
+        every: u64,
+        keys: usize,
+        insider: Option<usize>,
+    },
+    /// `count` made-up keys publish themselves online (retained, so they
+    /// stay after the faults end).
+    Ghosts { count: usize },
+    /// The admin removes member `node` (quorum: a majority of the rest),
+    /// when that leaves enough members that never die for a quorum.
+    Remove { node: usize },
+    /// The admin adds spare board `spare` (host `n + spare`), then starts it.
+    Add { spare: usize },
 }
 
 impl Fault {
@@ -54,6 +74,8 @@ impl Fault {
                 FaultKind::BrokerRestart { down, .. } => *down,
                 FaultKind::Lossy { dur, .. } => *dur,
                 FaultKind::Slow { dur, .. } => *dur,
+                FaultKind::Forgery { dur, .. } => *dur,
+                FaultKind::Ghosts { .. } | FaultKind::Remove { .. } | FaultKind::Add { .. } => 0,
             }
     }
 }
@@ -99,6 +121,27 @@ impl std::fmt::Display for Fault {
             ),
             FaultKind::Slow { node, dur, extra } => {
                 write!(f, "slow links to n{node} for {dur}ms (+{extra}ms)")
+            }
+            FaultKind::Forgery {
+                dur,
+                every,
+                keys,
+                insider,
+            } => {
+                match insider {
+                    Some(n) => write!(
+                        f,
+                        "forgeries with the stolen key of n{n} and {} minted keys",
+                        keys - 1
+                    )?,
+                    None => write!(f, "forgeries with {keys} minted keys")?,
+                }
+                write!(f, " every {every}ms for {dur}ms")
+            }
+            FaultKind::Ghosts { count } => write!(f, "{count} ghost members announce themselves"),
+            FaultKind::Remove { node } => write!(f, "the admin removes n{node}"),
+            FaultKind::Add { spare } => {
+                write!(f, "the admin adds spare board {spare}, then starts it")
             }
         }
     }
@@ -188,6 +231,68 @@ impl Plan {
         }
         faults.sort_by_key(|f| f.at);
         Plan { faults }
+    }
+
+    /// Draws the adversaries and the admin of a run on top of its faults:
+    /// forgers outside the cluster (sometimes with a dead member's stolen
+    /// key), ghost members, and membership changes while the faults go on.
+    pub fn with_adversaries(mut self, rng: &mut ChaCha8Rng, n: usize, q: usize) -> Plan {
+        let window = self.heal().max(2_000);
+        let dead = self.dead_for_good();
+        let mut more = Vec::new();
+        if pct(rng, 40) {
+            let insider = (!dead.is_empty() && pct(rng, 50))
+                .then(|| dead[below(rng, dead.len() as u64) as usize]);
+            more.push(Fault {
+                // Sometimes before anyone starts (retained certificates).
+                at: if pct(rng, 30) { 0 } else { below(rng, window) },
+                kind: FaultKind::Forgery {
+                    dur: 500 + below(rng, window),
+                    every: 300 + below(rng, 1_700),
+                    keys: q,
+                    insider,
+                },
+            });
+        }
+        if pct(rng, 25) {
+            more.push(Fault {
+                at: below(rng, window),
+                kind: FaultKind::Ghosts {
+                    count: 1 + below(rng, 12) as usize,
+                },
+            });
+        }
+        if pct(rng, 20) {
+            let node = match dead.first() {
+                Some(&d) if pct(rng, 70) => d,
+                _ => below(rng, n as u64) as usize,
+            };
+            more.push(Fault {
+                at: below(rng, window),
+                kind: FaultKind::Remove { node },
+            });
+        }
+        if pct(rng, 20) {
+            more.push(Fault {
+                at: below(rng, window),
+                kind: FaultKind::Add { spare: 0 },
+            });
+        }
+        self.faults.extend(more);
+        self.faults.sort_by_key(|f| f.at);
+        self
+    }
+
+    /// Spare boards the plan adds (hosts beyond the genesis members).
+    pub fn spares(&self) -> usize {
+        self.faults
+            .iter()
+            .filter_map(|f| match f.kind {
+                FaultKind::Add { spare } => Some(spare + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The plan with only the faults at these indexes.

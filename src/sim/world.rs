@@ -8,7 +8,7 @@
 //! messages published while a node has no session are lost (a real client
 //! would queue some of them), and wills may land after the node is back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,14 +16,16 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::check::{Checker, Violation};
+use super::forge::Forger;
 use super::plan::{FaultKind, Plan};
 use crate::chain;
 use crate::identity::Identity;
 use crate::pow::{self, Job};
 use crate::protocol::reference;
-use crate::protocol::{Action, Config, Durable, Genesis, Input, Node, Publish, VoteState};
-use crate::wire::roster::Entry;
-use crate::wire::{Body, Envelope, Payload, SigCache};
+use crate::protocol::roster::sign_change;
+use crate::protocol::{quorum, Action, Config, Durable, Genesis, Input, Node, Publish, VoteState};
+use crate::wire::roster::{Change, Entry};
+use crate::wire::{Body, Envelope, Family, Payload, SigCache, Topics};
 
 /// The broker publishes a will this long (at most) after it loses a client:
 /// 1.5 times the daemon's 5 s keep-alive.
@@ -47,6 +49,8 @@ pub struct Host {
     /// Crash after this many actions of the next step: (cut, restart after).
     crash_after: Option<(usize, Option<u64>)>,
     dead_for_good: bool,
+    /// Started at least once (spare boards start when the admin adds them).
+    launched: bool,
     /// Mean time to mine a job (boards differ).
     mine_ms: u64,
     restarts: u64,
@@ -76,6 +80,20 @@ enum Ev {
         epoch: u64,
         will: Publish,
     },
+    /// A forger's next batch (index into `World::forgers`).
+    Forge(usize),
+    /// The admin looks at the roster and makes its next change.
+    Admin,
+}
+
+/// A forger at work until `until`.
+struct Forging {
+    forger: Forger,
+    until: u64,
+    every: u64,
+    batches: u64,
+    /// Its first key is a member's (stolen).
+    insider: bool,
 }
 
 /// A window of time with lossy or slow delivery.
@@ -114,6 +132,15 @@ pub struct World {
     sigs: SigCache,
     /// The last timer fired (host, time) and how often in a row.
     spin: ((usize, u64), u32),
+    /// Members in the genesis (hosts beyond are spare boards).
+    members: usize,
+    forgers: Vec<Forging>,
+    /// The member whose key a forger stole (it may be called a liar).
+    insider: Option<usize>,
+    /// Membership changes the plan asked for, not made yet.
+    admin_queue: VecDeque<FaultKind>,
+    /// The admin's published request and the roster version it makes.
+    admin_pending: Option<(Vec<u8>, u32)>,
 }
 
 fn stream(seed: u64, which: u64) -> ChaCha8Rng {
@@ -132,8 +159,9 @@ impl World {
     pub fn new(n: usize, q: usize, seed: u64, plan: Plan, trace: bool, live: bool) -> World {
         let mut keys = stream(seed, 1);
         let mut boot = stream(seed, 2);
-        let hosts: Vec<Host> = (0..n)
-            .map(|_| Host {
+        let spares = plan.spares();
+        let hosts: Vec<Host> = (0..n + spares)
+            .map(|i| Host {
                 identity: Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
                     keys.next_u64(),
                 )),
@@ -147,6 +175,7 @@ impl World {
                 mining: None,
                 crash_after: None,
                 dead_for_good: false,
+                launched: i < n,
                 mine_ms: 300 + below(&mut boot, 2_700),
                 restarts: 0,
             })
@@ -154,7 +183,7 @@ impl World {
         let admin = Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
             keys.next_u64(),
         ));
-        let members = hosts
+        let members = hosts[..n]
             .iter()
             .enumerate()
             .map(|(i, h)| Entry {
@@ -202,12 +231,17 @@ impl World {
             spin: ((usize::MAX, 0), 0),
             sigs,
             plan,
+            members: n,
+            forgers: Vec::new(),
+            insider: None,
+            admin_queue: VecDeque::new(),
+            admin_pending: None,
         };
         for i in 0..w.plan.faults.len() {
             let at = w.plan.faults[i].at;
             w.schedule(at, Ev::Fault(i));
         }
-        for h in 0..w.hosts.len() {
+        for h in 0..n {
             let at = below(&mut w.boot, 500);
             w.schedule(at, Ev::Restart(h));
         }
@@ -239,6 +273,14 @@ impl World {
 
     pub fn is_dead_for_good(&self, h: usize) -> bool {
         self.hosts[h].dead_for_good
+    }
+
+    /// Hosts that must make progress: started, and neither dead for good
+    /// nor stopped by the protocol (removed from the roster).
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|&h| self.hosts[h].launched && !self.hosts[h].dead_for_good)
+            .collect()
     }
 
     /// Runs one event or timer. Returns false when nothing can happen any more.
@@ -337,6 +379,8 @@ impl World {
                     self.publish(host, will);
                 }
             }
+            Ev::Forge(i) => self.forge(i),
+            Ev::Admin => self.admin(),
         }
     }
 
@@ -394,7 +438,186 @@ impl World {
                 dup_pct: 0,
                 extra,
             }),
+            FaultKind::Forgery {
+                dur,
+                every,
+                keys,
+                insider,
+            } => {
+                let mut ids = Vec::new();
+                if let Some(m) = insider {
+                    self.insider = Some(m);
+                    ids.push(self.hosts[m].identity.clone());
+                }
+                ids.extend(self.mint(keys.saturating_sub(ids.len()).max(1)));
+                self.forgers.push(Forging {
+                    forger: Forger::new(self.cfg.genesis.clone(), ids),
+                    until: self.now + dur,
+                    every,
+                    batches: 0,
+                    insider: insider.is_some(),
+                });
+                self.schedule(self.now, Ev::Forge(self.forgers.len() - 1));
+            }
+            FaultKind::Ghosts { count } => {
+                let forger = Forger::new(self.cfg.genesis.clone(), self.mint(count));
+                for k in 0..count {
+                    for p in forger.ghost(k, self.now + 1) {
+                        self.publish(usize::MAX, p);
+                    }
+                }
+            }
+            kind @ (FaultKind::Remove { .. } | FaultKind::Add { .. }) => {
+                self.admin_queue.push_back(kind);
+                if self.admin_pending.is_none() {
+                    self.schedule(self.now, Ev::Admin);
+                }
+            }
         }
+    }
+
+    /// Fresh keys, as anyone can make.
+    fn mint(&mut self, count: usize) -> Vec<Identity> {
+        (0..count)
+            .map(|_| {
+                Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
+                    self.boot.next_u64(),
+                ))
+            })
+            .collect()
+    }
+
+    /// One batch of forgeries: the next transaction as the forger's keys
+    /// alone would make it, its certificate, and far-future claims.
+    fn forge(&mut self, i: usize) {
+        let f = &mut self.forgers[i];
+        if self.now > f.until {
+            return;
+        }
+        f.batches += 1;
+        let retain = f.batches % 2 == 1;
+        let next = self.now + f.every;
+        let (height, prev) = self.checker.head();
+        let Forging {
+            forger: f, insider, ..
+        } = &self.forgers[i];
+        let (msgs, cert) = f.transaction(height + 1, prev);
+        let member = self.hosts[0].identity.id;
+        let far = 1u64 << 62;
+        // A stolen key signs certificates and far-future claims, not
+        // messages of the transaction under way: those would make its
+        // member an equivocator, which is another attack (the adversary
+        // tests), and one that rosters tolerate only up to their limit.
+        let stolen = f.id(0).to_string();
+        let mut out: Vec<Publish> = msgs
+            .into_iter()
+            .filter(|p| !insider || !p.topic.contains(&stolen))
+            .collect();
+        out.push(f.certificate(0, height + 1, cert.clone(), retain));
+        out.push(f.sync(0, far, member));
+        out.push(f.vote(0, far, 0, prev, f.id(0)));
+        out.push(f.certificate(0, far, cert, false));
+        self.note(|| {
+            format!(
+                "FORGER publishes {} messages for tx {}",
+                out.len(),
+                height + 1
+            )
+        });
+        for p in out {
+            self.publish(usize::MAX, p);
+        }
+        self.schedule(next, Ev::Forge(i));
+    }
+
+    /// The admin: once its last request is committed, the next change the
+    /// plan asks for; until then, the last request again now and then (an
+    /// operator who reruns the command).
+    fn admin(&mut self) {
+        let topic = Topics::new(self.cfg.genesis.cluster()).own(Family::Roster, self.admin.id);
+        if let Some((raw, version)) = self.admin_pending.clone() {
+            if self.checker.roster().version() < version {
+                self.publish_retained(topic, raw);
+                self.schedule(self.now + 2_000, Ev::Admin);
+                return;
+            }
+            self.admin_pending = None;
+        }
+        let Some(kind) = self.admin_queue.pop_front() else {
+            return;
+        };
+        let roster = self.checker.roster().clone();
+        let planned_dead = self.plan.dead_for_good();
+        let (change, start) = match kind {
+            FaultKind::Remove { node } => {
+                let gone = self.hosts[node].identity.id;
+                let rest: Vec<usize> = (0..self.hosts.len())
+                    .filter(|&h| h != node && roster.contains(self.hosts[h].identity.id))
+                    .collect();
+                let q = quorum::majority(rest.len());
+                let alive = rest
+                    .iter()
+                    .filter(|&&h| !planned_dead.contains(&h) && !self.hosts[h].dead_for_good)
+                    .count();
+                if !roster.contains(gone) || rest.len() < 2 || alive < q {
+                    self.note(|| format!("the admin does not remove n{node}"));
+                    self.schedule(self.now, Ev::Admin);
+                    return;
+                }
+                let change = Change {
+                    base: roster.hash(),
+                    quorum: q as u32,
+                    add: vec![],
+                    remove: vec![gone],
+                };
+                (change, None)
+            }
+            FaultKind::Add { spare } => {
+                let h = self.members + spare;
+                let id = self.hosts[h].identity.id;
+                let change = Change {
+                    base: roster.hash(),
+                    quorum: quorum::majority(roster.len() + 1) as u32,
+                    add: vec![Entry {
+                        id,
+                        name: format!("n{h}"),
+                    }],
+                    remove: vec![],
+                };
+                (change, Some(h))
+            }
+            _ => return,
+        };
+        self.note(|| format!("ADMIN asks for {change:?}"));
+        let raw = sign_change(&self.cfg.genesis, &self.admin.key, change);
+        self.admin_pending = Some((raw.clone(), roster.version() + 1));
+        self.publish_retained(topic, raw);
+        if let Some(h) = start {
+            self.hosts[h].launched = true;
+            let at = self.now + 100 + below(&mut self.boot, 900);
+            self.schedule(at, Ev::Restart(h));
+        }
+        self.schedule(self.now + 2_000, Ev::Admin);
+    }
+
+    fn publish_retained(&mut self, topic: String, payload: Vec<u8>) {
+        let p = Publish {
+            topic,
+            payload,
+            retain: true,
+        };
+        self.publish(usize::MAX, p);
+    }
+
+    /// The protocol stopped node `h` for good (removed, or no member):
+    /// its process exits and is not restarted.
+    fn stop(&mut self, h: usize) {
+        self.drop_session(h, true);
+        let host = &mut self.hosts[h];
+        host.node = None;
+        host.mining = None;
+        host.crash_after = None;
+        host.dead_for_good = true;
     }
 
     fn crash(&mut self, h: usize, down: Option<u64>) {
@@ -539,13 +762,14 @@ impl World {
             let _span = tracing::info_span!("n", "{h}").entered();
             node.handle(input, self.now)
         };
-        // Every simulated node is honest: none may be called a liar.
-        if let Some(liar) = node.liars.iter().next().copied() {
-            let accused = self
-                .hosts
-                .iter()
-                .position(|x| x.identity.id == liar)
-                .unwrap_or(usize::MAX);
+        // Every simulated node is honest (but for a stolen key): none may
+        // be called a liar.
+        let liars: Vec<_> = node.liars.iter().copied().collect();
+        let accused = liars.into_iter().find_map(|liar| {
+            let i = self.hosts.iter().position(|x| x.identity.id == liar);
+            (i != self.insider || i.is_none()).then(|| i.unwrap_or(usize::MAX))
+        });
+        if let Some(accused) = accused {
             self.fail(Violation::FalseAccusation {
                 accuser: h,
                 accused,
@@ -563,6 +787,7 @@ impl World {
 
     fn apply(&mut self, h: usize, actions: Vec<Action>) {
         let cut = self.hosts[h].crash_after.take();
+        let mut stop = false;
         for (k, action) in actions.into_iter().enumerate() {
             if let Some((c, down)) = cut {
                 if k == c {
@@ -579,6 +804,7 @@ impl World {
                 }
                 Action::SaveVotes(v) => self.hosts[h].votes = Some(v),
                 Action::Publish(p) => {
+                    self.check_sync_request(h, &p);
                     if self.hosts[h].session.is_some() {
                         self.publish(h, p);
                     }
@@ -587,6 +813,7 @@ impl World {
                 Action::StopMining => self.hosts[h].mining = None,
                 Action::Stop(why) => {
                     self.note(|| format!("n{h} STOPS: {why:?}"));
+                    stop = true;
                 }
                 Action::Committed(c) => {
                     self.note(|| format!("n{h} COMMITS tx {} (seed {})", c.tx, c.seed));
@@ -614,7 +841,36 @@ impl World {
         }
         if let Some((_, down)) = cut {
             self.crash(h, down);
+        } else if stop {
+            self.stop(h);
         }
+    }
+
+    /// A member asks for catch-up only for a transaction some node has
+    /// committed: claims it cannot check never move it.
+    fn check_sync_request(&mut self, h: usize, p: &Publish) {
+        if !self.hosts[h].node.as_ref().is_some_and(Node::is_member) {
+            return;
+        }
+        let Ok(body) = Envelope::decode(&p.payload, usize::MAX).and_then(|e| Body::decode(&e.body))
+        else {
+            return;
+        };
+        let agreed = self.checker.commits();
+        if !matches!(body.payload, Payload::Sync(_)) || body.tx <= agreed {
+            return;
+        }
+        // A roster that tolerates no liar (2q - N - 1 = 0) believes any one
+        // member: with a member's key stolen, requests may follow (backing
+        // off as nobody answers). Otherwise no single liar moves anyone.
+        if self.insider.is_some() && self.checker.roster().follow_threshold() < 2 {
+            return;
+        }
+        self.fail(Violation::CatchUp {
+            node: h,
+            tx: body.tx,
+            agreed,
+        });
     }
 
     fn start_mining(&mut self, h: usize, job: Job) {
@@ -643,12 +899,11 @@ impl World {
         }
         if self.trace.is_some() {
             let d = self.describe(&p.payload);
-            self.note(|| {
-                format!(
-                    "n{from} -> {d}{}",
-                    if p.retain { " (retained)" } else { "" }
-                )
-            });
+            let who = match from {
+                usize::MAX => "outsider".to_string(),
+                _ => format!("n{from}"),
+            };
+            self.note(|| format!("{who} -> {d}{}", if p.retain { " (retained)" } else { "" }));
         }
         let topic: Rc<str> = p.topic.into();
         let payload: Rc<[u8]> = p.payload.into();
@@ -703,6 +958,13 @@ impl World {
 }
 
 impl World {
+    fn host_name(&self, id: crate::identity::NodeId) -> String {
+        self.hosts
+            .iter()
+            .position(|h| h.identity.id == id)
+            .map_or_else(|| id.to_string(), |i| format!("n{i}"))
+    }
+
     /// A short description of a message for traces.
     fn describe(&self, payload: &[u8]) -> String {
         match Envelope::decode(payload, usize::MAX).and_then(|e| Body::decode(&e.body)) {
@@ -727,6 +989,7 @@ impl World {
                         hex4(&a.solution),
                         a.vround
                     ),
+                    Payload::Sync(s) => format!("sync request to {}", self.host_name(s.responder)),
                     Payload::Solution(_) => {
                         format!("solution {}", hex4(&reference(&payload_body(payload))))
                     }
