@@ -1,30 +1,41 @@
 //! A cluster of pure protocol nodes run by fuzz bytes, for the `cluster`
 //! target and for making seed corpora.
 //!
-//! Three honest nodes and one rogue member (a cluster of four, quorum
+//! Three honest nodes and one rogue member (a genesis of four, quorum
 //! three, so one liar is tolerated) exchange messages through an in-memory
 //! broker whose every choice comes from the input: which message goes to
 //! whom and when, which is dropped, duplicated, cut, bit-flipped or
 //! replaced by raw bytes. The rogue member has a real key and no code of its
 //! own: it re-signs, as its own, altered copies of whatever it sees (other
-//! transactions, rounds, candidates, solutions), so its signatures are valid
-//! and its content is anything. Time passes and mining finishes when the
-//! input says so.
+//! transactions, rounds, candidates, solutions, change requests), so its
+//! signatures are valid and its content is anything. The genesis names an
+//! admin key, and the input also has the admin ask for roster changes
+//! (removals, additions, a new quorum, or a stale base), never one that
+//! would let the rogue split two quorums. Time passes and mining finishes
+//! when the input says so; a node that stops (removed) gets nothing more.
 //!
 //! After every step the cluster checks what no input may break: no panic,
 //! no two different commits for one transaction among the honest nodes, and
-//! every commit a valid proof of work by a member.
+//! every commit a valid proof of work, in the genesis's difficulty range,
+//! led and won by members of the roster in force for it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use edgeminer::identity::{Identity, NodeId};
 use edgeminer::pow::{self, engine};
-use edgeminer::protocol::{Action, Config, Input, Node, Publish};
-use edgeminer::wire::{self, Body, Envelope, Family, Payload, Presence, PubKey, Topics};
+use edgeminer::protocol::roster::sign_change;
+use edgeminer::protocol::{
+    Action, Committed, Config, Durable, Genesis, History, Input, Node, Publish,
+};
+use edgeminer::wire::roster::Entry;
+use edgeminer::wire::{self, Body, Change, Envelope, Family, Payload, Presence, PubKey, Topics};
 use rand_core::SeedableRng;
 
 /// Honest nodes; the rogue member's key is `ids[NODES]`.
 pub const NODES: usize = 3;
+/// An id nobody has the key of.
+const STRANGER: NodeId = NodeId([0xee; 8]);
 /// In-flight messages kept (oldest dropped first) and steps per input.
 const QUEUE: usize = 512;
 const STEPS: usize = 4096;
@@ -65,8 +76,13 @@ impl<'a> Choices<'a> {
 pub struct Cluster {
     pub cfg: Config,
     pub topics: Topics,
+    /// The members: honest nodes first, the rogue last.
     pub ids: Vec<Identity>,
+    /// The genesis's admin key, which signs roster changes.
+    pub admin: Identity,
     pub nodes: Vec<Node>,
+    /// Nodes still running (a removed node stops for good).
+    pub up: Vec<bool>,
     pub queue: Vec<Publish>,
     pub retained: BTreeMap<String, Vec<u8>>,
     /// Each node's ledger records, for answering catch-up requests.
@@ -75,6 +91,9 @@ pub struct Cluster {
     pub jobs: Vec<Option<pow::Job>>,
     /// Every commit seen: transaction → solution reference.
     pub commits: BTreeMap<u64, [u8; 16]>,
+    /// The first commit of each transaction, and the rosters they put in
+    /// force.
+    pub ledger: History,
     /// Every payload published, for seed corpora.
     pub published: Vec<Vec<u8>>,
     pub now: u64,
@@ -82,36 +101,50 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new() -> Cluster {
+        let key = |b: u8| Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::from_seed([b; 32]));
+        let ids: Vec<Identity> = (0..=NODES as u8).map(|i| key(i + 1)).collect();
+        let admin = key(0xad);
+        let members = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Entry {
+                id: id.id,
+                name: if i < NODES {
+                    format!("f{i}")
+                } else {
+                    "rogue".into()
+                },
+            })
+            .collect();
+        let genesis = Genesis::new("fuzz".into(), members, 3, (1, 3), Some(admin.public), None)
+            .expect("a valid genesis");
         let cfg = Config {
-            cluster: "fuzz".into(),
-            nodes: NODES + 1,
-            quorum: 3,
-            difficulty: (1, 3),
+            genesis: Arc::new(genesis),
             election_timeout_ms: 1000,
             solution_window_ms: 50,
             init_timeout_ms: 2000,
             name: String::new(),
             threads: 1,
         };
-        let ids: Vec<Identity> = (0..=NODES as u8)
-            .map(|i| Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::from_seed([i + 1; 32])))
-            .collect();
         let nodes = ids[..NODES]
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                let cfg = Config {
+                let mine = Config {
                     name: format!("f{i}"),
                     ..cfg.clone()
                 };
-                Node::new(cfg, id, [i as u8; 32], 1, &[], None, 0)
+                Node::new(mine, id, [i as u8; 32], 1, Durable::fresh(&cfg), 0)
             })
             .collect();
         let mut c = Cluster {
-            topics: Topics::new(&cfg.cluster),
+            topics: Topics::new(cfg.genesis.cluster()),
+            ledger: History::new(&cfg.genesis),
             cfg,
             ids,
+            admin,
             nodes,
+            up: vec![true; NODES],
             queue: Vec::new(),
             retained: BTreeMap::new(),
             records: vec![Vec::new(); NODES],
@@ -129,6 +162,7 @@ impl Cluster {
             payload: Payload::PubKey(PubKey {
                 key: c.ids[NODES].public,
                 name: "rogue".into(),
+                cluster: c.cfg.cluster_id(),
             }),
         });
         let presence = c.rogue_signs(Body {
@@ -159,7 +193,7 @@ impl Cluster {
     }
 
     fn rogue_signs(&self, body: Body) -> Vec<u8> {
-        wire::sign(&self.cfg.cluster, &self.ids[NODES].key, body.encode())
+        wire::sign(&self.cfg.cluster_id(), &self.ids[NODES].key, body.encode())
     }
 
     /// Runs the whole input.
@@ -175,7 +209,7 @@ impl Cluster {
 
     fn step(&mut self, ch: &mut Choices) {
         let to = ch.below(NODES);
-        match ch.byte() % 8 {
+        match ch.byte() % 9 {
             // Deliver one message to everyone, as the broker does.
             0 | 1 if !self.queue.is_empty() => {
                 let m = self.queue.remove(ch.below(self.queue.len()));
@@ -232,7 +266,7 @@ impl Cluster {
                         *b ^= ch.byte() | 1;
                     }
                 }
-                let env = wire::sign(&self.cfg.cluster, &self.ids[NODES].key, bytes);
+                let env = wire::sign(&self.cfg.cluster_id(), &self.ids[NODES].key, bytes);
                 let family = self
                     .topics
                     .parse(&m.topic)
@@ -251,6 +285,8 @@ impl Cluster {
                     }
                 }
             }
+            // The admin asks for a roster change.
+            8 => self.change_request(to, ch),
             // A miner finds its seed; or a node reconnects.
             _ => {
                 if let Some(job) = self.jobs[to].take() {
@@ -279,18 +315,75 @@ impl Cluster {
         }
     }
 
-    /// A topic of this cluster (or a stray one) under a member's or a
-    /// stranger's id.
-    fn topic(&self, ch: &mut Choices) -> String {
-        let who = match ch.below(NODES + 2) {
-            i if i <= NODES => self.ids[i].id,
-            _ => NodeId([0xee; 8]),
+    /// The admin's signed request to change the roster node `to` has
+    /// (or, now and then, a roster nobody has), retained on its
+    /// `roster/<admin-id>` topic as `edgeminer roster` leaves it. Some
+    /// requests are invalid (an empty roster, a quorum of half or fewer,
+    /// the admin or a stranger added); none lets two quorums meet only in
+    /// the rogue, which no protocol can survive.
+    fn change_request(&mut self, to: usize, ch: &mut Choices) {
+        let roster = self.nodes[to].roster();
+        let base = match ch.byte() {
+            0..=15 => [ch.byte(); 16],
+            _ => roster.hash(),
         };
-        match ch.byte() % 9 {
-            6 => self.topics.commit(who),
-            7 => self.topics.sync(who),
-            8 => "edgeminer/other/init/0000000000000000".into(),
-            f => self.topics.own(Family::ALL[usize::from(f)], who),
+        let (drop, take) = (ch.byte(), ch.byte());
+        let remove: Vec<NodeId> = roster
+            .ids()
+            .enumerate()
+            .filter(|(i, _)| drop >> (i % 8) & 1 == 1)
+            .map(|(_, id)| id)
+            .collect();
+        let mut add: Vec<Entry> = self
+            .ids
+            .iter()
+            .map(|i| i.id)
+            .chain([self.admin.id, STRANGER])
+            .filter(|id| !roster.contains(*id))
+            .enumerate()
+            .filter(|(i, _)| take >> (i % 8) & 1 == 1)
+            .map(|(_, id)| Entry {
+                id,
+                name: String::new(),
+            })
+            .collect();
+        add.sort();
+        let rogue = self.ids[NODES].id;
+        let rogue_stays = (roster.contains(rogue) && !remove.contains(&rogue))
+            || add.iter().any(|e| e.id == rogue);
+        let n = roster.len() - remove.len() + add.len();
+        let mut quorum = ch.below(n + 2);
+        if rogue_stays && quorum * 2 == n + 1 {
+            quorum += 1;
+        }
+        let change = Change {
+            base,
+            quorum: quorum as u32,
+            add,
+            remove,
+        };
+        let payload = sign_change(&self.cfg.genesis, &self.admin.key, change);
+        self.publish(Publish {
+            topic: self.topics.own(Family::Roster, self.admin.id),
+            payload,
+            retain: true,
+        });
+    }
+
+    /// A topic of this cluster (or a stray one) under a member's, the
+    /// admin's or a stranger's id.
+    fn topic(&self, ch: &mut Choices) -> String {
+        let who = match ch.below(NODES + 3) {
+            i if i <= NODES => self.ids[i].id,
+            i if i == NODES + 1 => self.admin.id,
+            _ => STRANGER,
+        };
+        let families = Family::ALL.len();
+        match usize::from(ch.byte()) % (families + 3) {
+            f if f < families => self.topics.own(Family::ALL[f], who),
+            f if f == families => self.topics.commit(who),
+            f if f == families + 1 => self.topics.sync(who),
+            _ => "edgeminer/other/init/0000000000000000".into(),
         }
     }
 
@@ -298,47 +391,87 @@ impl Cluster {
         self.input(n, Input::Message { topic, payload });
     }
 
+    /// Puts a message on the broker.
+    fn publish(&mut self, p: Publish) {
+        if p.retain {
+            self.retained.insert(p.topic.clone(), p.payload.clone());
+        }
+        if self.published.len() < 10_000 {
+            self.published.push(p.payload.clone());
+        }
+        if self.queue.len() >= QUEUE {
+            self.queue.remove(0);
+        }
+        self.queue.push(p);
+    }
+
     fn input(&mut self, n: usize, input: Input) {
+        if !self.up[n] {
+            return;
+        }
         let actions = self.nodes[n].handle(input, self.now);
         for a in actions {
             match a {
-                Action::Publish(p) => {
-                    if p.retain {
-                        self.retained.insert(p.topic.clone(), p.payload.clone());
-                    }
-                    if self.published.len() < 10_000 {
-                        self.published.push(p.payload.clone());
-                    }
-                    if self.queue.len() >= QUEUE {
-                        self.queue.remove(0);
-                    }
-                    self.queue.push(p);
-                }
+                Action::Publish(p) => self.publish(p),
                 Action::Mine(job) => self.jobs[n] = Some(job),
                 Action::StopMining => self.jobs[n] = None,
                 Action::AppendLedger(r) => self.records[n].push(r),
                 Action::SaveVotes(_) => {}
-                Action::Committed(c) => {
-                    assert!(
-                        self.ids.iter().any(|i| i.id == c.winner),
-                        "tx {} won by a stranger",
-                        c.tx
-                    );
-                    assert!(
-                        pow::verify(&c.salt, &c.winner.0, c.seed, c.difficulty),
-                        "tx {} committed without a valid proof of work",
-                        c.tx
-                    );
-                    let first = *self.commits.entry(c.tx).or_insert(c.reference);
-                    assert_eq!(first, c.reference, "two different commits for tx {}", c.tx);
-                }
+                Action::Committed(c) => self.check(c),
                 Action::ServeHistory { tx } => {
                     let record = self.records[n].get((tx as usize).wrapping_sub(1)).cloned();
                     if let Some(p) = record.and_then(|r| self.nodes[n].history_message(tx, &r)) {
-                        self.queue.push(p);
+                        self.publish(p);
                     }
                 }
+                Action::Stop(_) => {
+                    self.up[n] = false;
+                    self.jobs[n] = None;
+                }
             }
+        }
+    }
+
+    /// A commit breaks nothing: one per transaction, a valid proof of
+    /// work in the genesis's range, by members of the roster in force.
+    fn check(&mut self, c: Committed) {
+        let (lo, hi) = self.cfg.genesis.difficulty();
+        assert!(
+            (lo..=hi).contains(&c.difficulty),
+            "tx {} committed at difficulty {}",
+            c.tx,
+            c.difficulty
+        );
+        assert!(
+            pow::verify(&c.salt, &c.winner.0, c.seed, c.difficulty),
+            "tx {} committed without a valid proof of work",
+            c.tx
+        );
+        if let Some(first) = self.commits.get(&c.tx) {
+            assert_eq!(*first, c.reference, "two different commits for tx {}", c.tx);
+            return;
+        }
+        // Each node commits in order, so the first commit of a
+        // transaction comes after the first of the one before.
+        assert_eq!(
+            c.tx,
+            self.ledger.height() + 1,
+            "tx {} committed out of order",
+            c.tx
+        );
+        let roster = self.ledger.roster();
+        for (who, id) in [("won", c.winner), ("led", c.leader)] {
+            assert!(
+                roster.contains(id),
+                "tx {} {who} by {id}, not a member of roster version {}",
+                c.tx,
+                roster.version()
+            );
+        }
+        self.commits.insert(c.tx, c.reference);
+        let tx = c.tx;
+        if let Err(e) = self.ledger.push(c) {
+            panic!("tx {tx} committed a roster change that does not apply: {e}");
         }
     }
 }
