@@ -75,13 +75,34 @@ fi
 id=$("$bin" id --state-dir "$scratch/state") || fail "id"
 ok "the unpacked binary runs: $("$bin" --version), node id $id"
 
-# The shipped configuration, as is, starts a node (it waits for its broker).
+# The shipped configuration names the cluster's genesis, which no package
+# ships: every cluster writes its own. Without it the node refuses to start
+# and says which file is missing (exit 78, which the unit does not restart).
+shipped_genesis=$(sed -n 's/^genesis = "\(.*\)"$/\1/p' "$root/etc/edgeminer/config.toml")
+[ -n "$shipped_genesis" ] || fail "the shipped configuration names no genesis file"
+if [ ! -e "$shipped_genesis" ]; then
+    set +e
+    timeout 10 "$bin" run --config "$root/etc/edgeminer/config.toml" --state-dir "$scratch/state" \
+        >"$scratch/no-genesis.log" 2>&1
+    code=$?
+    set -e
+    [ "$code" = 78 ] || { cat "$scratch/no-genesis.log"; fail "run without a genesis exited with $code, not 78"; }
+    grep -qF "$shipped_genesis" "$scratch/no-genesis.log" ||
+        { cat "$scratch/no-genesis.log"; fail "run without a genesis does not name $shipped_genesis"; }
+    ok "without its genesis the shipped configuration stops with exit 78 naming $shipped_genesis"
+fi
+
+# A genesis that lists this node, written by the unpacked binary; with it
+# the shipped configuration, as is, starts a node (it waits for its broker).
+"$bin" genesis --cluster pkg --difficulty 16..20 --member "$id=pkg-1" \
+    --out "$scratch/genesis.toml" >"$scratch/genesis.log" 2>&1 ||
+    { cat "$scratch/genesis.log"; fail "genesis"; }
 set +e
-timeout 3 "$bin" run --config "$root/etc/edgeminer/config.toml" --state-dir "$scratch/state" \
-    >"$scratch/run.log" 2>&1
+timeout 3 "$bin" run --config "$root/etc/edgeminer/config.toml" --genesis "$scratch/genesis.toml" \
+    --state-dir "$scratch/state" >"$scratch/run.log" 2>&1
 code=$?
 set -e
 [ "$code" = 124 ] || { cat "$scratch/run.log"; fail "run with the shipped config exited with $code"; }
 grep -q 'init: node' "$scratch/run.log" || { cat "$scratch/run.log"; fail "run did not start a node"; }
-ok "the shipped configuration starts a node"
+ok "the shipped configuration starts a node (with --genesis $scratch/genesis.toml)"
 echo "test-package: $deb passed"

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Measures the commit rate of a real cluster: a private Mosquitto on a free
-# loopback port and N `edgeminer run` processes (default difficulty 16..20,
-# default threads), for S seconds. Prints commits per minute and whether the
-# ledgers agree.
-#   usage: scripts/cluster-rate.sh [NODES=4] [SECONDS=60]
+# loopback port and N `edgeminer run` processes (default threads), for S
+# seconds. Each node gets its key with `edgeminer keygen`, and one
+# `edgeminer genesis` lists them all (cluster "rate", difficulty range D).
+# Prints commits per minute and whether the ledgers agree.
+#   usage: scripts/cluster-rate.sh [NODES=4] [SECONDS=60] [DIFFICULTY=16..20]
 set -euo pipefail
 nodes=${1:-4}
 secs=${2:-60}
+difficulty=${3:-16..20}
 cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=target/release/edgeminer
+cargo build --release -q --bin edgeminer
+bin=${CARGO_TARGET_DIR:-target}/release/edgeminer
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$work/m.conf"
@@ -24,13 +26,30 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# The cluster: every node's id, then one genesis naming them all.
+members=()
+for i in $(seq 1 "$nodes"); do
+    id=$("$bin" keygen --state-dir "$work/n$i")
+    members+=(--member "$id=n$i")
+done
+"$bin" genesis --cluster rate --difficulty "$difficulty" "${members[@]}" \
+    --out "$work/genesis.toml" >/dev/null
+
 sleep 0.5
 for i in $(seq 1 "$nodes"); do
-    "$bin" run --cluster rate --nodes "$nodes" --name "n$i" --state-dir "$work/n$i" \
+    "$bin" run --genesis "$work/genesis.toml" --state-dir "$work/n$i" \
         --broker "mqtt://127.0.0.1:$port" 2>"$work/n$i.log" &
     pids+=($!)
 done
 sleep "$secs"
+for i in $(seq 1 "$nodes"); do
+    kill -0 "${pids[$((i - 1))]}" 2>/dev/null || {
+        echo "cluster-rate: node n$i exited early:" >&2
+        tail -n 15 "$work/n$i.log" >&2
+        exit 1
+    }
+done
 kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
 for i in $(seq 1 "$nodes"); do
     "$bin" ledger --state-dir "$work/n$i" --format csv | tail -n +2 > "$work/n$i.csv"
@@ -41,5 +60,5 @@ agree=yes
 for i in $(seq 2 "$nodes"); do
     cmp -s <(head -n "$min" "$work/n1.csv") <(head -n "$min" "$work/n$i.csv") || agree=no
 done
-awk -v n="$min" -v s="$secs" -v nodes="$nodes" -v a="$agree" \
-    'BEGIN { printf "%d nodes, %d s: %d transactions committed by all, %.1f commits per minute, ledgers agree: %s\n", nodes, s, n, n * 60 / s, a }'
+awk -v n="$min" -v s="$secs" -v nodes="$nodes" -v a="$agree" -v d="$difficulty" \
+    'BEGIN { printf "%d nodes, difficulty %s, %d s: %d transactions committed by all, %.1f commits per minute, ledgers agree: %s\n", nodes, d, s, n, n * 60 / s, a }'

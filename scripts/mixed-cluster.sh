@@ -2,8 +2,10 @@
 # A cluster of mixed architectures on one Mosquitto: two native nodes and
 # one ARM node under qemu user-mode emulation must commit at least
 # TX transactions with identical ledgers, each of which verifies. This is
-# what a lab with a laptop and a few boards runs: the wire format,
-# signatures and proof of work must agree across architectures.
+# what a lab with a laptop and a few boards runs: the keys, the genesis and
+# its cluster id, the wire format, signatures and proof of work must agree
+# across architectures. Each node makes its key with its own build; the
+# native build writes the genesis that lists all three.
 #
 #   usage: scripts/mixed-cluster.sh NATIVE_BIN ARM_BIN [TX=3]
 #
@@ -51,13 +53,24 @@ for _ in $(seq 1 20); do
 done
 [ -n "$mpid" ] || { echo "mixed-cluster: mosquitto did not start" >&2; cat "$work/mosquitto.log" >&2; exit 1; }
 
-common=(run --cluster mixed --nodes 3 --threads 1 --difficulty 12..14 --no-thermal
+# Each node makes its key with its own build (the ARM node's under qemu),
+# and one genesis lists the three ids: every node, ARM or not, must derive
+# the same cluster id from it.
+members=()
+for n in native-1 native-2; do
+    members+=(--member "$("$native" keygen --state-dir "$work/$n")=$n")
+done
+members+=(--member "$("${emulate[@]}" "$arm" keygen --state-dir "$work/arm-1")=arm-1")
+"$native" genesis --cluster mixed --difficulty 12..14 "${members[@]}" \
+    --out "$work/genesis.toml" >/dev/null
+
+common=(run --genesis "$work/genesis.toml" --threads 1 --no-thermal
     --broker "mqtt://127.0.0.1:$port")
-"$native" "${common[@]}" --name native-1 --state-dir "$work/native-1" 2>"$work/native-1.log" &
+"$native" "${common[@]}" --state-dir "$work/native-1" 2>"$work/native-1.log" &
 pids+=($!)
-"$native" "${common[@]}" --name native-2 --state-dir "$work/native-2" 2>"$work/native-2.log" &
+"$native" "${common[@]}" --state-dir "$work/native-2" 2>"$work/native-2.log" &
 pids+=($!)
-"${emulate[@]}" "$arm" "${common[@]}" --name arm-1 --state-dir "$work/arm-1" 2>"$work/arm-1.log" &
+"${emulate[@]}" "$arm" "${common[@]}" --state-dir "$work/arm-1" 2>"$work/arm-1.log" &
 pids+=($!)
 echo "mixed-cluster: native-1, native-2 and arm-1 (${emulate[0]}) on mqtt://127.0.0.1:$port"
 
@@ -91,11 +104,11 @@ for n in native-1 native-2 arm-1; do
 done
 # The ARM node checks its own ledger with its own code too.
 "${emulate[@]}" "$arm" verify --state-dir "$work/arm-1" >/dev/null
-cmp -s "$work/native-1.csv" "$work/native-2.csv" && cmp -s "$work/native-1.csv" "$work/arm-1.csv" || {
+if ! { cmp -s "$work/native-1.csv" "$work/native-2.csv" && cmp -s "$work/native-1.csv" "$work/arm-1.csv"; }; then
     echo "mixed-cluster: ledgers differ" >&2
     head -n 50 "$work"/*.csv >&2
     exit 1
-}
+fi
 echo "mixed-cluster: $want transactions committed in ${elapsed} s, identical ledgers on all three nodes, each verified:"
 sed 's/^/   /' "$work/native-1.csv"
 grep -h " committed: " "$work/arm-1.log" | head -n "$want" | sed "s/^[^ ]* */   arm-1: /" || true
