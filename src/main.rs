@@ -179,11 +179,12 @@ fn genesis(args: GenesisArgs) -> Result<u8> {
         parent,
     )?;
     genesis_file::write_new(&args.out, &g)?;
-    eprintln!(
-        "genesis: wrote {}: cluster '{}', {} members, quorum {}, difficulty {}..{}, {}",
+    let n = g.members().len();
+    tracing::info!(
+        "genesis: wrote {}: cluster '{}', {n} member{}, quorum {}, difficulty {}..{}, {}",
         args.out.display(),
         g.cluster(),
-        g.members().len(),
+        if n == 1 { "" } else { "s" },
         g.quorum(),
         difficulty.0,
         difficulty.1,
