@@ -110,6 +110,16 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), ChainError> {
     }
     let aside = dir.join(format!("ledger-{}.bin", found.id()));
     std::fs::rename(&path, &aside).map_err(ChainError::Archive)?;
+    let had = (records.len() - 1) as u64;
+    if had > parent.height {
+        tracing::warn!(
+            "init: this node's ledger of '{}' goes on to tx {had}, beyond tx {} where this cluster continues it: transactions {}..={had} are not part of the new cluster (kept in {})",
+            found.cluster(),
+            parent.height,
+            parent.height + 1,
+            aside.display()
+        );
+    }
     let _ = std::fs::remove_file(dir.join(VOTES_FILE));
     info!(
         "init: this cluster continues '{}' ({}) after tx {}: its ledger of {} transactions is now {}",
