@@ -9,8 +9,8 @@
 //! commit, checking each against the roster of its height. Once a commit
 //! adds it, it is a member (under the name the roster gives it) and starts
 //! like any restarted node. If no commit comes for the init timeout while
-//! it hears the cluster, no admin request to add it is out, and it is
-//! still no member, or if the genesis names no admin (the roster can never
+//! it hears the cluster, the admin never asked to add it, and it is still
+//! no member, or if the genesis names no admin (the roster can never
 //! change), it stops for good: the driver exits with code 78, which its
 //! service does not restart.
 //!
@@ -78,8 +78,8 @@ impl Node {
     /// the admin's request to add it is out, applicable and not committed
     /// yet (the cluster may be slow, or busy with faults), it waits on.
     pub(crate) fn learner_gives_up(&mut self, now: u64, out: &mut Vec<Action>) {
-        if self.adds_me(self.height + 1) {
-            debug!("init: the admin's request to add this node is not committed yet; waiting on");
+        if self.add_requested {
+            debug!("init: the admin has asked to add this node, and this node has not caught up with that change yet; waiting on");
             self.learner_until = Some(now + self.cfg.init_timeout_ms);
             return;
         }
@@ -138,6 +138,9 @@ impl Node {
     pub(crate) fn on_change_request(&mut self, raw: &[u8], _now: u64) -> Result<(), Reject> {
         let g = self.cfg.genesis.clone();
         let (change, _) = signed_change(&g, raw, &self.sigs)?;
+        if change.add.iter().any(|e| e.id == self.me) {
+            self.add_requested = true;
+        }
         if self.change_request.as_deref() == Some(raw) {
             return Ok(());
         }
@@ -187,15 +190,6 @@ impl Node {
         self.announcements = Some((key.clone(), self.presence_message(true).payload));
         let (me, public, name) = (self.me, self.public, self.cfg.name.clone());
         self.members.insert_key(me, public, name, key);
-    }
-
-    /// Whether the admin's pending request, applied at `tx`, adds this node.
-    fn adds_me(&self, tx: u64) -> bool {
-        let Some(raw) = self.change_request.as_ref() else {
-            return false;
-        };
-        check_change(&self.cfg.genesis, &self.roster, raw, tx, &self.sigs)
-            .is_ok_and(|(_, next)| next.contains(self.me))
     }
 
     /// This node's report of the roster in force, retained for observers.

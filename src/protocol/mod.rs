@@ -235,6 +235,10 @@ pub struct Node {
     /// The admin's latest roster change request (checked signature), for
     /// this node's next challenge as leader.
     pub(crate) change_request: Option<Vec<u8>>,
+    /// The admin has asked (in a request signed by its key) to add this
+    /// node: a learner waits for that change rather than give up, also
+    /// after the admin's next request replaced it on the broker.
+    pub(crate) add_requested: bool,
     /// A learner gives up (not a member) when no commit came this long.
     pub(crate) learner_until: Option<u64>,
     /// When a message last arrived (a learner that hears nothing may be
@@ -324,6 +328,7 @@ impl Node {
             roster,
             rosters: history.rosters().to_vec(),
             change_request: None,
+            add_requested: false,
             learner_until: None,
             heard_at: now,
             removed_at: removed_at(ledger, identity.id),
