@@ -84,11 +84,12 @@ fn the_checker_catches_an_unsafe_quorum() {
 /// polka after a split), 30339 (a leader's election voters whose keys were
 /// lost with them and a broker restart), 90 (a removed member that was
 /// away could never learn of its removal), 1396 (a new board cut off from
-/// the broker gave up before the change that adds it arrived).
+/// the broker gave up before the change that adds it arrived), 7778 (a
+/// new board gave up when the admin's next request replaced its add).
 #[test]
 fn seeds_that_once_failed_now_pass() {
     let opt = Options::default();
-    for seed in [90, 1138, 1396, 2645, 13073, 30339] {
+    for seed in [90, 1138, 1396, 2645, 7778, 13073, 30339] {
         let o = sim::run(seed, &opt);
         if o.violation.is_some() {
             panic!(
