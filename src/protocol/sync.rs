@@ -128,6 +128,13 @@ impl Node {
         if who == self.me || !self.catchup.claim(who, tx, now) {
             return;
         }
+        // A learner's requests go unanswered until a commit adds it; when
+        // the cluster moves on (perhaps adding it), it asks again soon
+        // rather than after a back-off grown while it was no member.
+        if self.learning() && self.catchup.next_at.is_some_and(|t| t > now + RETRY_MS) {
+            self.catchup.unanswered = 0;
+            self.catchup.next_at = Some(now + RETRY_MS);
+        }
         let target = self.catchup.target(&self.roster);
         if target > self.height && self.catchup.next_at.is_none() {
             info!(
