@@ -87,11 +87,12 @@ fn the_checker_catches_an_unsafe_quorum() {
 /// the broker gave up before the change that adds it arrived), 7778 (a
 /// new board gave up when the admin's next request replaced its add),
 /// 8358 (a new board's back-off, grown while it was no member, outlasted
-/// its addition).
+/// its addition), 540 and 11518 (a back-off grown while the broker or the
+/// only responder was down outlasted the progress bound).
 #[test]
 fn seeds_that_once_failed_now_pass() {
     let opt = Options::default();
-    for seed in [90, 1138, 1396, 2645, 7778, 8358, 13073, 30339] {
+    for seed in [90, 540, 1138, 1396, 2645, 7778, 8358, 11518, 13073, 30339] {
         let o = sim::run(seed, &opt);
         if o.violation.is_some() {
             panic!(

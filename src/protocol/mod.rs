@@ -461,7 +461,10 @@ impl Node {
             return out;
         }
         match input {
-            Input::Connected => self.announce(now, &mut out),
+            Input::Connected => {
+                self.reconnected(now);
+                self.announce(now, &mut out)
+            }
             Input::Message { topic, payload } => self.receive(topic, payload, now, &mut out),
             Input::Mined { job, seed } => self.mined(job, seed, now, &mut out),
             Input::Tick => self.tick(now, &mut out),

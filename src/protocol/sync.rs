@@ -111,6 +111,16 @@ impl Node {
         self.catchup.target(&self.roster) > self.height || self.learning()
     }
 
+    /// The broker connection is back: requests sent while it was down were
+    /// lost, not unanswered, so the back-off starts again (the next
+    /// request goes out within a second).
+    pub(crate) fn reconnected(&mut self, now: u64) {
+        self.catchup.unanswered = 0;
+        if let Some(t) = self.catchup.next_at {
+            self.catchup.next_at = Some(t.min(now + RETRY_MS));
+        }
+    }
+
     /// When the next catch-up request is due, if one is.
     pub(crate) fn catchup_next(&self) -> Option<u64> {
         self.catchup.next_at
@@ -128,12 +138,15 @@ impl Node {
         if who == self.me || !self.catchup.claim(who, tx, now) {
             return;
         }
-        // A learner's requests go unanswered until a commit adds it; when
-        // the cluster moves on (perhaps adding it), it asks again soon
-        // rather than after a back-off grown while it was no member.
-        if self.learning() && self.catchup.next_at.is_some_and(|t| t > now + RETRY_MS) {
-            self.catchup.unanswered = 0;
+        // A member that shows a newer commit is alive and ahead: a request
+        // waiting out a long back-off (grown while nobody could answer)
+        // goes out within a second. A learner, whose requests go
+        // unanswered until a commit adds it, also starts counting afresh.
+        if self.catchup.next_at.is_some_and(|t| t > now + RETRY_MS) {
             self.catchup.next_at = Some(now + RETRY_MS);
+            if self.learning() {
+                self.catchup.unanswered = 0;
+            }
         }
         let target = self.catchup.target(&self.roster);
         if target > self.height && self.catchup.next_at.is_none() {
