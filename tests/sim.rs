@@ -88,7 +88,9 @@ fn the_checker_catches_an_unsafe_quorum() {
 /// new board gave up when the admin's next request replaced its add),
 /// 8358 (a new board's back-off, grown while it was no member, outlasted
 /// its addition), 540 and 11518 (a back-off grown while the broker or the
-/// only responder was down outlasted the progress bound).
+/// only responder was down outlasted the progress bound; 11518 with
+/// hash signatures: in a roster of two with quorum 2, the one that fell
+/// behind needed two others to show it the way).
 #[test]
 fn seeds_that_once_failed_now_pass() {
     let opt = Options::default();

@@ -144,9 +144,14 @@ impl Roster {
     /// (`f = 2q - N - 1`), so that at least one of them is honest. Any more
     /// and q live members could stay split over two rounds for ever (with
     /// N = 13 and q = 7, one member late by a round never sees the 7 others
-    /// it would need).
+    /// it would need). Never more than the other members (N - 1): with
+    /// q = N (two members, say) a node that fell behind could otherwise
+    /// never be shown the way by anyone.
     pub fn follow_threshold(&self) -> usize {
-        (2 * self.quorum).saturating_sub(self.len()).max(1)
+        (2 * self.quorum)
+            .saturating_sub(self.len())
+            .min(self.len().saturating_sub(1))
+            .max(1)
     }
 
     /// The roster after `change`, committed in transaction `tx`: in force
