@@ -29,7 +29,7 @@ impl Node {
             self.compare_old(body, &c);
             // It has that one at least: a good node to ask, should this
             // node fall behind.
-            self.catchup.claim(body.sender, body.tx, now);
+            self.catchup.claim(body.sender, body.tx);
             return Ok(());
         }
         if body.tx > want {

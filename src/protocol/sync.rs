@@ -79,8 +79,7 @@ impl CatchUp {
 
     /// Records that `who` has shown it committed `tx`; whether that is
     /// further than it showed before.
-    pub fn claim(&mut self, who: NodeId, tx: u64, now: u64) -> bool {
-        self.heard.insert(who, now);
+    pub fn claim(&mut self, who: NodeId, tx: u64) -> bool {
         let slot = self.claims.entry(who).or_default();
         let raised = tx > *slot;
         *slot = (*slot).max(tx);
@@ -135,7 +134,12 @@ impl Node {
     /// node may be behind.
     pub(crate) fn evidence(&mut self, who: NodeId, tx: u64, now: u64, out: &mut Vec<Action>) {
         // Our own id on a message we did not send: a stolen key, no news.
-        if who == self.me || !self.catchup.claim(who, tx, now) {
+        if who == self.me {
+            return;
+        }
+        // Only signed messages come here: the member is alive now.
+        self.catchup.heard.insert(who, now);
+        if !self.catchup.claim(who, tx) {
             return;
         }
         // A member that shows a newer commit is alive and ahead: a request
