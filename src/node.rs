@@ -294,9 +294,14 @@ pub async fn run(
                     }
                     Vec::new()
                 }
-                Some(Event::Message { topic, payload, .. }) => {
-                    node.handle(Input::Message { topic: &topic, payload: &payload }, now())
-                }
+                Some(Event::Message { topic, payload, retained }) => node.handle(
+                    Input::Message {
+                        topic: &topic,
+                        payload: &payload,
+                        retained,
+                    },
+                    now(),
+                ),
                 Some(Event::Fatal(why)) => {
                     pool.stop();
                     anyhow::bail!("{why}");

@@ -308,7 +308,7 @@ impl Cluster {
                         .map(|(t, p)| (t.clone(), p.clone()))
                         .collect();
                     for (t, p) in retained {
-                        self.deliver(to, &t, &p);
+                        self.deliver_as(to, &t, &p, true);
                     }
                 }
             }
@@ -388,7 +388,18 @@ impl Cluster {
     }
 
     fn deliver(&mut self, n: usize, topic: &str, payload: &[u8]) {
-        self.input(n, Input::Message { topic, payload });
+        self.deliver_as(n, topic, payload, false);
+    }
+
+    fn deliver_as(&mut self, n: usize, topic: &str, payload: &[u8], retained: bool) {
+        self.input(
+            n,
+            Input::Message {
+                topic,
+                payload,
+                retained,
+            },
+        );
     }
 
     /// Puts a message on the broker.

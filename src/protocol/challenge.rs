@@ -77,7 +77,7 @@ impl Node {
         self.publish(out, Family::Challenge, env.clone(), true);
         // Take our own challenge at once rather than waiting for the echo.
         let topic = self.topics.own(Family::Challenge, self.me);
-        self.receive(&topic, &env, now, out);
+        self.receive(&topic, &env, false, now, out);
     }
 
     pub(crate) fn on_challenge(
@@ -186,7 +186,7 @@ impl Node {
         // Solutions that arrived before this challenge.
         let orphans = std::mem::take(&mut self.tx.orphans);
         for (topic, payload) in orphans {
-            self.receive(&topic, &payload, now, out);
+            self.receive(&topic, &payload, false, now, out);
         }
         if self.tx.challenges.len() > 64 {
             warn!("challenge: more than 64 challenges for one transaction");

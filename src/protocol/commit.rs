@@ -50,6 +50,9 @@ impl Node {
             self.name_of(body.sender)
         );
         let answered = self.catchup.answers(want);
+        if answered {
+            self.catchup.answered(body.sender, want);
+        }
         self.apply_commit(done, c, answered, now, out);
         Ok(())
     }

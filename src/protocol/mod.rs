@@ -144,8 +144,13 @@ pub enum Action {
 pub enum Input<'a> {
     /// The broker connection is (re)established: announce our state again.
     Connected,
-    /// A message arrived on `topic`.
-    Message { topic: &'a str, payload: &'a [u8] },
+    /// A message arrived on `topic`; `retained` when the broker sent it
+    /// from its store (on subscribing) rather than as it was published.
+    Message {
+        topic: &'a str,
+        payload: &'a [u8],
+        retained: bool,
+    },
     /// The pool found `seed` for job `job`.
     Mined { job: u64, seed: u64 },
     /// Time passed (the driver calls this at [`Node::next_timeout`]).
@@ -465,7 +470,11 @@ impl Node {
                 self.reconnected(now);
                 self.announce(now, &mut out)
             }
-            Input::Message { topic, payload } => self.receive(topic, payload, now, &mut out),
+            Input::Message {
+                topic,
+                payload,
+                retained,
+            } => self.receive(topic, payload, !retained, now, &mut out),
             Input::Mined { job, seed } => self.mined(job, seed, now, &mut out),
             Input::Tick => self.tick(now, &mut out),
         }
@@ -576,7 +585,16 @@ impl Node {
         }));
     }
 
-    fn receive(&mut self, topic: &str, payload: &[u8], now: u64, out: &mut Vec<Action>) {
+    /// Takes one message. `live`: it comes from its sender just now (not
+    /// from the broker's store, not held here), so the sender is alive.
+    fn receive(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        live: bool,
+        now: u64,
+        out: &mut Vec<Action>,
+    ) {
         let Some(route) = self.topics.parse(topic) else {
             debug!(topic, "ignored: not a topic of this cluster");
             return;
@@ -587,7 +605,7 @@ impl Node {
             debug!(topic, "ignored: empty retained message");
             return;
         }
-        match self.accept(&route, topic, payload, now, out) {
+        match self.accept(&route, topic, payload, live, now, out) {
             Ok(()) => {}
             Err(reason) => {
                 self.rejected += 1;
@@ -617,6 +635,7 @@ impl Node {
         route: &Route,
         topic: &str,
         payload: &[u8],
+        live: bool,
         now: u64,
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
@@ -721,6 +740,9 @@ impl Node {
         if !self.sigs.verify(&self.cfg.cluster_id(), &env, key) {
             return Err(Reject::BadSignature);
         }
+        if live && body.sender == route.sender && body.sender != self.me {
+            self.catchup.hear(body.sender, now);
+        }
         if self.liars.contains(&body.sender) && body.kind() != Kind::Presence {
             debug!(sender = %body.sender, "{}: ignored a known liar", body.kind().phase());
             return Ok(());
@@ -776,7 +798,7 @@ impl Node {
         out: &mut Vec<Action>,
     ) {
         for (topic, payload) in queue {
-            self.receive(&topic, &payload, now, out);
+            self.receive(&topic, &payload, false, now, out);
         }
     }
 

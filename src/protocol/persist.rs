@@ -110,7 +110,7 @@ impl Node {
         match family {
             Some((f, sender)) => {
                 let topic = self.topics.own(f, sender);
-                self.receive(&topic, raw, now, out);
+                self.receive(&topic, raw, false, now, out);
             }
             None => warn!("voting: a saved copy of a backed message is unreadable; ignoring it"),
         }

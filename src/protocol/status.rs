@@ -134,6 +134,7 @@ mod tests {
             Input::Message {
                 topic: &p.topic,
                 payload: &p.payload,
+                retained: false,
             },
             sim.now,
         );
@@ -143,6 +144,7 @@ mod tests {
             Input::Message {
                 topic: &init,
                 payload: &p.payload,
+                retained: false,
             },
             sim.now,
         );

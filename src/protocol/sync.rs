@@ -14,9 +14,13 @@
 //! member (a learner: a board not yet added, see `membership`) asks without
 //! evidence, with the same back-off.
 //!
-//! Each request names its responder: a member that showed it has the
-//! transaction, online ones first, another one at every retry. So one
-//! requester costs the cluster one answer per request, not one per member.
+//! Each request names its responder: the member that answered the last
+//! request, while it goes on answering; else a member that showed it has
+//! the transaction, those heard from lately first (a message the broker
+//! kept is no sign of life: the member may have died since), then online
+//! ones, another one at every retry. So one requester costs the cluster
+//! one answer per request, not one per member, and a requester whose
+//! first choices died goes on at full speed once one member answers.
 
 use std::collections::BTreeMap;
 
@@ -47,17 +51,20 @@ const MAX_SERVED: usize = 1024;
 pub struct CatchUp {
     /// The highest transaction each member has shown it committed.
     claims: BTreeMap<NodeId, u64>,
-    /// When each member last showed a claim (it is alive then: a member
-    /// whose presence still says online may be long dead).
+    /// When each member was last heard, by a message of its own that
+    /// reached us as it was sent (it is alive then: a member whose
+    /// presence still says online may be long dead).
     heard: BTreeMap<NodeId, u64>,
     /// When to ask next, if at all.
     next_at: Option<u64>,
     /// Requests without progress since the last commit.
-    unanswered: u32,
+    pub(super) unanswered: u32,
     /// What each requester was last answered and when (rate limit).
     served: BTreeMap<NodeId, (u64, u64)>,
     /// The member last asked, and for which transaction.
     asked: Option<(NodeId, u64)>,
+    /// The member whose certificate answered the last request.
+    answered_by: Option<NodeId>,
 }
 
 impl CatchUp {
@@ -95,6 +102,18 @@ impl CatchUp {
     /// sent it: answers to others' requests for it count too).
     pub fn answers(&self, tx: u64) -> bool {
         self.asked.is_some_and(|(_, t)| t == tx)
+    }
+
+    /// `who` sent the certificate of `tx` that answered this node's
+    /// request: it has that transaction, and is the first to ask next.
+    pub fn answered(&mut self, who: NodeId, tx: u64) {
+        self.claim(who, tx);
+        self.answered_by = Some(who);
+    }
+
+    /// `who`, a member, sent a message of its own just now.
+    pub fn hear(&mut self, who: NodeId, now: u64) {
+        self.heard.insert(who, now);
     }
 
     /// Forgets a member's claims (it left the roster).
@@ -137,8 +156,6 @@ impl Node {
         if who == self.me {
             return;
         }
-        // Only signed messages come here: the member is alive now.
-        self.catchup.heard.insert(who, now);
         if !self.catchup.claim(who, tx) {
             return;
         }
@@ -202,10 +219,12 @@ impl Node {
         }));
     }
 
-    /// The member to ask for `want`: among those that showed they have it
-    /// (those heard from lately first, then online ones), else among the
-    /// online members, another one at every unanswered request.
-    fn responder(&self, want: u64, now: u64) -> Option<NodeId> {
+    /// The member to ask for `want`: the one that answered the last
+    /// request, while it has `want` and is heard from; else among those
+    /// that showed they have it (those heard from lately first, then online
+    /// ones), else among the online members, another one at every
+    /// unanswered request.
+    pub(super) fn responder(&self, want: u64, now: u64) -> Option<NodeId> {
         let online = self.online();
         let others: Vec<NodeId> = self.roster.ids().filter(|id| *id != self.me).collect();
         let has = |id: &NodeId| self.catchup.claim_of(*id) >= want;
@@ -215,6 +234,12 @@ impl Node {
                 .get(id)
                 .is_some_and(|&t| now < t + HEARD_LATELY_MS)
         };
+        let last = self.catchup.answered_by.filter(|id| {
+            self.catchup.unanswered == 0 && others.contains(id) && has(id) && lately(id)
+        });
+        if last.is_some() {
+            return last;
+        }
         let tiers: [Vec<NodeId>; 4] = [
             others
                 .iter()

@@ -123,7 +123,14 @@ impl Sim {
 
     /// Hands node `i` one message.
     pub fn deliver(&mut self, i: usize, topic: &str, payload: &[u8]) {
-        self.input(i, Input::Message { topic, payload });
+        self.input(
+            i,
+            Input::Message {
+                topic,
+                payload,
+                retained: false,
+            },
+        );
     }
 
     pub fn apply(&mut self, i: usize, actions: Vec<Action>) {
@@ -260,6 +267,9 @@ impl Sim {
 
 #[path = "tests/roster.rs"]
 mod roster_changes;
+
+#[path = "tests/catchup.rs"]
+mod catchup;
 
 #[test]
 fn four_nodes_commit_and_agree() {
@@ -982,6 +992,7 @@ mod voting_phase {
             Input::Message {
                 topic: &t,
                 payload: &vote,
+                retained: false,
             },
             sim.now,
         );

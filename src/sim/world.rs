@@ -62,6 +62,8 @@ enum Ev {
         session: u64,
         topic: Rc<str>,
         payload: Rc<[u8]>,
+        /// Sent from the broker's store on connecting.
+        retained: bool,
     },
     Mined {
         host: usize,
@@ -327,6 +329,7 @@ impl World {
                 session,
                 topic,
                 payload,
+                retained,
             } => {
                 if self.hosts[to].session != Some(session) {
                     return;
@@ -340,6 +343,7 @@ impl World {
                     Input::Message {
                         topic: &topic,
                         payload: &payload,
+                        retained,
                     },
                 );
             }
@@ -728,6 +732,7 @@ impl World {
                     session,
                     topic,
                     payload,
+                    retained: true,
                 },
             );
         }
@@ -950,6 +955,7 @@ impl World {
                         session,
                         topic: topic.clone(),
                         payload: payload.clone(),
+                        retained: false,
                     },
                 );
             }
