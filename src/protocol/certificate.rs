@@ -20,7 +20,9 @@ use super::roster::{check_change, Roster};
 use super::{reference, Reject};
 use crate::identity::NodeId;
 use crate::pow;
-use crate::wire::{self, Body, Change, ClusterId, Commit, Envelope, Key33, Payload, SigCache};
+use crate::wire::{
+    self, Body, Change, ClusterId, Commit, Envelope, Key33, Payload, SigCache, Stance,
+};
 
 /// A verified commit: what the ledger table shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +106,10 @@ pub(crate) fn check_approvals(
                 body.kind()
             )));
         };
-        if body.tx != tx || !a.approve || a.confirm || a.vround != vround || a.solution != *solution
+        if body.tx != tx
+            || a.stance != Stance::Approve
+            || a.vround != vround
+            || a.solution != *solution
         {
             return Err(Reject::Certificate(format!(
                 "proof {i} approves something else"
@@ -242,7 +247,7 @@ pub(crate) fn verify_commit_with(
                 abody.kind()
             )));
         };
-        if abody.tx != tx || !a.approve || !a.confirm || a.solution != sref {
+        if abody.tx != tx || a.stance != Stance::Confirm || a.solution != sref {
             return Err(Reject::Certificate(format!(
                 "confirmation {i} is for something else"
             )));

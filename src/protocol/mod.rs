@@ -15,6 +15,7 @@
 //! not a member of the roster in force is refused before it changes
 //! anything.
 
+pub mod ballots;
 pub mod certificate;
 pub mod challenge;
 pub mod commit;

@@ -11,7 +11,7 @@ use minicbor::{Decode, Encode};
 use tracing::warn;
 
 use super::{Action, Node};
-use crate::wire::{self, Body, Bytes, Envelope, Family, Payload};
+use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Stance};
 
 /// Our latest election vote, approval and confirmation, and the challenge we
 /// issued, for one transaction.
@@ -161,13 +161,14 @@ impl Node {
                 continue;
             };
             let ballot = (a.solution, b.0.clone());
+            if a.stance == Stance::Reject {
+                continue;
+            }
             self.tx
                 .ballots
-                .entry((a.vround, a.confirm))
-                .or_default()
-                .insert(self.me, ballot.clone());
+                .put_own(a.vround, a.stance, self.me, ballot.clone());
             self.tx.vround = self.tx.vround.max(a.vround);
-            if a.confirm {
+            if a.stance == Stance::Confirm {
                 self.tx.my_confirm = Some((a.vround, ballot));
                 self.tx
                     .polkas

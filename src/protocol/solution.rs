@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use super::{reference, Action, Node, Reject};
 use crate::identity::NodeId;
 use crate::pow;
-use crate::wire::{Approval, Body, Envelope, Family, Payload, Solution};
+use crate::wire::{Approval, Body, Envelope, Family, Payload, Solution, Stance};
 
 /// The choice among valid solutions: the most approvals from others first
 /// (join a forming quorum), then the lowest SHA-1 digest, so that nodes that
@@ -58,17 +58,12 @@ impl Node {
     /// The preferred valid solution for voting round `v`: the most
     /// approvals in that round already, then the lowest digest.
     pub(crate) fn best_solution(&self, v: u32) -> Option<[u8; 16]> {
-        let ballots = self.tx.ballots.get(&(v, false));
         self.tx
             .solutions
             .iter()
             .filter_map(|(r, sol)| {
                 let ch = self.tx.challenges.get(&sol.challenge)?;
-                let votes = ballots.map_or(0, |b| {
-                    b.iter()
-                        .filter(|(voter, (s, _))| s == r && !self.liars.contains(voter))
-                        .count()
-                });
+                let votes = self.tx.ballots.count(v, Stance::Approve, r, &self.liars);
                 let digest = pow::Template::new(&ch.salt, &sol.solver.0).digest(sol.seed);
                 Some((preference(votes, digest), *r))
             })

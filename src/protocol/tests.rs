@@ -10,7 +10,7 @@ use rand_core::{RngCore, SeedableRng};
 use super::*;
 use crate::identity::Identity;
 use crate::pow::{self, Job};
-use crate::wire::{Approval, Body, Challenge, Payload, PubKey, SigCache, Solution, Vote};
+use crate::wire::{Approval, Body, Challenge, Payload, PubKey, SigCache, Solution, Stance, Vote};
 
 /// The genesis of a test cluster of these members, with `admin` as its
 /// admin key.
@@ -734,7 +734,10 @@ mod solution_phase {
                     .is_some_and(|b| {
                         matches!(
                             b.payload,
-                            Payload::Approval(Approval { approve: false, .. })
+                            Payload::Approval(Approval {
+                                stance: Stance::Reject,
+                                ..
+                            })
                         )
                     })
         });
@@ -1020,8 +1023,12 @@ mod voting_phase {
         let before = sim.nodes[0].rejected;
         sim.deliver(0, &t, &approval);
         assert_eq!(sim.nodes[0].rejected, before);
-        let ballots = &sim.nodes[0].tx.ballots[&(0, false)];
-        assert_eq!(ballots[&sim.ids[1].id].0, [9; 16]);
+        let ballot = sim.nodes[0]
+            .tx
+            .ballots
+            .get(0, Stance::Approve, sim.ids[1].id)
+            .expect("counted");
+        assert_eq!(ballot.0, [9; 16]);
         // Votes still may not be relayed: their topic names the voter.
         let vote = sim.signed(
             1,
@@ -1075,7 +1082,10 @@ fn message_sizes() {
                     .ok()
                     .and_then(|e| Body::decode(&e.body).ok())
                     .map(|b| match b.payload {
-                        Payload::Approval(Approval { confirm: true, .. }) => "confirmation".into(),
+                        Payload::Approval(Approval {
+                            stance: Stance::Confirm,
+                            ..
+                        }) => "confirmation".into(),
                         other => other.kind().to_string(),
                     })
                 {

@@ -7,14 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use super::ballots::Ballot;
+use super::ballots::BallotBox;
 use super::challenge::ChallengeInfo;
 use super::solution::SolutionInfo;
 use super::Publish;
 use crate::identity::NodeId;
 use crate::wire::{Bytes, Family, Topics};
-
-/// One signed ballot of the voting phase: (solution ref, envelope).
-pub type Ballot = ([u8; 16], Vec<u8>);
 
 /// Everything about the transaction under way.
 #[derive(Default)]
@@ -39,8 +38,8 @@ pub struct TxState {
     pub window: Option<u64>,
     /// Voting round.
     pub vround: u32,
-    /// (voting round, is confirmation) -> voter -> ballot
-    pub ballots: BTreeMap<(u32, bool), BTreeMap<NodeId, Ballot>>,
+    /// Approvals and confirmations, by voting round.
+    pub ballots: BallotBox,
     /// Our latest approval: (voting round, ballot).
     pub my_approval: Option<(u32, Ballot)>,
     /// Our latest confirmation, which is also our lock: (voting round, ballot).

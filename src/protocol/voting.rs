@@ -17,11 +17,12 @@
 
 use tracing::{debug, error, info};
 
+use super::ballots::Cast;
 use super::certificate::{check_approvals, verify_commit_with};
 use super::election::MAX_ROUNDS_AHEAD;
 use super::{Action, Node, Phase, Publish, Reject};
 use crate::pow;
-use crate::wire::{self, Approval, Body, Bytes, Commit, Envelope, Family, Key33, Payload};
+use crate::wire::{self, Approval, Body, Bytes, Commit, Envelope, Family, Key33, Payload, Stance};
 
 impl Node {
     pub(crate) fn on_approval(
@@ -32,7 +33,7 @@ impl Node {
         now: u64,
         out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
-        if !a.approve {
+        if a.stance == Stance::Reject {
             info!(
                 "voting: tx {} round {}, {} rejects solution {}",
                 body.tx,
@@ -48,7 +49,7 @@ impl Node {
                 at: self.tx.vround,
             });
         }
-        if a.confirm {
+        if a.stance == Stance::Confirm {
             let keys = self.key_map();
             let signers = check_approvals(
                 &self.cfg.genesis.id(),
@@ -69,20 +70,23 @@ impl Node {
             }
             self.note_polka(a.vround, a.solution, a.proof.clone());
         }
-        let slot = self.tx.ballots.entry((a.vround, a.confirm)).or_default();
-        match slot.get(&body.sender) {
-            Some((s, _)) if *s == a.solution => return Ok(()),
-            Some(_) => {
+        let ballot = (a.solution, env.encode());
+        match self
+            .tx
+            .ballots
+            .cast(a.vround, a.stance, body.sender, ballot)
+        {
+            Cast::New => {}
+            Cast::Again => return Ok(()),
+            Cast::Conflict => {
                 self.caught_lying(body.sender, "voting");
                 return Ok(());
             }
-            None => {}
         }
-        slot.insert(body.sender, (a.solution, env.encode()));
         if a.vround > self.tx.vround {
             self.maybe_follow(a.vround, now, out);
         }
-        if !a.confirm {
+        if a.stance == Stance::Approve {
             self.count_approvals(a.vround, a.solution);
         }
         self.maybe_confirm(now, out);
@@ -107,14 +111,10 @@ impl Node {
 
     /// Checks whether a quorum approved `solution` in voting round `v`.
     fn count_approvals(&mut self, v: u32, solution: [u8; 16]) {
-        let Some(slot) = self.tx.ballots.get(&(v, false)) else {
-            return;
-        };
-        let proof: Vec<Bytes> = slot
-            .iter()
-            .filter(|(voter, (s, _))| *s == solution && !self.liars.contains(voter))
-            .map(|(_, (_, env))| Bytes(env.clone()))
-            .collect();
+        let proof = self
+            .tx
+            .ballots
+            .tally(v, Stance::Approve, &solution, &self.liars);
         if proof.len() >= self.roster.quorum() {
             self.note_polka(v, solution, proof);
         }
@@ -162,9 +162,7 @@ impl Node {
         let env = self.sign(tx, v, Payload::Approval(Approval::approve(solution, v)));
         self.tx
             .ballots
-            .entry((v, false))
-            .or_default()
-            .insert(self.me, (solution, env.clone()));
+            .put_own(v, Stance::Approve, self.me, (solution, env.clone()));
         self.tx.my_approval = Some((v, (solution, env.clone())));
         out.push(Action::SaveVotes(self.vote_state()));
         if self.tx.mining.take().is_some() {
@@ -195,12 +193,7 @@ impl Node {
     /// Moves to a later voting round when enough nodes are there that at
     /// least one is honest ([`Config::follow_threshold`]).
     fn maybe_follow(&mut self, v: u32, now: u64, out: &mut Vec<Action>) {
-        let mut voters: std::collections::BTreeSet<crate::identity::NodeId> = Default::default();
-        for stage in [false, true] {
-            if let Some(slot) = self.tx.ballots.get(&(v, stage)) {
-                voters.extend(slot.keys().filter(|k| !self.liars.contains(k)));
-            }
-        }
+        let voters = self.tx.ballots.voters(v, &self.liars);
         if voters.len() >= self.roster.follow_threshold() {
             info!(
                 "voting: tx {} moving from round {} to round {v} with {} others",
@@ -233,17 +226,11 @@ impl Node {
             return;
         }
         let tx = self.height + 1;
-        let confirm = Approval {
-            confirm: true,
-            proof,
-            ..Approval::approve(solution, v)
-        };
+        let confirm = Approval::confirm(solution, v, proof);
         let env = self.sign(tx, v, Payload::Approval(confirm));
         self.tx
             .ballots
-            .entry((v, true))
-            .or_default()
-            .insert(self.me, (solution, env.clone()));
+            .put_own(v, Stance::Confirm, self.me, (solution, env.clone()));
         self.tx.my_confirm = Some((v, (solution, env.clone())));
         out.push(Action::SaveVotes(self.vote_state()));
         if self.tx.mining.take().is_some() {
@@ -270,14 +257,7 @@ impl Node {
             self.vote_in_round(v, now, out);
         }
         self.maybe_confirm(now, out);
-        let rounds: Vec<u32> = self
-            .tx
-            .ballots
-            .keys()
-            .filter(|(_, confirm)| *confirm)
-            .map(|(v, _)| *v)
-            .collect();
-        for v in rounds {
+        for v in self.tx.ballots.confirmed_rounds() {
             let before = self.height;
             self.try_commit(v, solution, now, out);
             if self.height != before {
@@ -295,14 +275,10 @@ impl Node {
         now: u64,
         out: &mut Vec<Action>,
     ) {
-        let Some(slot) = self.tx.ballots.get(&(v, true)) else {
-            return;
-        };
-        let confirmations: Vec<Bytes> = slot
-            .iter()
-            .filter(|(voter, (s, _))| *s == solution && !self.liars.contains(voter))
-            .map(|(_, (_, env))| Bytes(env.clone()))
-            .collect();
+        let confirmations = self
+            .tx
+            .ballots
+            .tally(v, Stance::Confirm, &solution, &self.liars);
         if confirmations.len() < self.roster.quorum() {
             return;
         }
@@ -318,11 +294,11 @@ impl Node {
         // voters, which the challenge carries (they may be gone, and their
         // retained keys with a broker restart).
         let mut keys: Vec<Key33> = ch.keys.clone();
-        let signers = [ch.leader, sol.solver].into_iter().chain(
-            slot.iter()
-                .filter(|(_, (s, _))| *s == solution)
-                .map(|(id, _)| *id),
-        );
+        let confirmers = self
+            .tx
+            .ballots
+            .backers(v, Stance::Confirm, &solution, &self.liars);
+        let signers = [ch.leader, sol.solver].into_iter().chain(confirmers);
         for id in signers {
             if let Some(m) = self.members.get(id) {
                 if !keys.contains(&Key33(m.public)) {
@@ -395,18 +371,8 @@ impl Node {
             return;
         }
         // The latest round anyone has voted in, and how many voted in ours.
-        let honest = |slot: &std::collections::BTreeMap<crate::identity::NodeId, _>| {
-            slot.keys().filter(|k| !self.liars.contains(k)).count()
-        };
-        let latest = self
-            .tx
-            .ballots
-            .iter()
-            .filter(|(_, slot)| honest(slot) > 0)
-            .map(|((r, _), _)| *r)
-            .max()
-            .unwrap_or(0);
-        let here = self.tx.ballots.get(&(v, false)).map_or(0, honest);
+        let latest = self.tx.ballots.latest_round(&self.liars);
+        let here = self.tx.ballots.voted(v, Stance::Approve, &self.liars);
         // A round is over when a quorum voted in it without a commit (a
         // split or a slow quorum): move on. A round where fewer voted waits
         // for the rest (they get our messages again), unless others are

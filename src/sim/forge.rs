@@ -171,13 +171,7 @@ impl Forger {
         let mut confirmations = Vec::new();
         for k in 0..self.keys.len() {
             out.push(self.on(k, Family::Voting, approvals[k].0.clone(), false));
-            let confirm = Approval {
-                solution: sref,
-                approve: true,
-                confirm: true,
-                vround: 0,
-                proof: approvals.clone(),
-            };
+            let confirm = Approval::confirm(sref, 0, approvals.clone());
             let c = self.sign(k, tx, round, Payload::Approval(confirm));
             confirmations.push(Bytes(c.clone()));
             out.push(self.on(k, Family::Voting, c, false));

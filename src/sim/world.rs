@@ -25,7 +25,7 @@ use crate::protocol::reference;
 use crate::protocol::roster::sign_change;
 use crate::protocol::{quorum, Action, Config, Durable, Genesis, Input, Node, Publish, VoteState};
 use crate::wire::roster::{Change, Entry};
-use crate::wire::{Body, Envelope, Family, Payload, SigCache, Topics};
+use crate::wire::{Body, Envelope, Family, Payload, SigCache, Stance, Topics};
 
 /// The broker publishes a will this long (at most) after it loses a client:
 /// 1.5 times the daemon's 5 s keep-alive.
@@ -985,12 +985,10 @@ impl World {
                     Payload::Presence(_) => "presence (gone)".to_string(),
                     Payload::Approval(a) => format!(
                         "{} of {} in voting round {}",
-                        if !a.approve {
-                            "rejection"
-                        } else if a.confirm {
-                            "confirmation"
-                        } else {
-                            "approval"
+                        match a.stance {
+                            Stance::Reject => "rejection",
+                            Stance::Confirm => "confirmation",
+                            Stance::Approve => "approval",
                         },
                         hex4(&a.solution),
                         a.vround

@@ -216,26 +216,99 @@ pub struct Solution {
     pub seed: u64,
 }
 
+/// What a ballot of the voting phase says of its solution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stance {
+    /// The proof of work is invalid.
+    Reject,
+    /// This node backs the solution in this voting round.
+    Approve,
+    /// A quorum approved the solution in this round (the approvals are the
+    /// proof) and this node now locks on it.
+    Confirm,
+}
+
+impl Stance {
+    /// The two booleans of the wire layout: (approve, confirm).
+    fn flags(self) -> (bool, bool) {
+        match self {
+            Stance::Reject => (false, false),
+            Stance::Approve => (true, false),
+            Stance::Confirm => (true, true),
+        }
+    }
+
+    fn from_flags(approve: bool, confirm: bool) -> Option<Stance> {
+        match (approve, confirm) {
+            (false, false) => Some(Stance::Reject),
+            (true, false) => Some(Stance::Approve),
+            (true, true) => Some(Stance::Confirm),
+            (false, true) => None,
+        }
+    }
+}
+
 /// voting: the sender's ballot on the solution whose reference is
-/// `solution`, in voting round `vround`.
+/// `solution`, in voting round `vround`: a rejection of an invalid proof
+/// of work, an approval backing the solution for the round, or a
+/// confirmation carrying a quorum's approvals of it as `proof`.
 ///
-/// An approval (`confirm == false`) backs one solution for the round. A
-/// confirmation (`confirm == true`) says a quorum approved this solution in
-/// this round and that the sender now locks on it; it carries those
-/// approvals as `proof`. `approve == false` rejects an invalid proof of work.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[cbor(array)]
+/// On the wire the stance is two booleans, `[solution, approve, confirm,
+/// vround, proof]`; a confirmation that does not approve is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approval {
-    #[cbor(n(0), with = "minicbor::bytes")]
     pub solution: [u8; 16],
-    #[n(1)]
-    pub approve: bool,
-    #[n(2)]
-    pub confirm: bool,
-    #[n(3)]
+    pub stance: Stance,
     pub vround: u32,
-    #[n(4)]
     pub proof: Vec<Bytes>,
+}
+
+/// The wire layout of [`Approval`].
+#[derive(Encode, Decode)]
+#[cbor(array)]
+struct ApprovalWire {
+    #[cbor(n(0), with = "minicbor::bytes")]
+    solution: [u8; 16],
+    #[n(1)]
+    approve: bool,
+    #[n(2)]
+    confirm: bool,
+    #[n(3)]
+    vround: u32,
+    #[n(4)]
+    proof: Vec<Bytes>,
+}
+
+impl<C> Encode<C> for Approval {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        ctx: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        let (approve, confirm) = self.stance.flags();
+        ApprovalWire {
+            solution: self.solution,
+            approve,
+            confirm,
+            vround: self.vround,
+            proof: self.proof.clone(),
+        }
+        .encode(e, ctx)
+    }
+}
+
+impl<'b, C> Decode<'b, C> for Approval {
+    fn decode(d: &mut Decoder<'b>, ctx: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let w = ApprovalWire::decode(d, ctx)?;
+        let stance = Stance::from_flags(w.approve, w.confirm)
+            .ok_or_else(|| minicbor::decode::Error::message("a confirmation must also approve"))?;
+        Ok(Approval {
+            solution: w.solution,
+            stance,
+            vround: w.vround,
+            proof: w.proof,
+        })
+    }
 }
 
 impl Approval {
@@ -243,17 +316,27 @@ impl Approval {
     pub fn approve(solution: [u8; 16], vround: u32) -> Approval {
         Approval {
             solution,
-            approve: true,
-            confirm: false,
+            stance: Stance::Approve,
             vround,
             proof: Vec::new(),
+        }
+    }
+
+    /// A confirmation of `solution` in round `vround`, proven by a
+    /// quorum's approvals.
+    pub fn confirm(solution: [u8; 16], vround: u32, proof: Vec<Bytes>) -> Approval {
+        Approval {
+            solution,
+            stance: Stance::Confirm,
+            vround,
+            proof,
         }
     }
 
     /// A rejection of an invalid solution.
     pub fn reject(solution: [u8; 16]) -> Approval {
         Approval {
-            approve: false,
+            stance: Stance::Reject,
             ..Approval::approve(solution, 0)
         }
     }
@@ -534,6 +617,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The stance is two booleans on the wire, as an outside node reads
+    /// them; the combination that means nothing is refused.
+    #[test]
+    fn approval_layout_and_the_illegal_stance() {
+        let a = Approval::confirm([1; 16], 3, vec![Bytes(vec![7])]);
+        let mut want = vec![0x85, 0x50];
+        want.extend([1; 16]);
+        want.extend([0xf5, 0xf5, 0x03, 0x81, 0x41, 0x07]);
+        assert_eq!(minicbor::to_vec(&a).expect("encodes"), want);
+        assert_eq!(minicbor::decode::<Approval>(&want).expect("decodes"), a);
+        let mut reject = minicbor::to_vec(Approval::reject([1; 16])).expect("encodes");
+        assert_eq!(reject[18..20], [0xf4, 0xf4]);
+        reject[19] = 0xf5;
+        assert!(minicbor::decode::<Approval>(&reject).is_err());
+    }
+
     fn id() -> impl Strategy<Value = NodeId> {
         any::<[u8; 8]>().prop_map(NodeId)
     }
@@ -591,16 +690,18 @@ mod tests {
                 .prop_map(|(challenge, seed)| Payload::Solution(Solution { challenge, seed })),
             (
                 any::<[u8; 16]>(),
-                any::<bool>(),
-                any::<bool>(),
+                prop_oneof![
+                    Just(Stance::Reject),
+                    Just(Stance::Approve),
+                    Just(Stance::Confirm)
+                ],
                 any::<u32>(),
                 proptest::collection::vec(bytes(), 0..3)
             )
-                .prop_map(|(solution, approve, confirm, vround, proof)| {
+                .prop_map(|(solution, stance, vround, proof)| {
                     Payload::Approval(Approval {
                         solution,
-                        approve,
-                        confirm,
+                        stance,
                         vround,
                         proof,
                     })

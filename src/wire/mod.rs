@@ -14,7 +14,7 @@ pub mod topics;
 pub use envelope::{sign, Envelope, SigCache};
 pub use messages::{
     Approval, Body, Bytes, Challenge, Commit, Key33, Kind, Payload, Presence, PubKey, Solution,
-    Status, StatusPhase, Sync, Vote,
+    Stance, Status, StatusPhase, Sync, Vote,
 };
 pub use roster::{Change, RosterView};
 pub use topics::{Family, Topics};
