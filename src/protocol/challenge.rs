@@ -35,7 +35,7 @@ pub struct ChallengeInfo {
 }
 
 impl Node {
-    pub(crate) fn issue_challenge(&mut self, round: u32, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn issue_challenge(&mut self, round: u32, out: &mut Vec<Action>) {
         let (lo, hi) = self.cfg.genesis.difficulty();
         let span = u32::from(hi - lo) + 1;
         let difficulty = lo + (self.rng.next_u32() % span) as u8;
@@ -75,9 +75,9 @@ impl Node {
             info!("roster: tx {tx} round {round}, proposing the admin's roster change with this challenge");
         }
         self.publish(out, Family::Challenge, env.clone(), true);
-        // Take our own challenge at once rather than waiting for the echo.
+        // Take our own challenge now rather than waiting for the echo.
         let topic = self.topics.own(Family::Challenge, self.me);
-        self.receive(&topic, &env, false, now, out);
+        self.replay([(topic, env)]);
     }
 
     pub(crate) fn on_challenge(
@@ -185,9 +185,7 @@ impl Node {
         }
         // Solutions that arrived before this challenge.
         let orphans = std::mem::take(&mut self.tx.orphans);
-        for (topic, payload) in orphans {
-            self.receive(&topic, &payload, false, now, out);
-        }
+        self.replay(orphans);
         if self.tx.challenges.len() > 64 {
             warn!("challenge: more than 64 challenges for one transaction");
         }

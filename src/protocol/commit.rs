@@ -153,7 +153,7 @@ impl Node {
             self.enter_round(0, now, out);
         }
         let held = std::mem::take(&mut self.future);
-        self.replay(held, now, out);
+        self.replay(held);
     }
 
     /// Puts the roster that a committed change makes in force for the next

@@ -137,7 +137,7 @@ impl Node {
             );
             self.publish(out, Family::Election, env, false);
         }
-        self.try_tally(now, out);
+        self.try_tally(out);
     }
 
     pub(crate) fn on_vote(
@@ -184,13 +184,13 @@ impl Node {
             }
         }
         if body.round == self.tx.round {
-            self.try_tally(now, out);
+            self.try_tally(out);
         }
         Ok(())
     }
 
     /// Counts the current round; the winner issues the challenge.
-    fn try_tally(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn try_tally(&mut self, out: &mut Vec<Action>) {
         let round = self.tx.round;
         let Some(votes) = self.tx.votes.get(&round) else {
             return;
@@ -215,7 +215,7 @@ impl Node {
             );
         }
         if leader == self.me && !self.tx.issued.contains(&round) && self.phase != Phase::Init {
-            self.issue_challenge(round, now, out);
+            self.issue_challenge(round, out);
         }
     }
 

@@ -261,6 +261,12 @@ pub struct Node {
     pub(crate) unverified: VecDeque<(String, Vec<u8>)>,
     /// Messages for later transactions, replayed after each commit.
     pub(crate) future: VecDeque<(String, Vec<u8>)>,
+    /// Messages to take once the current input is done: held ones that
+    /// can be checked now (their key or their transaction came), solutions
+    /// that waited for their challenge, the node's own challenge and the
+    /// copies it saved before a restart. No handler takes a message itself
+    /// in the middle of another.
+    pub(crate) inbox: VecDeque<(String, Vec<u8>)>,
     /// Nodes caught signing two conflicting messages for one round.
     pub(crate) liars: BTreeSet<NodeId>,
     /// Committed transactions so far and the reference of the last one.
@@ -342,6 +348,7 @@ impl Node {
             refusals: counters::RefusalLog::default(),
             unverified: VecDeque::new(),
             future: VecDeque::new(),
+            inbox: VecDeque::new(),
             liars: BTreeSet::new(),
             height: ledger.len() as u64,
             prev,
@@ -469,6 +476,12 @@ impl Node {
         match input {
             Input::Connected => {
                 self.reconnected(now);
+                // What we backed before a restart, checked like any
+                // message, before we send it again with the rest.
+                for raw in std::mem::take(&mut self.restored) {
+                    self.receive_own_copy(&raw);
+                }
+                self.drain_inbox(now, &mut out);
                 self.announce(now, &mut out)
             }
             Input::Message {
@@ -479,7 +492,21 @@ impl Node {
             Input::Mined { job, seed } => self.mined(job, seed, now, &mut out),
             Input::Tick => self.tick(now, &mut out),
         }
+        self.drain_inbox(now, &mut out);
         out
+    }
+
+    /// Takes the messages the input freed, in order. It ends: a message
+    /// comes back here only when a key, a commit or a challenge arrives,
+    /// and each of those is taken once.
+    fn drain_inbox(&mut self, now: u64, out: &mut Vec<Action>) {
+        while let Some((topic, payload)) = self.inbox.pop_front() {
+            if self.stopped.is_some() {
+                self.inbox.clear();
+                return;
+            }
+            self.receive(&topic, &payload, false, now, out);
+        }
     }
 
     /// The retained "gone" presence the broker publishes if we die.
@@ -540,10 +567,6 @@ impl Node {
             return self.announce_learner(now, out);
         }
         out.push(Action::Publish(self.roster_message()));
-        // What we backed before a restart, checked like any message.
-        for raw in std::mem::take(&mut self.restored) {
-            self.receive_own_copy(&raw, now, out);
-        }
         out.push(Action::Publish(self.pubkey_message()));
         out.push(Action::Publish(self.presence_message(true)));
         for p in self.relayed_keys() {
@@ -707,7 +730,7 @@ impl Node {
             }
         }
         if let Payload::PubKey(pk) = &body.payload {
-            return self.on_pubkey(&env, &body, pk, now, out);
+            return self.on_pubkey(&env, &body, pk);
         }
         // Messages of a transaction we have committed change nothing, so
         // they are dropped before their signature is checked (each node
@@ -791,16 +814,10 @@ impl Node {
         }
     }
 
-    /// Re-feeds held messages (after a key arrived or a commit moved us on).
-    pub(crate) fn replay(
-        &mut self,
-        queue: VecDeque<(String, Vec<u8>)>,
-        now: u64,
-        out: &mut Vec<Action>,
-    ) {
-        for (topic, payload) in queue {
-            self.receive(&topic, &payload, false, now, out);
-        }
+    /// Takes held messages again once the current input is done (a key
+    /// arrived or a commit moved us on).
+    pub(crate) fn replay(&mut self, queue: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        self.inbox.extend(queue);
     }
 
     /// Records proof that `who` signed two conflicting messages.

@@ -10,7 +10,7 @@
 use minicbor::{Decode, Encode};
 use tracing::warn;
 
-use super::{Action, Node};
+use super::Node;
 use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Stance};
 
 /// Our latest election vote, approval and confirmation, and the challenge we
@@ -94,7 +94,7 @@ impl Node {
 
     /// Checks a saved copy of a key, challenge or solution as if it had
     /// just arrived from its signer.
-    pub(crate) fn receive_own_copy(&mut self, raw: &[u8], now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn receive_own_copy(&mut self, raw: &[u8]) {
         let family = Envelope::decode(raw, wire::MAX_CERT_MESSAGE)
             .ok()
             .and_then(|e| Body::decode(&e.body).ok())
@@ -110,7 +110,7 @@ impl Node {
         match family {
             Some((f, sender)) => {
                 let topic = self.topics.own(f, sender);
-                self.receive(&topic, raw, false, now, out);
+                self.replay([(topic, raw.to_vec())]);
             }
             None => warn!("voting: a saved copy of a backed message is unreadable; ignoring it"),
         }

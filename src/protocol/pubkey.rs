@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 use tracing::info;
 
-use super::{Action, Node, Publish, Reject};
+use super::{Node, Publish, Reject};
 use crate::identity::NodeId;
 use crate::wire::{self, Body, Envelope, Family, Payload, PubKey};
 
@@ -46,8 +46,6 @@ impl Node {
         env: &Envelope,
         body: &Body,
         pk: &PubKey,
-        now: u64,
-        out: &mut Vec<Action>,
     ) -> Result<(), Reject> {
         if NodeId::from_public_key(&pk.key) != body.sender {
             return Err(Reject::KeyIdMismatch);
@@ -77,7 +75,7 @@ impl Node {
                         .is_some_and(|b| b.sender == body.sender)
                 });
             self.unverified = rest;
-            self.replay(mine, now, out);
+            self.replay(mine);
         }
         Ok(())
     }
