@@ -35,7 +35,7 @@ use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
 use crate::pow::engine::{self, Engine};
 use crate::progress;
 use crate::protocol::status::Measured;
-use crate::protocol::{Action, Committed, Durable, Input, Node, Publish};
+use crate::protocol::{self, Committed, Durable, Effect, Input, Node, Output, Persist, Publish};
 use crate::service::{self, Broker, Notifier, Status};
 use crate::thermal::Care;
 
@@ -292,7 +292,7 @@ pub async fn run(
                     if let Some(m) = &meter {
                         m.disconnected();
                     }
-                    Vec::new()
+                    Output::default()
                 }
                 Some(Event::Message { topic, payload, retained }) => node.handle(
                     Input::Message {
@@ -326,7 +326,7 @@ pub async fn run(
                     });
                 }
                 status_due = Some(tokio::time::Instant::now());
-                Vec::new()
+                Output::default()
             }
             _ = until(status_due) => {
                 // Observers' view (`edgeminer status`), retained; only while
@@ -337,7 +337,7 @@ pub async fn run(
                     link.publish(outgoing(node.status_message(m, now())));
                     (status_shown, status_sent) = (Some(shown(&node)), Instant::now());
                 }
-                Vec::new()
+                Output::default()
             }
             _ = next_tick(&mut thermal_timer) => {
                 if let Some(threads) = care.as_mut().and_then(|c| c.check(now())) {
@@ -346,25 +346,28 @@ pub async fn run(
                 if let (Some(m), Some(t)) = (&meter, care.as_ref().and_then(Care::temperature)) {
                     m.temperature(t);
                 }
-                Vec::new()
+                Output::default()
             }
         };
-        let mut commits = 0;
-        let mut stop = None;
-        for action in actions {
-            match action {
-                Action::AppendLedger(record) => ledger
+        // The writes are durable before anything that follows them.
+        for write in actions.persist {
+            match write {
+                Persist::AppendLedger(record) => ledger
                     .append(&record)
                     .with_context(|| format!("writing the ledger in {}", dir.display()))?,
-                Action::SaveVotes(bytes) => chain::save_votes(&dir, &bytes)
+                Persist::SaveVotes(bytes) => chain::save_votes(&dir, &bytes)
                     .with_context(|| format!("writing the vote state in {}", dir.display()))?,
-                Action::Publish(p) => {
+            }
+        }
+        for effect in actions.then {
+            match effect {
+                Effect::Publish(p) => {
                     link.publish(outgoing(p));
                 }
-                Action::Mine(job) => pool.start(job),
-                Action::StopMining => pool.stop(),
+                Effect::Mine(job) => pool.start(job),
+                Effect::StopMining => pool.stop(),
                 // Record 0 describes the cluster; transaction t is record t.
-                Action::ServeHistory { tx } => match ledger.read(tx as usize) {
+                Effect::ServeHistory { tx } => match ledger.read(tx as usize) {
                     Ok(record) => {
                         if let Some(p) = node.history_message(tx, &record) {
                             link.publish(outgoing(p));
@@ -372,8 +375,14 @@ pub async fn run(
                     }
                     Err(e) => warn!("voting: cannot serve tx {tx} from the ledger: {e}"),
                 },
-                Action::Stop(why) => stop = Some(node.stop_message(&why)),
-                Action::Committed(c) => {
+            }
+        }
+        let mut commits = 0;
+        let mut stop = None;
+        for event in actions.events {
+            match event {
+                protocol::Event::Stop(why) => stop = Some(node.stop_message(&why)),
+                protocol::Event::Committed(c) => {
                     debug!(tx = c.tx, "committed");
                     commits += 1;
                     if let Some(r) = &reports {

@@ -26,7 +26,7 @@ use edgeminer::identity::{Identity, NodeId};
 use edgeminer::pow::{self, engine};
 use edgeminer::protocol::roster::sign_change;
 use edgeminer::protocol::{
-    Action, Committed, Config, Durable, Genesis, History, Input, Node, Publish,
+    Committed, Config, Durable, Effect, Event, Genesis, History, Input, Node, Persist, Publish,
 };
 use edgeminer::wire::roster::Entry;
 use edgeminer::wire::{self, Body, Change, Envelope, Family, Payload, Presence, PubKey, Topics};
@@ -420,22 +420,29 @@ impl Cluster {
         if !self.up[n] {
             return;
         }
-        let actions = self.nodes[n].handle(input, self.now);
-        for a in actions {
-            match a {
-                Action::Publish(p) => self.publish(p),
-                Action::Mine(job) => self.jobs[n] = Some(job),
-                Action::StopMining => self.jobs[n] = None,
-                Action::AppendLedger(r) => self.records[n].push(r),
-                Action::SaveVotes(_) => {}
-                Action::Committed(c) => self.check(c),
-                Action::ServeHistory { tx } => {
+        let out = self.nodes[n].handle(input, self.now);
+        for w in out.persist {
+            if let Persist::AppendLedger(r) = w {
+                self.records[n].push(r);
+            }
+        }
+        for e in out.then {
+            match e {
+                Effect::Publish(p) => self.publish(p),
+                Effect::Mine(job) => self.jobs[n] = Some(job),
+                Effect::StopMining => self.jobs[n] = None,
+                Effect::ServeHistory { tx } => {
                     let record = self.records[n].get((tx as usize).wrapping_sub(1)).cloned();
                     if let Some(p) = record.and_then(|r| self.nodes[n].history_message(tx, &r)) {
                         self.publish(p);
                     }
                 }
-                Action::Stop(_) => {
+            }
+        }
+        for e in out.events {
+            match e {
+                Event::Committed(c) => self.check(c),
+                Event::Stop(_) => {
                     self.up[n] = false;
                     self.jobs[n] = None;
                 }

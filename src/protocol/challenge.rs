@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::election::check_certificate;
 use super::roster::check_change;
-use super::{reference, Action, Node, Phase, Reject};
+use super::{reference, Node, Output, Persist, Phase, Reject};
 use crate::identity::NodeId;
 use crate::wire::{Body, Bytes, Challenge, Envelope, Family, Key33, Payload};
 
@@ -35,7 +35,7 @@ pub struct ChallengeInfo {
 }
 
 impl Node {
-    pub(crate) fn issue_challenge(&mut self, round: u32, out: &mut Vec<Action>) {
+    pub(crate) fn issue_challenge(&mut self, round: u32, out: &mut Output) {
         let (lo, hi) = self.cfg.genesis.difficulty();
         let span = u32::from(hi - lo) + 1;
         let difficulty = lo + (self.rng.next_u32() % span) as u8;
@@ -69,7 +69,7 @@ impl Node {
         self.tx.my_challenge = Some(env.clone());
         // A leader that restarts must not issue a second, different
         // challenge for this round: that would look like equivocation.
-        out.push(Action::SaveVotes(self.vote_state()));
+        out.persist(Persist::SaveVotes(self.vote_state()));
         info!("challenge: tx {tx} round {round}, issuing difficulty {difficulty} as leader");
         if change.is_some() {
             info!("roster: tx {tx} round {round}, proposing the admin's roster change with this challenge");
@@ -86,7 +86,7 @@ impl Node {
         body: &Body,
         c: Challenge,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         let r = reference(&env.body);
         if self.tx.challenges.contains_key(&r) {

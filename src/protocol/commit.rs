@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 use super::certificate::{verify_commit_with, Committed};
 use super::history::roster_at;
 use super::tx::TxState;
-use super::{reference, Action, Node, Phase, Publish, Reject, Stop};
+use super::{reference, Effect, Event, Node, Output, Persist, Phase, Publish, Reject, Stop};
 use crate::pow;
 use crate::wire::{self, Body, Change, Commit, Envelope, Payload};
 
@@ -19,7 +19,7 @@ impl Node {
         body: &Body,
         c: Commit,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         if body.tx == 0 {
             return Err(Reject::Certificate("a commit for transaction 0".into()));
@@ -104,13 +104,13 @@ impl Node {
         commit: Commit,
         answered: bool,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) {
         if self.tx.mining.take().is_some() {
-            out.push(Action::StopMining);
+            out.effect(Effect::StopMining);
         }
         let record = commit.encode();
-        out.push(Action::AppendLedger(record));
+        out.persist(Persist::AppendLedger(record));
         info!(
             "voting: tx {} round {} committed: seed {} of {} (difficulty {}, leader {} elected in round {}, {} confirmations)",
             done.tx,
@@ -124,7 +124,7 @@ impl Node {
         );
         if self.is_member() {
             let msg = self.sign(done.tx, done.round, Payload::Commit(commit));
-            out.push(Action::Publish(Publish {
+            out.effect(Effect::Publish(Publish {
                 topic: self.topics.commit(self.me),
                 payload: msg.clone(),
                 retain: true,
@@ -135,10 +135,10 @@ impl Node {
         self.prev = done.reference;
         self.history.push(done.reference);
         let change = done.change.clone();
-        out.push(Action::Committed(done));
+        out.event(Event::Committed(done));
         self.tx = TxState::default();
         self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
-        out.push(Action::SaveVotes(self.vote_state()));
+        out.persist(Persist::SaveVotes(self.vote_state()));
         if let Some(change) = change {
             self.change_roster(&change, now, out);
         }
@@ -158,7 +158,7 @@ impl Node {
 
     /// Puts the roster that a committed change makes in force for the next
     /// transaction, and what that means for this node.
-    fn change_roster(&mut self, change: &Change, now: u64, out: &mut Vec<Action>) {
+    fn change_roster(&mut self, change: &Change, now: u64, out: &mut Output) {
         let tx = self.height;
         let next = match self.roster.apply(change, tx) {
             Ok(r) => r,
@@ -188,7 +188,7 @@ impl Node {
         self.catchup.forget(|id| next.contains(id));
         self.roster = next.clone();
         self.rosters.push(next);
-        out.push(Action::Publish(self.roster_message()));
+        out.effect(Effect::Publish(self.roster_message()));
         match (was_member, self.is_member()) {
             (true, false) => {
                 warn!(
@@ -197,7 +197,7 @@ impl Node {
                     self.cfg.genesis.cluster()
                 );
                 if self.tx.mining.take().is_some() {
-                    out.push(Action::StopMining);
+                    out.effect(Effect::StopMining);
                 }
                 self.phase = Phase::Learner;
                 self.removed_at = Some(tx);
@@ -214,8 +214,8 @@ impl Node {
                 self.phase = Phase::Init;
                 self.started_at = now;
                 self.tx.deadline = Some(now + self.cfg.init_timeout_ms);
-                out.push(Action::Publish(self.pubkey_message()));
-                out.push(Action::Publish(self.presence_message(true)));
+                out.effect(Effect::Publish(self.pubkey_message()));
+                out.effect(Effect::Publish(self.presence_message(true)));
             }
             _ => {}
         }

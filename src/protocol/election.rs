@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::quorum;
 use super::roster::Roster;
-use super::{Action, Node, Phase, Reject};
+use super::{Node, Output, Persist, Phase, Reject};
 use crate::identity::NodeId;
 use crate::wire::{self, Body, Bytes, ClusterId, Envelope, Family, Payload, SigCache, Vote};
 
@@ -99,7 +99,7 @@ impl Node {
     }
 
     /// Enters (tx, round): votes unless a challenge is already open.
-    pub(crate) fn enter_round(&mut self, round: u32, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn enter_round(&mut self, round: u32, now: u64, out: &mut Output) {
         let tx = self.height + 1;
         self.tx.round = round;
         self.tx.deadline = Some(now + self.cfg.election_timeout_ms);
@@ -130,7 +130,7 @@ impl Node {
                 .entry(round)
                 .or_default()
                 .insert(self.me, (candidate, env.clone()));
-            out.push(Action::SaveVotes(self.vote_state()));
+            out.persist(Persist::SaveVotes(self.vote_state()));
             info!(
                 "election: tx {tx} round {round}, voting for {}",
                 self.name_of(candidate)
@@ -146,7 +146,7 @@ impl Node {
         body: &Body,
         v: Vote,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         if v.prev != self.prev {
             return Err(Reject::WrongPrev);
@@ -190,7 +190,7 @@ impl Node {
     }
 
     /// Counts the current round; the winner issues the challenge.
-    fn try_tally(&mut self, out: &mut Vec<Action>) {
+    fn try_tally(&mut self, out: &mut Output) {
         let round = self.tx.round;
         let Some(votes) = self.tx.votes.get(&round) else {
             return;
@@ -231,7 +231,7 @@ impl Node {
     }
 
     /// No valid challenge in time: the leader is dead, silent or cut off.
-    pub(crate) fn round_timeout(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn round_timeout(&mut self, now: u64, out: &mut Output) {
         if !self.tx.challenges.is_empty() {
             // A challenge is open: mining takes as long as it takes.
             self.tx.deadline = None;

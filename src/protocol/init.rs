@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use p256::ecdsa::VerifyingKey;
 use tracing::info;
 
-use super::{Action, Node, Phase, Publish, Reject};
+use super::{Effect, Node, Output, Phase, Publish, Reject};
 use crate::identity::NodeId;
 use crate::wire::{Body, Family, Payload, Presence};
 
@@ -133,12 +133,12 @@ impl Node {
         body: &Body,
         p: Presence,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         if body.sender == self.me && !p.online && p.incarnation == self.incarnation {
             // Our own will, published by a broker that lost us for a while
             // (or that is out of date): we are here, say so.
-            out.push(Action::Publish(self.presence_message(true)));
+            out.effect(Effect::Publish(self.presence_message(true)));
             return Ok(());
         }
         let Some(m) = self.members.by_id.get_mut(&body.sender) else {
@@ -171,7 +171,7 @@ impl Node {
                 if !matches!(self.phase, Phase::Init | Phase::Learner) {
                     for m in self.tx.republish(&self.topics, self.me) {
                         if !m.retain {
-                            out.push(Action::Publish(m));
+                            out.effect(Effect::Publish(m));
                         }
                     }
                 }
@@ -186,7 +186,7 @@ impl Node {
     }
 
     /// Leaves init for the first election once enough members are online.
-    pub(crate) fn maybe_start(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn maybe_start(&mut self, now: u64, out: &mut Output) {
         if self.phase != Phase::Init {
             return;
         }

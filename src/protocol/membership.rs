@@ -22,7 +22,7 @@
 use tracing::{debug, info, warn};
 
 use super::roster::{check_change, signed_change, ChangeError};
-use super::{Action, Node, Phase, Publish, Reject, Stop};
+use super::{Effect, Event, Node, Output, Phase, Publish, Reject, Stop};
 use crate::wire::{Family, Payload};
 
 impl Node {
@@ -46,16 +46,16 @@ impl Node {
     }
 
     /// Stops taking part for good.
-    pub(crate) fn stop(&mut self, why: Stop, out: &mut Vec<Action>) {
+    pub(crate) fn stop(&mut self, why: Stop, out: &mut Output) {
         self.stopped = Some(why.clone());
         self.tx.deadline = None;
         self.tx.resend_at = None;
         self.learner_until = None;
-        out.push(Action::Stop(why));
+        out.event(Event::Stop(why));
     }
 
     /// A learner's part when connected: its key, and a time limit.
-    pub(crate) fn announce_learner(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn announce_learner(&mut self, now: u64, out: &mut Output) {
         if let Some(why) = self.refusal() {
             return self.stop(why, out);
         }
@@ -68,7 +68,7 @@ impl Node {
             );
             self.learner_until = Some(now + self.cfg.init_timeout_ms);
         }
-        out.push(Action::Publish(self.pubkey_message()));
+        out.effect(Effect::Publish(self.pubkey_message()));
         if self.catchup_next().is_none() {
             self.request_sync(now, out);
         }
@@ -77,7 +77,7 @@ impl Node {
     /// The init timeout passed without a commit that adds this node. While
     /// the admin's request to add it is out, applicable and not committed
     /// yet (the cluster may be slow, or busy with faults), it waits on.
-    pub(crate) fn learner_gives_up(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn learner_gives_up(&mut self, now: u64, out: &mut Output) {
         if self.add_requested {
             debug!("init: the admin has asked to add this node, and this node has not caught up with that change yet; waiting on");
             self.learner_until = Some(now + self.cfg.init_timeout_ms);

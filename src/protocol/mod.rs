@@ -2,7 +2,8 @@
 //!
 //! [`Node::handle`] takes one [`Input`] (a message from the broker, a mined
 //! seed, a timer, a reconnect) and the current time, and returns the
-//! [`Action`]s the driver must carry out, in order: persist before publish.
+//! [`Output`] the driver must carry out: what to make durable, then what
+//! may follow it (publish, mine), and what happened.
 //! Nothing in here does IO, reads a clock or touches a global RNG; time and
 //! randomness come in from outside, so the whole cluster can be simulated.
 //!
@@ -25,6 +26,7 @@ pub mod genesis;
 pub mod history;
 pub mod init;
 pub mod membership;
+pub mod output;
 pub mod persist;
 pub mod pubkey;
 pub mod quorum;
@@ -54,6 +56,7 @@ pub use certificate::{verify_commit, Committed};
 pub use counters::Counters;
 pub use genesis::Genesis;
 pub use history::History;
+pub use output::{Effect, Event, Output, Persist};
 pub use persist::VoteState;
 pub use roster::Roster;
 
@@ -114,30 +117,6 @@ pub struct Publish {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
-}
-
-/// What the driver must do, in the order given.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Append this record to the ledger and sync it before doing anything
-    /// that follows.
-    AppendLedger(Vec<u8>),
-    /// Write this vote state durably before doing anything that follows.
-    SaveVotes(Vec<u8>),
-    Publish(Publish),
-    /// Mine this job (replacing any other).
-    Mine(Job),
-    StopMining,
-    /// A transaction was committed (for tables, logs and metrics).
-    Committed(Committed),
-    /// Someone missed transaction `tx`: read its ledger record and publish
-    /// [`Node::history_message`] of it.
-    ServeHistory {
-        tx: u64,
-    },
-    /// This node takes no further part: stop (after the actions before
-    /// this one), and say why ([`Node::stop_message`]).
-    Stop(Stop),
 }
 
 /// What happens to a node: the inputs of the state machine.
@@ -468,8 +447,8 @@ impl Node {
     }
 
     /// Feeds one input; returns what to do.
-    pub fn handle(&mut self, input: Input<'_>, now: u64) -> Vec<Action> {
-        let mut out = Vec::new();
+    pub fn handle(&mut self, input: Input<'_>, now: u64) -> Output {
+        let mut out = Output::default();
         if self.stopped.is_some() {
             return out;
         }
@@ -499,7 +478,7 @@ impl Node {
     /// Takes the messages the input freed, in order. It ends: a message
     /// comes back here only when a key, a commit or a challenge arrives,
     /// and each of those is taken once.
-    fn drain_inbox(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn drain_inbox(&mut self, now: u64, out: &mut Output) {
         while let Some((topic, payload)) = self.inbox.pop_front() {
             if self.stopped.is_some() {
                 self.inbox.clear();
@@ -520,7 +499,7 @@ impl Node {
         vec![self.presence_message(false), self.status_left()]
     }
 
-    fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn tick(&mut self, now: u64, out: &mut Output) {
         if self.sync_retry_at().is_some_and(|t| now >= t) {
             self.request_sync(now, out);
         }
@@ -536,7 +515,7 @@ impl Node {
                     self.tx.resends += 1;
                     let wait = self.cfg.election_timeout_ms << self.tx.resends.min(3);
                     self.tx.resend_at = Some(now + wait);
-                    out.push(Action::Publish(self.pubkey_message()));
+                    out.effect(Effect::Publish(self.pubkey_message()));
                 }
             }
             Phase::Init => {
@@ -562,21 +541,21 @@ impl Node {
     }
 
     /// Publishes everything others may have missed while we were away.
-    fn announce(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn announce(&mut self, now: u64, out: &mut Output) {
         if self.phase == Phase::Learner {
             return self.announce_learner(now, out);
         }
-        out.push(Action::Publish(self.roster_message()));
-        out.push(Action::Publish(self.pubkey_message()));
-        out.push(Action::Publish(self.presence_message(true)));
+        out.effect(Effect::Publish(self.roster_message()));
+        out.effect(Effect::Publish(self.pubkey_message()));
+        out.effect(Effect::Publish(self.presence_message(true)));
         for p in self.relayed_keys() {
-            out.push(Action::Publish(p));
+            out.effect(Effect::Publish(p));
         }
         for p in self.tx.republish(&self.topics, self.me) {
-            out.push(Action::Publish(p));
+            out.effect(Effect::Publish(p));
         }
         if let Some(c) = &self.last_commit {
-            out.push(Action::Publish(Publish {
+            out.effect(Effect::Publish(Publish {
                 topic: self.topics.commit(self.me),
                 payload: c.clone(),
                 retain: true,
@@ -595,14 +574,8 @@ impl Node {
         wire::sign(&self.cfg.cluster_id(), &self.key, body.encode())
     }
 
-    pub(crate) fn publish(
-        &self,
-        out: &mut Vec<Action>,
-        family: Family,
-        payload: Vec<u8>,
-        retain: bool,
-    ) {
-        out.push(Action::Publish(Publish {
+    pub(crate) fn publish(&self, out: &mut Output, family: Family, payload: Vec<u8>, retain: bool) {
+        out.effect(Effect::Publish(Publish {
             topic: self.topics.own(family, self.me),
             payload,
             retain,
@@ -611,14 +584,7 @@ impl Node {
 
     /// Takes one message. `live`: it comes from its sender just now (not
     /// from the broker's store, not held here), so the sender is alive.
-    fn receive(
-        &mut self,
-        topic: &str,
-        payload: &[u8],
-        live: bool,
-        now: u64,
-        out: &mut Vec<Action>,
-    ) {
+    fn receive(&mut self, topic: &str, payload: &[u8], live: bool, now: u64, out: &mut Output) {
         let Some(route) = self.topics.parse(topic) else {
             debug!(topic, "ignored: not a topic of this cluster");
             return;
@@ -661,7 +627,7 @@ impl Node {
         payload: &[u8],
         live: bool,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         // Challenges carry election votes and confirmations carry approvals.
         let limit = match route.family {
@@ -840,10 +806,10 @@ impl Node {
         s
     }
 
-    pub(crate) fn mine(&mut self, salt: [u8; 12], difficulty: u8, out: &mut Vec<Action>) -> u64 {
+    pub(crate) fn mine(&mut self, salt: [u8; 12], difficulty: u8, out: &mut Output) -> u64 {
         let id = self.next_job;
         self.next_job += 1;
-        out.push(Action::Mine(Job {
+        out.effect(Effect::Mine(Job {
             id,
             salt,
             solver: self.me.0,

@@ -12,7 +12,7 @@
 
 use tracing::{debug, info, warn};
 
-use super::{reference, Action, Node, Reject};
+use super::{reference, Node, Output, Reject};
 use crate::identity::NodeId;
 use crate::pow;
 use crate::wire::{Approval, Body, Envelope, Family, Payload, Solution, Stance};
@@ -34,7 +34,7 @@ pub struct SolutionInfo {
 }
 
 impl Node {
-    pub(crate) fn mined(&mut self, job: u64, seed: u64, _now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn mined(&mut self, job: u64, seed: u64, _now: u64, out: &mut Output) {
         let Some((current, challenge)) = self.tx.mining else {
             debug!(job, "solution: seed for a job no longer wanted");
             return;
@@ -77,7 +77,7 @@ impl Node {
         body: &Body,
         s: Solution,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         let r = reference(&env.body);
         if self.tx.solutions.contains_key(&r) {

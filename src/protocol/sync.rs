@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use super::certificate::decode_signed;
 use super::roster::Roster;
-use super::{Action, Node, Publish, Reject};
+use super::{Effect, Node, Output, Publish, Reject};
 use crate::identity::NodeId;
 use crate::wire::{self, Body, Commit, Payload, Sync};
 
@@ -151,7 +151,7 @@ impl Node {
 
     /// `who`, a member, has shown it committed `tx`: evidence that this
     /// node may be behind.
-    pub(crate) fn evidence(&mut self, who: NodeId, tx: u64, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn evidence(&mut self, who: NodeId, tx: u64, now: u64, out: &mut Output) {
         // Our own id on a message we did not send: a stolen key, no news.
         if who == self.me {
             return;
@@ -181,7 +181,7 @@ impl Node {
     }
 
     /// Asks one member for transaction `height + 1`.
-    pub(crate) fn request_sync(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn request_sync(&mut self, now: u64, out: &mut Output) {
         if !self.behind() {
             self.catchup.next_at = None;
             return;
@@ -212,7 +212,7 @@ impl Node {
         }
         self.catchup.asked = Some((responder, want));
         let msg = self.sign(want, 0, Payload::Sync(Sync { responder }));
-        out.push(Action::Publish(Publish {
+        out.effect(Effect::Publish(Publish {
             topic: self.topics.sync(self.me),
             payload: msg,
             retain: false,
@@ -272,7 +272,7 @@ impl Node {
     /// pending request keeps its back-off, so that a claim nobody serves
     /// (a lying member's) runs into [`GIVE_UP_AFTER`] however often the
     /// cluster commits.
-    pub(crate) fn progressed(&mut self, answered: bool, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn progressed(&mut self, answered: bool, now: u64, out: &mut Output) {
         if !self.behind() {
             self.catchup.next_at = None;
             self.catchup.unanswered = 0;
@@ -287,7 +287,7 @@ impl Node {
         body: &Body,
         s: Sync,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         if s.responder != self.me || body.sender == self.me || body.tx == 0 {
             return Ok(());
@@ -314,7 +314,7 @@ impl Node {
             self.catchup.served.clear();
         }
         self.catchup.served.insert(body.sender, (body.tx, now));
-        out.push(Action::ServeHistory { tx: body.tx });
+        out.effect(Effect::ServeHistory { tx: body.tx });
         Ok(())
     }
 

@@ -133,22 +133,30 @@ impl Sim {
         );
     }
 
-    pub fn apply(&mut self, i: usize, actions: Vec<Action>) {
-        for a in actions {
-            match a {
-                Action::Publish(p) => self.broadcast(p.topic, p.payload, p.retain),
-                Action::Mine(job) => self.jobs[i] = Some(job),
-                Action::StopMining => self.jobs[i] = None,
-                Action::Committed(c) => self.ledgers[i].push(c),
-                Action::SaveVotes(v) => self.saved[i] = Some(v),
-                Action::AppendLedger(r) => self.records[i].push(r),
-                Action::Stop(_) => self.up[i] = false,
-                Action::ServeHistory { tx } => {
+    pub fn apply(&mut self, i: usize, out: Output) {
+        for w in out.persist {
+            match w {
+                Persist::SaveVotes(v) => self.saved[i] = Some(v),
+                Persist::AppendLedger(r) => self.records[i].push(r),
+            }
+        }
+        for e in out.then {
+            match e {
+                Effect::Publish(p) => self.broadcast(p.topic, p.payload, p.retain),
+                Effect::Mine(job) => self.jobs[i] = Some(job),
+                Effect::StopMining => self.jobs[i] = None,
+                Effect::ServeHistory { tx } => {
                     let record = self.records[i].get((tx - 1) as usize).cloned();
                     if let Some(p) = record.and_then(|r| self.nodes[i].history_message(tx, &r)) {
                         self.broadcast(p.topic, p.payload, p.retain);
                     }
                 }
+            }
+        }
+        for e in out.events {
+            match e {
+                Event::Committed(c) => self.ledgers[i].push(c),
+                Event::Stop(_) => self.up[i] = false,
             }
         }
     }
@@ -963,9 +971,7 @@ mod voting_phase {
         assert!(again.tx.solutions.is_empty());
         let actions = again.handle(Input::Connected, 0);
         assert!(again.tx.solutions.contains_key(&approved));
-        assert!(actions
-            .iter()
-            .any(|a| matches!(a, Action::Publish(p) if p.payload == envelope)));
+        assert!(actions.publishes().any(|p| p.payload == envelope));
     }
 
     /// A signed message of a later transaction means its signer committed
@@ -1001,9 +1007,7 @@ mod voting_phase {
         );
         assert_eq!(sim.nodes[0].catchup.claim_of(sim.ids[1].id), 2);
         let sync = sim.nodes[0].topics().sync(sim.ids[0].id);
-        assert!(actions
-            .iter()
-            .any(|a| matches!(a, Action::Publish(p) if p.topic == sync)));
+        assert!(actions.publishes().any(|p| p.topic == sync));
     }
 
     /// Approvals are signed by their voter, so a node may pass on those of

@@ -20,7 +20,7 @@ use tracing::{debug, error, info};
 use super::ballots::Cast;
 use super::certificate::{check_approvals, verify_commit_with};
 use super::election::MAX_ROUNDS_AHEAD;
-use super::{Action, Node, Phase, Publish, Reject};
+use super::{Effect, Node, Output, Persist, Phase, Publish, Reject};
 use crate::pow;
 use crate::wire::{self, Approval, Body, Bytes, Commit, Envelope, Family, Key33, Payload, Stance};
 
@@ -31,7 +31,7 @@ impl Node {
         body: &Body,
         a: Approval,
         now: u64,
-        out: &mut Vec<Action>,
+        out: &mut Output,
     ) -> Result<(), Reject> {
         if a.stance == Stance::Reject {
             info!(
@@ -145,13 +145,13 @@ impl Node {
     }
 
     /// The solution window closed: cast our first approval.
-    pub(crate) fn approve_best(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn approve_best(&mut self, now: u64, out: &mut Output) {
         self.tx.window = None;
         self.vote_in_round(self.tx.vround, now, out);
     }
 
     /// Approves a solution in voting round `v`, once.
-    fn vote_in_round(&mut self, v: u32, now: u64, out: &mut Vec<Action>) {
+    fn vote_in_round(&mut self, v: u32, now: u64, out: &mut Output) {
         if self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r >= v) {
             return;
         }
@@ -164,9 +164,9 @@ impl Node {
             .ballots
             .put_own(v, Stance::Approve, self.me, (solution, env.clone()));
         self.tx.my_approval = Some((v, (solution, env.clone())));
-        out.push(Action::SaveVotes(self.vote_state()));
+        out.persist(Persist::SaveVotes(self.vote_state()));
         if self.tx.mining.take().is_some() {
-            out.push(Action::StopMining);
+            out.effect(Effect::StopMining);
         }
         self.phase = Phase::Voting;
         match self.tx.solutions.get(&solution) {
@@ -192,7 +192,7 @@ impl Node {
 
     /// Moves to a later voting round when enough nodes are there that at
     /// least one is honest ([`Config::follow_threshold`]).
-    fn maybe_follow(&mut self, v: u32, now: u64, out: &mut Vec<Action>) {
+    fn maybe_follow(&mut self, v: u32, now: u64, out: &mut Output) {
         let voters = self.tx.ballots.voters(v, &self.liars);
         if voters.len() >= self.roster.follow_threshold() {
             info!(
@@ -205,7 +205,7 @@ impl Node {
         }
     }
 
-    fn enter_vround(&mut self, v: u32, now: u64, out: &mut Vec<Action>) {
+    fn enter_vround(&mut self, v: u32, now: u64, out: &mut Output) {
         self.tx.vround = v;
         // Vote now unless the solution window is still open: then the
         // window's end casts the vote in whatever round we are in by then.
@@ -217,7 +217,7 @@ impl Node {
 
     /// Confirms the solution a quorum approved in our current round, once,
     /// if we hold it: this is also our new lock.
-    fn maybe_confirm(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn maybe_confirm(&mut self, now: u64, out: &mut Output) {
         let v = self.tx.vround;
         let Some((solution, proof)) = self.tx.polkas.get(&v).cloned() else {
             return;
@@ -232,9 +232,9 @@ impl Node {
             .ballots
             .put_own(v, Stance::Confirm, self.me, (solution, env.clone()));
         self.tx.my_confirm = Some((v, (solution, env.clone())));
-        out.push(Action::SaveVotes(self.vote_state()));
+        out.persist(Persist::SaveVotes(self.vote_state()));
         if self.tx.mining.take().is_some() {
-            out.push(Action::StopMining);
+            out.effect(Effect::StopMining);
         }
         self.phase = Phase::Voting;
         info!(
@@ -249,7 +249,7 @@ impl Node {
     }
 
     /// A solution arrived: it may complete a confirmation or a commit.
-    pub(crate) fn solution_arrived(&mut self, solution: [u8; 16], now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn solution_arrived(&mut self, solution: [u8; 16], now: u64, out: &mut Output) {
         // A round we entered holding nothing to approve can be voted now.
         let v = self.tx.vround;
         let behind = self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r < v);
@@ -268,13 +268,7 @@ impl Node {
 
     /// Commits `solution` if a quorum confirmed it in voting round `v` and we
     /// hold its proof.
-    pub(crate) fn try_commit(
-        &mut self,
-        v: u32,
-        solution: [u8; 16],
-        now: u64,
-        out: &mut Vec<Action>,
-    ) {
+    pub(crate) fn try_commit(&mut self, v: u32, solution: [u8; 16], now: u64, out: &mut Output) {
         let confirmations = self
             .tx
             .ballots
@@ -348,7 +342,7 @@ impl Node {
     /// No commit in time: publish our messages of this transaction again
     /// (some may have been lost), and if we voted in the current voting
     /// round, move to the next one.
-    pub(crate) fn resend_timeout(&mut self, now: u64, out: &mut Vec<Action>) {
+    pub(crate) fn resend_timeout(&mut self, now: u64, out: &mut Output) {
         self.tx.resends += 1;
         debug!(
             vround = self.tx.vround,
@@ -358,13 +352,13 @@ impl Node {
         );
         self.tx.resend_at = Some(now + self.resend_interval());
         // Keys and presence too: a node that missed them cannot check us.
-        out.push(Action::Publish(self.pubkey_message()));
-        out.push(Action::Publish(self.presence_message(true)));
+        out.effect(Effect::Publish(self.pubkey_message()));
+        out.effect(Effect::Publish(self.presence_message(true)));
         for p in self.relayed_keys() {
-            out.push(Action::Publish(p));
+            out.effect(Effect::Publish(p));
         }
         for p in self.tx.republish(&self.topics, self.me) {
-            out.push(Action::Publish(p));
+            out.effect(Effect::Publish(p));
         }
         let v = self.tx.vround;
         if self.tx.my_approval.as_ref().is_none_or(|(r, _)| *r != v) {

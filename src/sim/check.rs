@@ -123,7 +123,7 @@ impl Checker {
         }
     }
 
-    /// A node reports a commit (`Action::Committed`).
+    /// A node reports a commit (`Event::Committed`).
     pub fn committed(&mut self, node: usize, c: &Committed) -> Result<(), Violation> {
         let (reference, winner, seed) =
             *self

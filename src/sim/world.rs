@@ -23,7 +23,10 @@ use crate::identity::Identity;
 use crate::pow::{self, Job};
 use crate::protocol::reference;
 use crate::protocol::roster::sign_change;
-use crate::protocol::{quorum, Action, Config, Durable, Genesis, Input, Node, Publish, VoteState};
+use crate::protocol::{
+    quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish,
+    VoteState,
+};
 use crate::wire::roster::{Change, Entry};
 use crate::wire::{Body, Envelope, Family, Payload, SigCache, Stance, Topics};
 
@@ -54,6 +57,13 @@ pub struct Host {
     /// Mean time to mine a job (boards differ).
     mine_ms: u64,
     restarts: u64,
+}
+
+/// One item of a node's output, in the order a driver carries them out.
+enum Item {
+    Write(Persist),
+    Effect(Effect),
+    Event(Event),
 }
 
 enum Ev {
@@ -790,64 +800,92 @@ impl World {
         }
     }
 
-    fn apply(&mut self, h: usize, actions: Vec<Action>) {
+    /// Carries out one output as a driver does: the writes, then the
+    /// effects, then the events; a planned crash cuts it after as many
+    /// items as the plan says.
+    fn apply(&mut self, h: usize, out: Output) {
         let cut = self.hosts[h].crash_after.take();
+        // The items of the output in the order a driver carries them out;
+        // a planned crash cuts them after `c`.
+        let items = out.persist.into_iter().map(Item::Write);
+        let items = items.chain(out.then.into_iter().map(Item::Effect));
+        let items = items.chain(out.events.into_iter().map(Item::Event));
         let mut stop = false;
-        for (k, action) in actions.into_iter().enumerate() {
-            if let Some((c, down)) = cut {
-                if k == c {
-                    return self.crash(h, down);
-                }
+        for (k, item) in items.enumerate() {
+            if cut.is_some_and(|(c, _)| k == c) {
+                break;
             }
-            match action {
-                Action::AppendLedger(record) => {
-                    let tx = self.hosts[h].records.len() as u64 + 1;
-                    if let Err(v) = self.checker.appended(h, tx, &record) {
-                        self.fail(v);
-                    }
-                    self.hosts[h].records.push(record);
-                }
-                Action::SaveVotes(v) => self.hosts[h].votes = Some(v),
-                Action::Publish(p) => {
-                    self.check_sync_request(h, &p);
-                    if self.hosts[h].session.is_some() {
-                        self.publish(h, p);
-                    }
-                }
-                Action::Mine(job) => self.start_mining(h, job),
-                Action::StopMining => self.hosts[h].mining = None,
-                Action::Stop(why) => {
-                    self.note(|| format!("n{h} STOPS: {why:?}"));
-                    stop = true;
-                }
-                Action::Committed(c) => {
-                    self.note(|| format!("n{h} COMMITS tx {} (seed {})", c.tx, c.seed));
-                    if c.tx != self.hosts[h].records.len() as u64 {
-                        self.fail(Violation::Durability {
-                            node: h,
-                            reason: format!("tx {} reported before it was written", c.tx),
-                        });
-                    }
-                    if let Err(v) = self.checker.committed(h, &c) {
-                        self.fail(v);
-                    }
-                }
-                Action::ServeHistory { tx } => {
-                    let host = &self.hosts[h];
-                    let record = host.records.get((tx as usize).wrapping_sub(1));
-                    let msg = record
-                        .zip(host.node.as_ref())
-                        .and_then(|(r, n)| n.history_message(tx, r));
-                    if let (Some(p), Some(_)) = (msg, host.session) {
-                        self.publish(h, p);
-                    }
-                }
+            match item {
+                Item::Write(p) => self.write(h, p),
+                Item::Effect(e) => self.carry_out(h, e),
+                Item::Event(e) => stop |= self.happened(h, e),
             }
         }
         if let Some((_, down)) = cut {
             self.crash(h, down);
         } else if stop {
             self.stop(h);
+        }
+    }
+
+    fn write(&mut self, h: usize, p: Persist) {
+        match p {
+            Persist::AppendLedger(record) => {
+                let tx = self.hosts[h].records.len() as u64 + 1;
+                if let Err(v) = self.checker.appended(h, tx, &record) {
+                    self.fail(v);
+                }
+                self.hosts[h].records.push(record);
+            }
+            Persist::SaveVotes(v) => self.hosts[h].votes = Some(v),
+        }
+    }
+
+    fn carry_out(&mut self, h: usize, e: Effect) {
+        match e {
+            Effect::Publish(p) => {
+                self.check_sync_request(h, &p);
+                if self.hosts[h].session.is_some() {
+                    self.publish(h, p);
+                }
+            }
+            Effect::Mine(job) => self.start_mining(h, job),
+            Effect::StopMining => self.hosts[h].mining = None,
+            Effect::ServeHistory { tx } => {
+                let host = &self.hosts[h];
+                let record = host.records.get((tx as usize).wrapping_sub(1));
+                let msg = record
+                    .zip(host.node.as_ref())
+                    .and_then(|(r, n)| n.history_message(tx, r));
+                if let (Some(p), Some(_)) = (msg, host.session) {
+                    self.publish(h, p);
+                }
+            }
+        }
+    }
+
+    /// Checks what a node reports; whether it stops.
+    fn happened(&mut self, h: usize, e: Event) -> bool {
+        match e {
+            Event::Stop(why) => {
+                self.note(|| format!("n{h} STOPS: {why:?}"));
+                true
+            }
+            Event::Committed(c) => {
+                self.note(|| format!("n{h} COMMITS tx {} (seed {})", c.tx, c.seed));
+                // One input may commit more than one transaction (catching
+                // up): all its records are written before any is reported.
+                if c.tx > self.hosts[h].records.len() as u64 {
+                    self.fail(Violation::Durability {
+                        node: h,
+                        reason: format!("tx {} reported before it was written", c.tx),
+                    });
+                }
+                if let Err(v) = self.checker.committed(h, &c) {
+                    self.fail(v);
+                }
+                false
+            }
         }
     }
 
