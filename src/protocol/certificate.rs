@@ -52,14 +52,70 @@ impl Committed {
     }
 }
 
+/// A signed message inside a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Challenge,
+    Solution,
+    Confirmation,
+    /// An approval in a confirmation's proof.
+    Proof,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Challenge => "challenge",
+            Part::Solution => "solution",
+            Part::Confirmation => "confirmation",
+            Part::Proof => "approval",
+        })
+    }
+}
+
+/// Why a commit certificate, or the proof a confirmation carries, is
+/// invalid (a signer outside the roster, a wrong transaction or ledger
+/// head, a bad proof of work have their own [`Reject`] reasons).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CertError {
+    #[error("{part}: {err}")]
+    Undecodable { part: Part, err: wire::WireError },
+    #[error("{part}: no key for {signer}")]
+    NoKey { part: Part, signer: NodeId },
+    #[error("{part}: bad signature of {signer}")]
+    BadSignature { part: Part, signer: NodeId },
+    #[error("a commit for transaction 0")]
+    TransactionZero,
+    #[error("the challenge is not a challenge")]
+    NotAChallenge,
+    #[error("the solution is not a solution")]
+    NotASolution,
+    #[error("the solution answers another challenge")]
+    OtherChallenge,
+    #[error("proof {index} is a {kind}")]
+    ProofKind { index: usize, kind: wire::Kind },
+    #[error("proof {0} approves something else")]
+    ProofMismatch(usize),
+    #[error("confirmation {index} is a {kind}")]
+    ConfirmationKind { index: usize, kind: wire::Kind },
+    #[error("confirmation {0} is for something else")]
+    ConfirmationMismatch(usize),
+    #[error("the confirmations come from different voting rounds")]
+    MixedRounds,
+    #[error("{got} distinct confirmations, fewer than the quorum of {quorum}")]
+    FewConfirmations { got: usize, quorum: usize },
+    #[error("a confirmation proven by {got} approvals, fewer than the quorum of {quorum}")]
+    WeakProof { got: usize, quorum: usize },
+}
+
 pub(crate) fn decode_signed(
     raw: &[u8],
     limit: usize,
-    what: &str,
-) -> Result<(Envelope, Body), Reject> {
-    let env =
-        Envelope::decode(raw, limit).map_err(|e| Reject::Certificate(format!("{what}: {e}")))?;
-    let body = Body::decode(&env.body).map_err(|e| Reject::Certificate(format!("{what}: {e}")))?;
+    part: Part,
+) -> Result<(Envelope, Body), CertError> {
+    let undecodable = |err| CertError::Undecodable { part, err };
+    let env = Envelope::decode(raw, limit).map_err(undecodable)?;
+    let body = Body::decode(&env.body).map_err(undecodable)?;
     Ok((env, body))
 }
 
@@ -68,18 +124,14 @@ fn check_sig(
     env: &Envelope,
     signer: NodeId,
     keys: &BTreeMap<NodeId, VerifyingKey>,
-    what: &str,
+    part: Part,
     sigs: &SigCache,
-) -> Result<(), Reject> {
-    let key = keys
-        .get(&signer)
-        .ok_or_else(|| Reject::Certificate(format!("{what}: no key for {signer}")))?;
+) -> Result<(), CertError> {
+    let key = keys.get(&signer).ok_or(CertError::NoKey { part, signer })?;
     if sigs.verify(cluster, env, key) {
         Ok(())
     } else {
-        Err(Reject::Certificate(format!(
-            "{what}: bad signature of {signer}"
-        )))
+        Err(CertError::BadSignature { part, signer })
     }
 }
 
@@ -99,26 +151,25 @@ pub(crate) fn check_approvals(
 ) -> Result<BTreeSet<NodeId>, Reject> {
     let mut signers = BTreeSet::new();
     for (i, raw) in approvals.iter().enumerate() {
-        let (env, body) = decode_signed(&raw.0, wire::MAX_PHASE_MESSAGE, "approval")?;
+        let (env, body) = decode_signed(&raw.0, wire::MAX_PHASE_MESSAGE, Part::Proof)?;
         let Payload::Approval(a) = &body.payload else {
-            return Err(Reject::Certificate(format!(
-                "proof {i} is a {}",
-                body.kind()
-            )));
+            return Err(CertError::ProofKind {
+                index: i,
+                kind: body.kind(),
+            }
+            .into());
         };
         if body.tx != tx
             || a.stance != Stance::Approve
             || a.vround != vround
             || a.solution != *solution
         {
-            return Err(Reject::Certificate(format!(
-                "proof {i} approves something else"
-            )));
+            return Err(CertError::ProofMismatch(i).into());
         }
         if !roster.contains(body.sender) {
             return Err(Reject::NotAMember(body.sender));
         }
-        check_sig(cluster, &env, body.sender, keys, "approval", sigs)?;
+        check_sig(cluster, &env, body.sender, keys, Part::Proof, sigs)?;
         signers.insert(body.sender);
     }
     Ok(signers)
@@ -173,11 +224,9 @@ pub(crate) fn verify_commit_with(
 ) -> Result<Committed, Reject> {
     let keys = member_keys(roster, &c.keys, sigs)?;
     let cluster = &genesis.id();
-    let (cenv, cbody) = decode_signed(&c.challenge.0, wire::MAX_CERT_MESSAGE, "challenge")?;
+    let (cenv, cbody) = decode_signed(&c.challenge.0, wire::MAX_CERT_MESSAGE, Part::Challenge)?;
     let Payload::Challenge(ch) = &cbody.payload else {
-        return Err(Reject::Certificate(
-            "the challenge is not a challenge".into(),
-        ));
+        return Err(CertError::NotAChallenge.into());
     };
     if cbody.tx != tx {
         return Err(Reject::WrongTransaction {
@@ -199,7 +248,7 @@ pub(crate) fn verify_commit_with(
     if !roster.contains(cbody.sender) {
         return Err(Reject::NotAMember(cbody.sender));
     }
-    check_sig(cluster, &cenv, cbody.sender, &keys, "challenge", sigs)?;
+    check_sig(cluster, &cenv, cbody.sender, &keys, Part::Challenge, sigs)?;
     check_certificate(
         cluster,
         roster,
@@ -220,19 +269,17 @@ pub(crate) fn verify_commit_with(
         None => None,
     };
 
-    let (senv, sbody) = decode_signed(&c.solution.0, wire::MAX_PHASE_MESSAGE, "solution")?;
+    let (senv, sbody) = decode_signed(&c.solution.0, wire::MAX_PHASE_MESSAGE, Part::Solution)?;
     let Payload::Solution(sol) = &sbody.payload else {
-        return Err(Reject::Certificate("the solution is not a solution".into()));
+        return Err(CertError::NotASolution.into());
     };
     if sbody.tx != tx || sol.challenge != reference(&cenv.body) {
-        return Err(Reject::Certificate(
-            "the solution answers another challenge".into(),
-        ));
+        return Err(CertError::OtherChallenge.into());
     }
     if !roster.contains(sbody.sender) {
         return Err(Reject::NotAMember(sbody.sender));
     }
-    check_sig(cluster, &senv, sbody.sender, &keys, "solution", sigs)?;
+    check_sig(cluster, &senv, sbody.sender, &keys, Part::Solution, sigs)?;
     if !pow::verify(&ch.salt, &sbody.sender.0, sol.seed, ch.difficulty) {
         return Err(Reject::BadProofOfWork);
     }
@@ -240,35 +287,39 @@ pub(crate) fn verify_commit_with(
     let mut confirmers = BTreeSet::new();
     let mut vround = None;
     for (i, raw) in c.confirmations.iter().enumerate() {
-        let (aenv, abody) = decode_signed(&raw.0, wire::MAX_CERT_MESSAGE, "confirmation")?;
+        let (aenv, abody) = decode_signed(&raw.0, wire::MAX_CERT_MESSAGE, Part::Confirmation)?;
         let Payload::Approval(a) = &abody.payload else {
-            return Err(Reject::Certificate(format!(
-                "confirmation {i} is a {}",
-                abody.kind()
-            )));
+            return Err(CertError::ConfirmationKind {
+                index: i,
+                kind: abody.kind(),
+            }
+            .into());
         };
         if abody.tx != tx || a.stance != Stance::Confirm || a.solution != sref {
-            return Err(Reject::Certificate(format!(
-                "confirmation {i} is for something else"
-            )));
+            return Err(CertError::ConfirmationMismatch(i).into());
         }
         if *vround.get_or_insert(a.vround) != a.vround {
-            return Err(Reject::Certificate(
-                "the confirmations come from different voting rounds".into(),
-            ));
+            return Err(CertError::MixedRounds.into());
         }
         if !roster.contains(abody.sender) {
             return Err(Reject::NotAMember(abody.sender));
         }
-        check_sig(cluster, &aenv, abody.sender, &keys, "confirmation", sigs)?;
+        check_sig(
+            cluster,
+            &aenv,
+            abody.sender,
+            &keys,
+            Part::Confirmation,
+            sigs,
+        )?;
         confirmers.insert(abody.sender);
     }
     if confirmers.len() < roster.quorum() {
-        return Err(Reject::Certificate(format!(
-            "{} distinct confirmations, fewer than the quorum of {}",
-            confirmers.len(),
-            roster.quorum()
-        )));
+        return Err(CertError::FewConfirmations {
+            got: confirmers.len(),
+            quorum: roster.quorum(),
+        }
+        .into());
     }
     Ok(Committed {
         tx,

@@ -5,7 +5,7 @@
 
 use tracing::{error, info, warn};
 
-use super::certificate::{verify_commit_with, Committed};
+use super::certificate::{verify_commit_with, CertError, Committed};
 use super::history::roster_at;
 use super::tx::TxState;
 use super::{reference, Effect, Event, Node, Output, Persist, Phase, Publish, Reject, Stop};
@@ -22,7 +22,7 @@ impl Node {
         out: &mut Output,
     ) -> Result<(), Reject> {
         if body.tx == 0 {
-            return Err(Reject::Certificate("a commit for transaction 0".into()));
+            return Err(CertError::TransactionZero.into());
         }
         let want = self.height + 1;
         if body.tx < want {

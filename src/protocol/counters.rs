@@ -136,8 +136,10 @@ mod tests {
             Reject::BadSignature,
             Reject::WrongPrev,
             Reject::UnknownChallenge,
-            Reject::Certificate(String::new()),
-            Reject::Election(String::new()),
+            Reject::Certificate(crate::protocol::CertError::MixedRounds),
+            Reject::Election(crate::protocol::election::ElectionError::TwoVotes(NodeId(
+                [2; 8],
+            ))),
             Reject::RoundTooFar { got: 1, at: 0 },
             Reject::NotAMember(NodeId([1; 8])),
         ];

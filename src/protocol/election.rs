@@ -50,42 +50,64 @@ pub fn check_certificate(
     keys: &BTreeMap<NodeId, VerifyingKey>,
     sigs: &SigCache,
 ) -> Result<(usize, usize), Reject> {
-    let bad = |s: String| Reject::Election(s);
     let mut seen: BTreeMap<NodeId, NodeId> = BTreeMap::new();
-    for (i, raw) in votes.iter().enumerate() {
-        let env = Envelope::decode(&raw.0, wire::MAX_PHASE_MESSAGE)
-            .map_err(|e| bad(format!("vote {i}: {e}")))?;
-        let body = Body::decode(&env.body).map_err(|e| bad(format!("vote {i}: {e}")))?;
+    for (index, raw) in votes.iter().enumerate() {
+        let undecodable = |err| ElectionError::Undecodable { index, err };
+        let env = Envelope::decode(&raw.0, wire::MAX_PHASE_MESSAGE).map_err(undecodable)?;
+        let body = Body::decode(&env.body).map_err(undecodable)?;
         let Payload::Vote(v) = &body.payload else {
-            return Err(bad(format!("vote {i} is a {}", body.kind())));
+            let kind = body.kind();
+            return Err(ElectionError::NotAVote { index, kind }.into());
         };
         if body.tx != tx || body.round != round || v.prev != *prev {
-            return Err(bad(format!(
-                "vote {i} is for another transaction, round or ledger head"
-            )));
+            return Err(ElectionError::Elsewhere(index).into());
         }
-        if !roster.contains(body.sender) {
-            return Err(Reject::NotAMember(body.sender));
+        let voter = body.sender;
+        if !roster.contains(voter) {
+            return Err(Reject::NotAMember(voter));
         }
         let key = keys
-            .get(&body.sender)
-            .ok_or_else(|| bad(format!("vote {i}: unknown voter {}", body.sender)))?;
+            .get(&voter)
+            .ok_or(ElectionError::UnknownVoter { index, voter })?;
         if !sigs.verify(cluster, &env, key) {
-            return Err(bad(format!("vote {i}: bad signature of {}", body.sender)));
+            return Err(ElectionError::BadSignature { index, voter }.into());
         }
-        if seen.insert(body.sender, v.candidate).is_some() {
-            return Err(bad(format!("two votes of {}", body.sender)));
+        if seen.insert(voter, v.candidate).is_some() {
+            return Err(ElectionError::TwoVotes(voter).into());
         }
     }
     let quorum = roster.quorum();
     match quorum::tally(seen.values().copied(), quorum) {
         Some((winner, n)) if winner == leader => Ok((n, seen.len())),
-        Some((winner, _)) => Err(bad(format!("the votes elect {winner}, not {leader}"))),
-        None => Err(bad(format!(
-            "{} votes, fewer than the quorum of {quorum}",
-            seen.len()
-        ))),
+        Some((winner, _)) => Err(ElectionError::OtherWinner { winner, leader }.into()),
+        None => Err(ElectionError::FewVotes {
+            got: seen.len(),
+            quorum,
+        }
+        .into()),
     }
+}
+
+/// Why the election votes a challenge carries do not make its signer
+/// leader.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ElectionError {
+    #[error("vote {index}: {err}")]
+    Undecodable { index: usize, err: wire::WireError },
+    #[error("vote {index} is a {kind}")]
+    NotAVote { index: usize, kind: wire::Kind },
+    #[error("vote {0} is for another transaction, round or ledger head")]
+    Elsewhere(usize),
+    #[error("vote {index}: unknown voter {voter}")]
+    UnknownVoter { index: usize, voter: NodeId },
+    #[error("vote {index}: bad signature of {voter}")]
+    BadSignature { index: usize, voter: NodeId },
+    #[error("two votes of {0}")]
+    TwoVotes(NodeId),
+    #[error("the votes elect {winner}, not {leader}")]
+    OtherWinner { winner: NodeId, leader: NodeId },
+    #[error("{got} votes, fewer than the quorum of {quorum}")]
+    FewVotes { got: usize, quorum: usize },
 }
 
 impl Node {

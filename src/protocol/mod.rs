@@ -52,7 +52,7 @@ use crate::wire::{
     self, Body, ClusterId, Envelope, Family, Kind, Payload, SigCache, Topics, WireError,
 };
 
-pub use certificate::{verify_commit, Committed};
+pub use certificate::{verify_commit, CertError, Committed};
 pub use counters::Counters;
 pub use genesis::Genesis;
 pub use history::History;
@@ -178,7 +178,7 @@ pub enum Reject {
     #[error("difficulty {got} outside the accepted range {lo}..{hi}")]
     Difficulty { got: u8, lo: u8, hi: u8 },
     #[error("the election certificate is invalid: {0}")]
-    Election(String),
+    Election(#[from] election::ElectionError),
     #[error("round {got} is too far ahead of round {at}")]
     RoundTooFar { got: u32, at: u32 },
     #[error("the challenge is unknown")]
@@ -186,7 +186,7 @@ pub enum Reject {
     #[error("the seed does not meet the difficulty")]
     BadProofOfWork,
     #[error("the commit certificate is invalid: {0}")]
-    Certificate(String),
+    Certificate(#[from] CertError),
     #[error("{0} is not a member of the roster in force")]
     NotAMember(NodeId),
     #[error("it runs another genesis (cluster id {0}): a board started with another cluster's file, or an old one")]

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use tracing::{info, warn};
 
-use super::certificate::decode_signed;
+use super::certificate::{decode_signed, Part};
 use super::roster::Roster;
 use super::{Effect, Node, Output, Publish, Reject};
 use crate::identity::NodeId;
@@ -323,7 +323,7 @@ impl Node {
     pub fn history_message(&self, tx: u64, record: &[u8]) -> Option<Publish> {
         let commit = Commit::decode(record).ok()?;
         let (_, cbody) =
-            decode_signed(&commit.challenge.0, wire::MAX_CERT_MESSAGE, "challenge").ok()?;
+            decode_signed(&commit.challenge.0, wire::MAX_CERT_MESSAGE, Part::Challenge).ok()?;
         if cbody.tx != tx {
             return None;
         }

@@ -18,7 +18,7 @@
 use tracing::{debug, error, info};
 
 use super::ballots::Cast;
-use super::certificate::{check_approvals, verify_commit_with};
+use super::certificate::{check_approvals, verify_commit_with, CertError};
 use super::election::MAX_ROUNDS_AHEAD;
 use super::{Effect, Node, Output, Persist, Phase, Publish, Reject};
 use crate::pow;
@@ -63,10 +63,11 @@ impl Node {
             )?;
             let counted = signers.iter().filter(|s| !self.liars.contains(s)).count();
             if counted < self.roster.quorum() {
-                return Err(Reject::Certificate(format!(
-                    "a confirmation proven by {counted} approvals, fewer than the quorum of {}",
-                    self.roster.quorum()
-                )));
+                return Err(CertError::WeakProof {
+                    got: counted,
+                    quorum: self.roster.quorum(),
+                }
+                .into());
             }
             self.note_polka(a.vround, a.solution, a.proof.clone());
         }
