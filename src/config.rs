@@ -386,15 +386,17 @@ impl NodeConfig {
             None => None,
         };
 
+        let protocol = protocol::Config {
+            genesis: Arc::new(genesis),
+            election_timeout_ms: file.election_timeout_ms.unwrap_or(5_000),
+            solution_window_ms: file.solution_window_ms.unwrap_or(100),
+            init_timeout_ms: file.init_timeout_ms.unwrap_or(15_000),
+            name,
+            threads: threads.min(u16::MAX as usize) as u16,
+        };
+        protocol.check_timing()?;
         Ok(NodeConfig {
-            protocol: protocol::Config {
-                genesis: Arc::new(genesis),
-                election_timeout_ms: file.election_timeout_ms.unwrap_or(5_000),
-                solution_window_ms: file.solution_window_ms.unwrap_or(100),
-                init_timeout_ms: file.init_timeout_ms.unwrap_or(15_000),
-                name,
-                threads: threads.min(u16::MAX as usize) as u16,
-            },
+            protocol,
             broker,
             mining: MiningSettings { threads, thermal },
             storage: StorageSettings {

@@ -178,6 +178,30 @@ fn thermal_values_are_checked_by_name() {
     }
 }
 
+/// A timer that would keep the cluster from deciding is refused by name
+/// (an election timeout of 0 would end a round at every tick).
+#[test]
+fn protocol_timers_are_checked() {
+    let cases = [
+        ("election_timeout_ms = 0", "election_timeout_ms = 0"),
+        (
+            "election_timeout_ms = 99999999",
+            "election_timeout_ms = 99999999",
+        ),
+        (
+            "election_timeout_ms = 1000\nsolution_window_ms = 1000",
+            "solution_window_ms = 1000",
+        ),
+        ("init_timeout_ms = 10", "init_timeout_ms = 10"),
+    ];
+    for (text, want) in cases {
+        let e = format!("{:#}", with_file(text, &["--no-thermal"]).expect_err(text));
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    let fine = "election_timeout_ms = 1000\nsolution_window_ms = 0\ninit_timeout_ms = 1000";
+    with_file(fine, &["--no-thermal"]).expect("the shortest settings that work");
+}
+
 #[test]
 fn thermal_care_on_off_and_the_sensor_path() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -85,6 +85,27 @@ impl Config {
         self.genesis.id()
     }
 
+    /// Checks the timers: each must let the protocol make progress.
+    pub fn check_timing(&self) -> Result<(), TimingError> {
+        let e = self.election_timeout_ms;
+        if !(MIN_ELECTION_TIMEOUT_MS..=MAX_TIMER_MS).contains(&e) {
+            return Err(TimingError::ElectionTimeout(e));
+        }
+        if self.solution_window_ms >= e {
+            return Err(TimingError::SolutionWindow {
+                window: self.solution_window_ms,
+                election: e,
+            });
+        }
+        if !(e..=MAX_TIMER_MS).contains(&self.init_timeout_ms) {
+            return Err(TimingError::InitTimeout {
+                init: self.init_timeout_ms,
+                election: e,
+            });
+        }
+        Ok(())
+    }
+
     /// These settings for the node called `n<i>` (tests, simulation).
     pub fn named(&self, i: usize) -> Config {
         Config {
@@ -92,6 +113,23 @@ impl Config {
             ..self.clone()
         }
     }
+}
+
+/// The shortest election timeout: a round must outlast a message's trip
+/// through the broker, or no leader ever issues its challenge in time.
+pub const MIN_ELECTION_TIMEOUT_MS: u64 = 100;
+/// The longest any timer may be (an hour).
+pub const MAX_TIMER_MS: u64 = 3_600_000;
+
+/// Protocol timers that would stop a cluster from deciding.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TimingError {
+    #[error("election_timeout_ms = {0}: use {MIN_ELECTION_TIMEOUT_MS} to {MAX_TIMER_MS} (a round shorter than a message's trip never elects a leader)")]
+    ElectionTimeout(u64),
+    #[error("solution_window_ms = {window}: use less than election_timeout_ms ({election}), or no round would ever approve a solution")]
+    SolutionWindow { window: u64, election: u64 },
+    #[error("init_timeout_ms = {init}: use election_timeout_ms ({election}) to {MAX_TIMER_MS}, so that restarted members can announce themselves before the first election")]
+    InitTimeout { init: u64, election: u64 },
 }
 
 /// Why a node stops taking part for good (the driver exits with code 78:
