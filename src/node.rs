@@ -189,14 +189,11 @@ pub async fn run(
     let now = || start.elapsed().as_millis() as u64;
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    let mut node = Node::new(
-        protocol,
-        &identity,
-        seed,
-        unix_millis(),
-        Durable { history, votes },
-        now(),
-    );
+    let mut node = Node::builder(protocol, &identity)
+        .rng_seed(seed)
+        .incarnation(unix_millis())
+        .durable(Durable { history, votes })
+        .start(now());
     if let Some(why) = node.refusal() {
         return Err(NotAMember(node.stop_message(&why)).into());
     }

@@ -26,7 +26,7 @@ use edgeminer::identity::{Identity, NodeId};
 use edgeminer::pow::{self, engine};
 use edgeminer::protocol::roster::sign_change;
 use edgeminer::protocol::{
-    Committed, Config, Durable, Effect, Event, Genesis, History, Input, Node, Persist, Publish,
+    Committed, Config, Effect, Event, Genesis, History, Input, Node, Persist, Publish,
 };
 use edgeminer::wire::roster::Entry;
 use edgeminer::wire::{self, Body, Change, Envelope, Family, Payload, Presence, PubKey, Topics};
@@ -134,7 +134,7 @@ impl Cluster {
                     name: format!("f{i}"),
                     ..cfg.clone()
                 };
-                Node::new(mine, id, [i as u8; 32], 1, Durable::fresh(&cfg), 0)
+                Node::builder(mine, id).rng_seed([i as u8; 32]).start(0)
             })
             .collect();
         let mut c = Cluster {

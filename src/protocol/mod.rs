@@ -32,6 +32,7 @@ pub mod pubkey;
 pub mod quorum;
 pub mod roster;
 pub mod solution;
+pub mod start;
 pub mod status;
 pub mod sync;
 pub mod tx;
@@ -42,10 +43,9 @@ use std::sync::Arc;
 
 use p256::ecdsa::SigningKey;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use tracing::{debug, warn};
 
-use crate::identity::{Identity, NodeId};
+use crate::identity::NodeId;
 use crate::pow::Job;
 use crate::wire::topics::Route;
 use crate::wire::{
@@ -59,6 +59,7 @@ pub use history::History;
 pub use output::{Effect, Event, Output, Persist};
 pub use persist::VoteState;
 pub use roster::Roster;
+pub use start::{Builder, Durable};
 
 /// The cluster every node shares (its genesis), plus this node's own
 /// settings.
@@ -309,96 +310,7 @@ pub struct Node {
     pub(crate) announcements: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// What a node had on disk when it started.
-#[derive(Clone, Debug)]
-pub struct Durable {
-    /// Its verified ledger: commits and the rosters they put in force.
-    pub history: History,
-    /// Its saved vote state.
-    pub votes: Option<VoteState>,
-}
-
-impl Durable {
-    /// An empty state directory.
-    pub fn fresh(cfg: &Config) -> Durable {
-        Durable {
-            history: History::new(&cfg.genesis),
-            votes: None,
-        }
-    }
-}
-
 impl Node {
-    /// A node with the given identity, an RNG seed, and what it had on disk.
-    pub fn new(
-        cfg: Config,
-        identity: &Identity,
-        rng_seed: [u8; 32],
-        incarnation: u64,
-        durable: Durable,
-        now: u64,
-    ) -> Node {
-        let Durable { history, votes } = durable;
-        let topics = Topics::new(cfg.genesis.cluster());
-        let ledger = &history.commits;
-        let prev = history.prev();
-        let roster = history.roster().clone();
-        let member = roster.contains(identity.id);
-        let mut node = Node {
-            topics,
-            key: identity.key.clone(),
-            me: identity.id,
-            public: identity.public,
-            incarnation,
-            rng: ChaCha20Rng::from_seed(rng_seed),
-            phase: Phase::Init,
-            started_at: now,
-            members: init::Members::default(),
-            roster,
-            rosters: history.rosters().to_vec(),
-            change_request: None,
-            add_requested: false,
-            learner_until: None,
-            heard_at: now,
-            removed_at: removed_at(ledger, identity.id),
-            stopped: None,
-            refusals: counters::RefusalLog::default(),
-            unverified: VecDeque::new(),
-            future: VecDeque::new(),
-            inbox: VecDeque::new(),
-            liars: BTreeSet::new(),
-            height: ledger.len() as u64,
-            prev,
-            history: ledger.iter().map(|c| c.reference).collect(),
-            last_commit: None,
-            tx: tx::TxState::default(),
-            next_job: 1,
-            catchup: sync::CatchUp::default(),
-            rejected: 0,
-            counters: Counters::default(),
-            sigs: SigCache::default(),
-            announcements: None,
-            restored: Vec::new(),
-            cfg,
-        };
-        let key_message = node.pubkey_message().payload;
-        node.announcements = Some((key_message.clone(), node.presence_message(true).payload));
-        node.members
-            .insert_key(node.me, node.public, node.cfg.name.clone(), key_message);
-        if !member {
-            node.phase = Phase::Learner;
-            node.tx.resend_at = Some(now + node.cfg.election_timeout_ms);
-            return node;
-        }
-        if let Some(v) = votes {
-            node.restore_votes(v);
-        }
-        // In init, the deadline is the end of the wait for all members.
-        node.tx.deadline = Some(now + node.cfg.init_timeout_ms);
-        node.tx.resend_at = Some(now + node.cfg.election_timeout_ms);
-        node
-    }
-
     pub fn id(&self) -> NodeId {
         self.me
     }
@@ -860,23 +772,6 @@ impl Node {
     pub(crate) fn key_map(&self) -> BTreeMap<NodeId, p256::ecdsa::VerifyingKey> {
         self.members.keys()
     }
-}
-
-/// The transaction whose change last removed `me`, unless a later one
-/// added it back.
-fn removed_at(ledger: &[Committed], me: NodeId) -> Option<u64> {
-    let mut at = None;
-    for c in ledger {
-        if let Some(change) = &c.change {
-            if change.remove.contains(&me) {
-                at = Some(c.tx);
-            }
-            if change.add.iter().any(|e| e.id == me) {
-                at = None;
-            }
-        }
-    }
-    at
 }
 
 /// How messages refer to each other: a digest of the exact body bytes.

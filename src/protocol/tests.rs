@@ -89,7 +89,7 @@ impl Sim {
         for (i, id) in ids.iter().enumerate() {
             let mut s = [0u8; 32];
             rng.fill_bytes(&mut s);
-            nodes.push(Node::new(cfg.named(i), id, s, 1, Durable::fresh(&cfg), 0));
+            nodes.push(Node::builder(cfg.named(i), id).rng_seed(s).start(0));
         }
         Sim {
             rng,
@@ -938,7 +938,10 @@ mod voting_phase {
             votes: Some(saved),
             ..Durable::fresh(&sim.cfg)
         };
-        let again = Node::new(sim.cfg.named(0), &sim.ids[0], [0; 32], 2, durable, 0);
+        let again = Node::builder(sim.cfg.named(0), &sim.ids[0])
+            .incarnation(2)
+            .durable(durable)
+            .start(0);
         assert_eq!(
             again.tx.my_approval.as_ref().map(|(_, (r, _))| *r),
             Some(approved)
@@ -967,7 +970,10 @@ mod voting_phase {
             votes: Some(saved),
             ..Durable::fresh(&sim.cfg)
         };
-        let mut again = Node::new(sim.cfg.named(0), &sim.ids[0], [0; 32], 2, durable, 0);
+        let mut again = Node::builder(sim.cfg.named(0), &sim.ids[0])
+            .incarnation(2)
+            .durable(durable)
+            .start(0);
         assert!(again.tx.solutions.is_empty());
         let actions = again.handle(Input::Connected, 0);
         assert!(again.tx.solutions.contains_key(&approved));

@@ -673,19 +673,16 @@ impl World {
         let mut rng_seed = [0u8; 32];
         self.boot.fill_bytes(&mut rng_seed);
         let incarnation = self.now + 1;
-        let mut node = Node::new(
-            cfg,
-            &host.identity,
-            rng_seed,
-            incarnation,
-            Durable {
+        // Every node checks every signature; once is enough for the run.
+        let node = Node::builder(cfg, &host.identity)
+            .rng_seed(rng_seed)
+            .incarnation(incarnation)
+            .durable(Durable {
                 history: ledger,
                 votes,
-            },
-            self.now,
-        );
-        // Every node checks every signature; once is enough for the run.
-        node.sigs = self.sigs.clone();
+            })
+            .sig_cache(self.sigs.clone())
+            .start(self.now);
         if node.height() != host.records.len() as u64 {
             self.fail(Violation::Durability {
                 node: h,

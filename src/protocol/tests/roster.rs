@@ -149,11 +149,11 @@ fn board_outside_a_fixed_roster_refuses_to_start() {
         .collect();
     let g = Genesis::new("fixed".into(), members, 2, (4, 6), None, None).expect("valid");
     let cfg = config(g);
-    let outsider = Node::new(cfg.clone(), &ids[2], [0; 32], 1, Durable::fresh(&cfg), 0);
+    let outsider = Node::builder(cfg.clone(), &ids[2]).start(0);
     assert!(matches!(
         outsider.refusal(),
         Some(Stop::NotAMember { fixed: true, .. })
     ));
-    let member = Node::new(cfg.clone(), &ids[0], [0; 32], 1, Durable::fresh(&cfg), 0);
+    let member = Node::builder(cfg.clone(), &ids[0]).start(0);
     assert!(member.refusal().is_none());
 }
