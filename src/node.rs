@@ -32,7 +32,7 @@ use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::miner::{self, Pool};
 use crate::mqtt::{self, BrokerConfig, Event, Outgoing};
-use crate::pow::engine::{self, Engine};
+use crate::pow::engine::Engine;
 use crate::progress;
 use crate::protocol::status::Measured;
 use crate::protocol::{Action, Committed, Durable, Input, Node, Publish};
@@ -417,47 +417,4 @@ pub async fn run(
     link.close(goodbye, Duration::from_secs(1)).await;
     drop(pool);
     Ok(())
-}
-
-/// The engine to mine with: by name, or the fastest available.
-pub fn pick_engine(name: Option<&str>) -> Result<&'static dyn Engine> {
-    match name {
-        None => Ok(engine::best()),
-        Some(n) => engine::by_name(n).with_context(|| {
-            let names: Vec<_> = engine::all().iter().map(|e| e.name()).collect();
-            let built_in = engine::compiled().iter().any(|(name, _)| *name == n);
-            if built_in {
-                format!(
-                    "engine '{n}' is built in but this CPU lacks its instructions; available: {}",
-                    names.join(", ")
-                )
-            } else {
-                format!("unknown engine '{n}'; available: {}", names.join(", "))
-            }
-        }),
-    }
-}
-
-/// Resolves when SIGINT or SIGTERM arrives. The handlers are installed at
-/// the call, not at the first poll, so a signal during start-up (loading
-/// the ledger, say) still ends in a clean shutdown. Call it inside the
-/// runtime.
-pub fn signals() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => info!("init: SIGTERM received"),
-                    _ = i.recv() => info!("init: SIGINT received"),
-                }
-            }
-            _ => {
-                // Without signal handlers only Ctrl-C through tokio remains.
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
 }
