@@ -300,16 +300,23 @@ fn watch(args: StatusArgs) -> Result<u8> {
 
 fn demo(args: DemoArgs, screen: Option<Arc<Screen>>) -> Result<u8> {
     let redraw = screen.map(Progress::start);
+    let board = redraw.as_ref().map(Progress::board);
     let cfg = demo::DemoConfig {
         nodes: args.nodes,
         rounds: args.rounds.max(1),
         difficulty: config::parse_difficulty(&args.difficulty)?,
         broker: args.broker,
         threads: args.threads,
-        progress: redraw.as_ref().map(Progress::board),
+        progress: board.clone(),
+    };
+    // Commits print above the progress line; the cluster's line comes
+    // before any node has drawn it.
+    let show = |line| match (line, &board) {
+        (demo::Line::Committed(text), Some(board)) => board.print_out(&text),
+        (demo::Line::Cluster(text) | demo::Line::Committed(text), _) => println!("{text}"),
     };
     let engine = engine::pick(None)?;
-    let outcome = runtime()?.block_on(demo::run(cfg, engine));
+    let outcome = runtime()?.block_on(demo::run(cfg, engine, show));
     // The line goes before the table is printed.
     drop(redraw);
     let outcome = outcome?;
