@@ -7,6 +7,10 @@
 //! state directory, until every node has committed the requested number of
 //! transactions; then re-reads every node's ledger from disk and reports
 //! whether they agree.
+//!
+//! It prints nothing itself: the lines it has to show while it runs go to
+//! the caller as [`Line`]s, and the outcome is returned, so the binary
+//! alone decides how they reach the terminal.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -37,6 +41,15 @@ pub struct DemoConfig {
     pub threads: Option<usize>,
     /// The progress line's board, in an interactive terminal.
     pub progress: Option<Arc<Board>>,
+}
+
+/// A line to show while the demo runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The cluster, the broker and the settings, before any node starts.
+    Cluster(String),
+    /// A transaction, when its first node commits it.
+    Committed(String),
 }
 
 /// The outcome, for the caller to print and to choose the exit code.
@@ -110,8 +123,13 @@ fn start_broker(port: u16) -> Result<()> {
     Ok(())
 }
 
-/// Runs the demo and returns what to print.
-pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome> {
+/// Runs the demo, handing `show` each line to show on the way, and
+/// returns the outcome to print.
+pub async fn run(
+    cfg: DemoConfig,
+    engine: &'static dyn Engine,
+    mut show: impl FnMut(Line),
+) -> Result<Outcome> {
     let cluster = format!("demo-{:08x}", OsRng.next_u32());
     let keys: Vec<Identity> = (0..cfg.nodes)
         .map(|_| Identity::ephemeral(&mut OsRng))
@@ -140,13 +158,13 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
     let threads = cfg
         .threads
         .unwrap_or_else(|| (num_cpus::get() / cfg.nodes).max(1));
-    println!(
+    show(Line::Cluster(format!(
         "demo: cluster {cluster} ({}) of {} nodes on {url}, quorum {q}, difficulty {}..{}, {threads} mining thread(s) per node",
         genesis.id(),
         cfg.nodes,
         cfg.difficulty.0,
         cfg.difficulty.1
-    );
+    )));
     let base = tempfile::Builder::new()
         .prefix("edgeminer-demo-")
         .tempdir()
@@ -214,18 +232,14 @@ pub async fn run(cfg: DemoConfig, engine: &'static dyn Engine) -> Result<Outcome
                 names.insert(r.id, r.node.clone());
                 let c = counts.entry(r.node.clone()).or_default();
                 *c = (*c).max(r.commit.tx);
-                // Print each transaction once, when its first node commits it.
+                // Each transaction once, when its first node commits it.
                 if counts.values().filter(|&&v| v >= r.commit.tx).count() == 1 {
-                    let line = format!(
+                    show(Line::Committed(format!(
                         "demo: tx {} committed by {} after {:.1} s",
                         r.commit.tx,
                         r.node,
                         started.elapsed().as_secs_f64()
-                    );
-                    match &cfg.progress {
-                        Some(board) => board.print_out(&line),
-                        None => println!("{line}"),
-                    }
+                    )));
                 }
             }
             Ok(None) => bail!(

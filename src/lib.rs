@@ -22,6 +22,7 @@ pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod service;
+pub mod signals;
 pub mod sim;
 pub mod status;
 pub mod thermal;

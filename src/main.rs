@@ -16,9 +16,10 @@ use edgeminer::cli::{
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
+use edgeminer::pow::engine;
 use edgeminer::progress::{Progress, Screen};
 use edgeminer::protocol::{quorum, Genesis};
-use edgeminer::{admin, bench, chain, demo, genesis_file, logging, node, report, status};
+use edgeminer::{admin, bench, chain, demo, genesis_file, logging, node, report, signals, status};
 
 /// Exit codes with names.
 mod exit {
@@ -101,15 +102,16 @@ fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
     match cli.command {
         Command::Run(args) => {
             let cfg = NodeConfig::from_args(&args).context(BadConfig)?;
-            let engine = node::pick_engine(None)?;
-            // `signals()` inside the runtime: it installs its handlers at once.
+            let engine = engine::pick(None)?;
+            // `signals::shutdown()` inside the runtime: it installs its handlers
+            // at once.
             let redraw = screen.map(Progress::start);
             let outputs = node::Outputs {
                 reports: None,
                 progress: redraw.as_ref().map(Progress::board),
             };
             runtime()?
-                .block_on(async { node::run(cfg, engine, node::signals(), outputs).await })?;
+                .block_on(async { node::run(cfg, engine, signals::shutdown(), outputs).await })?;
             Ok(exit::OK)
         }
         Command::Demo(args) => demo(args, screen),
@@ -236,7 +238,7 @@ fn roster(cmd: RosterCommand) -> Result<u8> {
                 wait: std::time::Duration::ZERO,
             };
             runtime()?
-                .block_on(async { admin::show(&g, &broker, timing, node::signals()).await })?;
+                .block_on(async { admin::show(&g, &broker, timing, signals::shutdown()).await })?;
             return Ok(exit::OK);
         }
         RosterCommand::Add { members, change } => {
@@ -292,22 +294,29 @@ fn watch(args: StatusArgs) -> Result<u8> {
         json: args.json,
         terminal: std::io::stdout().is_terminal(),
     };
-    runtime()?.block_on(async { status::run(opts, node::signals()).await })?;
+    runtime()?.block_on(async { status::run(opts, signals::shutdown()).await })?;
     Ok(exit::OK)
 }
 
 fn demo(args: DemoArgs, screen: Option<Arc<Screen>>) -> Result<u8> {
     let redraw = screen.map(Progress::start);
+    let board = redraw.as_ref().map(Progress::board);
     let cfg = demo::DemoConfig {
         nodes: args.nodes,
         rounds: args.rounds.max(1),
         difficulty: config::parse_difficulty(&args.difficulty)?,
         broker: args.broker,
         threads: args.threads,
-        progress: redraw.as_ref().map(Progress::board),
+        progress: board.clone(),
     };
-    let engine = node::pick_engine(None)?;
-    let outcome = runtime()?.block_on(demo::run(cfg, engine));
+    // Commits print above the progress line; the cluster's line comes
+    // before any node has drawn it.
+    let show = |line| match (line, &board) {
+        (demo::Line::Committed(text), Some(board)) => board.print_out(&text),
+        (demo::Line::Cluster(text) | demo::Line::Committed(text), _) => println!("{text}"),
+    };
+    let engine = engine::pick(None)?;
+    let outcome = runtime()?.block_on(demo::run(cfg, engine, show));
     // The line goes before the table is printed.
     drop(redraw);
     let outcome = outcome?;
@@ -396,9 +405,9 @@ fn bench(args: BenchArgs) -> Result<u8> {
         return Ok(exit::OK);
     }
     let engines = if args.all {
-        edgeminer::pow::engine::all()
+        engine::all()
     } else {
-        vec![node::pick_engine(args.engine.as_deref())?]
+        vec![engine::pick(args.engine.as_deref())?]
     };
     let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
     let seconds = if args.seconds > 0.0 {

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::miner::Meter;
-use crate::protocol::Node;
+use crate::node::Standing;
 use crate::service::Rate;
 use crate::wire::messages::StatusPhase;
 
@@ -208,9 +208,8 @@ impl Board {
 
 impl Seat {
     /// Tells the board where the node stands (after each batch of actions).
-    pub fn update(&self, node: &Node) {
-        let (tx, round) = (node.height() + 1, node.round());
-        let difficulty = node.difficulty();
+    pub fn update(&self, s: &Standing) {
+        let (tx, round, difficulty) = (s.tx(), s.round, s.difficulty);
         let mut places = self.board.lock();
         let Some((meter, slot)) = places.get_mut(self.index) else {
             return;
@@ -218,7 +217,7 @@ impl Seat {
         let moved = slot
             .as_ref()
             .is_none_or(|p| (p.tx, p.round, p.difficulty) != (tx, round, difficulty));
-        let phase = node.phase().into();
+        let phase = s.phase.into();
         match slot {
             Some(p) if !moved => p.phase = phase,
             _ => {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The MQTT keep-alive of every node (`keep_alive_secs` in `src/node.rs`).
+/// The MQTT keep-alive of every node (`keep_alive_secs` in `src/node/start.rs`).
 /// Mosquitto drops a client it has not heard from for 1.5 times this.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 

@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::node::Standing;
 use crate::protocol::{Counters, Node};
 use crate::wire::messages::StatusPhase;
 
@@ -270,27 +271,27 @@ impl Metrics {
         Arc::clone(&self.registry)
     }
 
-    /// Copies the protocol's state after a batch of actions that committed
-    /// `commits` transactions. The ledger height is set before the commit
-    /// counter grows, so a scrape never sees more commits than the ledger
-    /// holds.
-    pub fn protocol(&mut self, node: &Node, commits: u64) {
-        let now: StatusPhase = node.phase().into();
+    /// Copies where the node stands after a batch of actions, and the
+    /// core's roster, members online and counters. The ledger height is set
+    /// before the commit counter grows, so a scrape never sees more commits
+    /// than the ledger holds.
+    pub fn protocol(&mut self, s: &Standing, node: &Node) {
+        let now: StatusPhase = s.phase.into();
         for p in PHASES {
             self.h
                 .phase
                 .get_or_create(&PhaseLabel { phase: p.as_str() })
                 .set(i64::from(p == now));
         }
-        self.h.height.set(int(node.height()));
-        self.h.tx.set(int(node.height() + 1));
-        self.h.round.set(i64::from(node.round()));
+        self.h.height.set(int(s.height));
+        self.h.tx.set(int(s.tx()));
+        self.h.round.set(i64::from(s.round));
         self.h
             .difficulty
-            .set(node.difficulty().map(i64::from).unwrap_or(0));
+            .set(s.difficulty.map(i64::from).unwrap_or(0));
         self.h.members.set(int(node.members_online()));
         self.roster(node);
-        self.h.commits.inc_by(commits);
+        self.h.commits.inc_by(s.commits);
         self.counters(node.counters());
     }
 

@@ -206,6 +206,34 @@ pub fn by_name(name: &str) -> Option<&'static dyn Engine> {
     all().into_iter().find(|e| e.name() == name)
 }
 
+/// An engine asked for by name that this process cannot mine with. Both
+/// messages list the engines it can use.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PickError {
+    #[error(
+        "engine '{name}' is built in but this CPU lacks its instructions; available: {available}"
+    )]
+    Unsupported { name: String, available: String },
+    #[error("unknown engine '{name}'; available: {available}")]
+    Unknown { name: String, available: String },
+}
+
+/// The engine to mine with: by name, or the fastest available.
+pub fn pick(name: Option<&str>) -> Result<&'static dyn Engine, PickError> {
+    let Some(n) = name else {
+        return Ok(best());
+    };
+    by_name(n).ok_or_else(|| {
+        let names: Vec<_> = all().iter().map(|e| e.name()).collect();
+        let (name, available) = (n.to_string(), names.join(", "));
+        if compiled().iter().any(|(built, _)| *built == n) {
+            PickError::Unsupported { name, available }
+        } else {
+            PickError::Unknown { name, available }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +254,19 @@ mod tests {
                 e.name()
             );
         }
+    }
+
+    #[test]
+    fn engines_are_picked_by_name_or_speed() {
+        assert_eq!(pick(None).map(|e| e.name()), Ok(best().name()));
+        let portable = super::super::portable::NAME;
+        assert_eq!(pick(Some(portable)).map(|e| e.name()), Ok(portable));
+        let unknown = pick(Some("abacus"))
+            .map(|e| e.name())
+            .expect_err("no engine is called abacus");
+        assert!(unknown
+            .to_string()
+            .starts_with("unknown engine 'abacus'; available: "));
     }
 
     #[test]

@@ -1,0 +1,149 @@
+//! The driver of one node: it owns the MQTT link, the ledger file, the
+//! mining pool and the clock, feeds the pure protocol core, and carries out
+//! the output it returns.
+//!
+//! [`run`] only assembles the parts and turns the loop, so that the whole
+//! life of a node reads on one screen; each part has its own file:
+//!
+//! - `start`: what comes before the loop: the key, the ledger, the core
+//!   built from them, the broker connection;
+//! - `effects`: one output of the core carried out: its writes durable
+//!   before its publishes and mining changes;
+//! - `telemetry`: where the node stands, read once and shown to systemd,
+//!   observers, metrics and the progress line, with the timers that pace
+//!   them and thermal care.
+//!
+//! Shutdown is seen only between two outputs: an output (a ledger append
+//! and the publishes after it) is carried out to its end, then the node stops
+//! mining, publishes its goodbye and closes the connection within a second.
+
+mod effects;
+mod start;
+mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::NodeConfig;
+use crate::miner::Pool;
+use crate::mqtt::{Event, Link, Outgoing};
+use crate::pow::engine::Engine;
+use crate::progress;
+use crate::protocol::{Committed, Input, Node, Output, Publish};
+
+use effects::Effects;
+use telemetry::Telemetry;
+
+pub use telemetry::Standing;
+
+/// What a running node reports to whoever started it (the demo's table).
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub node: String,
+    pub id: crate::identity::NodeId,
+    pub commit: Committed,
+}
+
+/// The node is not, or no longer, a member of its cluster's roster:
+/// starting it again cannot help (`edgeminer run` exits with code 78).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAMember(pub String);
+
+/// Who else hears from a running node besides the broker and the log.
+#[derive(Default)]
+pub struct Outputs {
+    /// Every commit (the demo's table).
+    pub reports: Option<mpsc::UnboundedSender<Report>>,
+    /// The progress line of an interactive terminal.
+    pub progress: Option<Arc<progress::Board>>,
+}
+
+/// Runs a node until `shutdown` completes.
+pub async fn run(
+    cfg: NodeConfig,
+    engine: &'static dyn Engine,
+    shutdown: impl Future<Output = ()>,
+    outputs: Outputs,
+) -> Result<()> {
+    let opened = start::open(&cfg, engine)?;
+    let (who, mut node, clock) = (opened.who, opened.node, opened.clock);
+    let (link, mut events) = start::connect(&cfg, who.id, &node)?;
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel();
+    let pool = Pool::new(cfg.mining.threads, engine, found_tx);
+    let mut tele = Telemetry::start(&cfg, &who, &node, &pool, outputs.progress)?;
+    let mut effects = Effects::new(opened.store, &who, outputs.reports);
+    tokio::pin!(shutdown);
+    loop {
+        let wake = clock.until(node.next_timeout());
+        // Each branch only decides; the output is carried out below, to its
+        // end, before the next select: shutdown never cuts one short.
+        let output = tokio::select! {
+            _ = &mut shutdown => break,
+            ev = events.recv() => match ev {
+                Some(Event::Connected) => {
+                    info!("init: connected to the broker {}", cfg.broker.url);
+                    tele.connected();
+                    node.handle(Input::Connected, clock.now())
+                }
+                Some(Event::Disconnected) => {
+                    warn!("init: lost the broker {}; reconnecting", cfg.broker.url);
+                    tele.disconnected();
+                    Output::default()
+                }
+                Some(Event::Message { topic, payload, retained }) => {
+                    let input = Input::Message { topic: &topic, payload: &payload, retained };
+                    node.handle(input, clock.now())
+                }
+                Some(Event::Fatal(why)) => {
+                    pool.stop();
+                    bail!("{why}");
+                }
+                None => bail!("the MQTT client stopped"),
+            },
+            found = found_rx.recv() => match found {
+                Some(f) => node.handle(Input::Mined { job: f.job_id, seed: f.seed }, clock.now()),
+                None => bail!("the mining pool stopped"),
+            },
+            _ = tokio::time::sleep(wake) => node.handle(Input::Tick, clock.now()),
+            due = tele.due() => {
+                tele.on(due, &node, &pool, &link, clock.now());
+                Output::default()
+            }
+        };
+        let done = effects.carry_out(output, &node, &link, &pool)?;
+        tele.after_output(&node, done.commits);
+        if let Some(why) = done.stop {
+            tele.stopping();
+            leave(&pool, &node, link).await;
+            return Err(NotAMember(why).into());
+        }
+    }
+    tele.stopping();
+    info!("init: {} leaving the cluster", who.name);
+    leave(&pool, &node, link).await;
+    drop(pool);
+    Ok(())
+}
+
+/// Stops mining and says goodbye: the goodbye is queued after every message
+/// already queued, and the connection closes within a second.
+async fn leave(pool: &Pool, node: &Node, link: Link) {
+    pool.stop();
+    let goodbye = node.goodbye().into_iter().map(outgoing).collect();
+    link.close(goodbye, Duration::from_secs(1)).await;
+}
+
+/// A message of the core, as the MQTT link sends it.
+fn outgoing(p: Publish) -> Outgoing {
+    Outgoing {
+        topic: p.topic,
+        payload: p.payload,
+        retain: p.retain,
+    }
+}

@@ -1,0 +1,442 @@
+//! Where the node stands, read once and shown to everyone who watches it:
+//! systemd's status line and watchdog ([`crate::service`]), the retained
+//! status message for observers ([`crate::protocol::status`]), Prometheus
+//! metrics ([`crate::metrics`]) and the progress line ([`crate::progress`]).
+//! Thermal care ([`crate::thermal`]) lives here too: its readings are part
+//! of the picture, and it sets how many of the pool's threads mine.
+//!
+//! The core's side of [`Standing`] changes only when the core handles an
+//! input, so it is read after every output of the core; the driver's side
+//! (broker, hash rate, threads, temperature) when it is measured. Every
+//! audience takes it from there, so they never disagree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tracing::info;
+
+use super::outgoing;
+use super::start::Who;
+use crate::config::NodeConfig;
+use crate::identity::NodeId;
+use crate::metrics::{self, Metrics};
+use crate::miner::Pool;
+use crate::mqtt::Link;
+use crate::progress::{Board, Seat};
+use crate::protocol::status::Measured;
+use crate::protocol::{Node, Phase};
+use crate::service::{self, Broker, Notifier, Status};
+use crate::thermal::Care;
+
+/// Where a node stands: the core's side as of its last output,
+/// the driver's as last measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    pub phase: Phase,
+    /// Transactions committed; the one under way is the next.
+    pub height: u64,
+    /// The election round of the transaction under way.
+    pub round: u32,
+    /// The leader of the transaction under way, once its challenge is
+    /// known, and its name.
+    pub leader: Option<(NodeId, String)>,
+    /// The open challenge's difficulty.
+    pub difficulty: Option<u8>,
+    /// Transactions its last output committed.
+    pub commits: u64,
+    pub broker: Broker,
+    /// Candidates per second over the last status period.
+    pub hashrate: f64,
+    /// Mining threads allowed by thermal care, of all.
+    pub active: usize,
+    pub threads: usize,
+    /// The latest reading of thermal care, in °C.
+    pub temperature: Option<f64>,
+}
+
+/// What makes a status message worth sending before the next period: the
+/// committed height, the round and the leader.
+type Shown = (u64, u32, Option<NodeId>);
+
+impl Standing {
+    fn new(node: &Node, pool: &Pool) -> Standing {
+        let mut s = Standing {
+            phase: node.phase(),
+            height: 0,
+            round: 0,
+            leader: None,
+            difficulty: None,
+            commits: 0,
+            broker: Broker::Connecting,
+            hashrate: 0.0,
+            active: pool.active(),
+            threads: pool.threads(),
+            temperature: None,
+        };
+        s.read(node, 0);
+        s
+    }
+
+    /// The core's side, after an output that committed `commits`
+    /// transactions.
+    fn read(&mut self, node: &Node, commits: u64) {
+        self.phase = node.phase();
+        self.height = node.height();
+        self.round = node.round();
+        self.leader = node.leader().map(|id| (id, node.name_of(id)));
+        self.difficulty = node.difficulty();
+        self.commits = commits;
+    }
+
+    /// The transaction under way.
+    pub fn tx(&self) -> u64 {
+        self.height + 1
+    }
+
+    fn shown(&self) -> Shown {
+        (self.height, self.round, self.leader.as_ref().map(|l| l.0))
+    }
+
+    /// systemd's status line.
+    fn status(&self) -> Status {
+        Status {
+            broker: self.broker,
+            phase: self.phase,
+            tx: self.tx(),
+            round: self.round,
+            leader: self.leader.as_ref().map(|l| l.1.clone()),
+            hashrate: self.hashrate,
+            active: self.active,
+            threads: self.threads,
+        }
+    }
+
+    /// The driver's half of the status message for observers.
+    fn measured(&self) -> Measured {
+        let small = |n: usize| n.min(usize::from(u16::MAX)) as u16;
+        Measured {
+            // Rounded down to whole candidates per second; never negative.
+            hashrate: self.hashrate.max(0.0) as u64,
+            active: small(self.active),
+            threads: small(self.threads),
+            cores: small(num_cpus::get()),
+            temp_mc: self.temperature.map(|c| (c * 1000.0).round() as i32),
+        }
+    }
+}
+
+/// At most one status message per this long, besides the periodic one.
+const STATUS_GAP: Duration = Duration::from_secs(1);
+
+/// When the next status message for observers is due: every status period,
+/// within [`STATUS_GAP`] of a new transaction, round or leader (so that it
+/// follows a fast cluster without flooding the broker), and at once after
+/// a (re)connect.
+#[derive(Debug, Default)]
+struct Schedule {
+    due: Option<Instant>,
+    /// What the last message showed, and when it went out.
+    last: Option<(Shown, Instant)>,
+}
+
+impl Schedule {
+    fn at(&mut self, when: Instant) {
+        self.due = Some(when);
+    }
+
+    fn sent(&mut self, shown: Shown, now: Instant) {
+        self.last = Some((shown, now));
+    }
+
+    /// After an output: a change of what the last message showed makes the
+    /// next one due a gap after it, unless one is due already.
+    fn moved(&mut self, shown: Shown) {
+        if let (None, Some((before, at))) = (self.due, self.last) {
+            if before != shown {
+                self.due = Some(at + STATUS_GAP);
+            }
+        }
+    }
+}
+
+/// What woke the telemetry.
+pub(super) enum Due {
+    /// The status period: systemd's line and watchdog, the pool's figures.
+    Period,
+    /// The status message for observers.
+    Message,
+    /// Thermal care's next reading.
+    Thermal,
+}
+
+/// The audiences and the timers that pace them.
+pub(super) struct Telemetry {
+    standing: Standing,
+    notifier: Notifier,
+    period: Interval,
+    /// The pool's candidate count at the last period, and when.
+    mark: (std::time::Instant, u64),
+    message: Schedule,
+    thermal: Option<(Care, Interval)>,
+    metrics: Option<Metrics>,
+    /// Serves `metrics` until the node stops.
+    _server: Option<metrics::Server>,
+    seat: Option<Seat>,
+    connects: u64,
+    /// Connected since the last output: the node announced itself in it.
+    announced: bool,
+}
+
+impl Telemetry {
+    /// Starts the metrics endpoint, takes a seat on the progress board and
+    /// starts thermal care.
+    pub fn start(
+        cfg: &NodeConfig,
+        who: &Who,
+        node: &Node,
+        pool: &Pool,
+        progress: Option<Arc<Board>>,
+    ) -> Result<Telemetry> {
+        let (metrics, server) = serve_metrics(cfg, who, pool)?.unzip();
+        let notifier = Notifier::from_env();
+        Ok(Telemetry {
+            standing: Standing::new(node, pool),
+            period: every(notifier.period()),
+            notifier,
+            mark: (std::time::Instant::now(), 0),
+            message: Schedule::default(),
+            thermal: thermal(cfg, pool),
+            metrics,
+            _server: server,
+            seat: progress.map(|board| board.seat(pool.meter())),
+            connects: 0,
+            announced: false,
+        })
+    }
+
+    /// The next timer to fire.
+    pub async fn due(&mut self) -> Due {
+        tokio::select! {
+            _ = self.period.tick() => Due::Period,
+            _ = until(self.message.due) => Due::Message,
+            _ = next_tick(&mut self.thermal) => Due::Thermal,
+        }
+    }
+
+    pub fn on(&mut self, due: Due, node: &Node, pool: &Pool, link: &Link, now_ms: u64) {
+        match due {
+            Due::Period => self.tick_period(pool),
+            Due::Message => self.publish_status(node, link, now_ms),
+            Due::Thermal => self.read_temperature(pool, now_ms),
+        }
+    }
+
+    fn tick_period(&mut self, pool: &Pool) {
+        let (at, hashes) = (std::time::Instant::now(), pool.hashes());
+        let s = &mut self.standing;
+        s.hashrate = service::hashrate(self.mark.1, hashes, at - self.mark.0);
+        self.mark = (at, hashes);
+        self.notifier.tick(&s.status());
+        if let Some(m) = &mut self.metrics {
+            m.mining(metrics::Mining {
+                candidates: hashes,
+                hashrate: s.hashrate,
+                active: s.active,
+            });
+        }
+        self.message.at(Instant::now());
+    }
+
+    /// Observers' view (`edgeminer status`), retained; only while
+    /// connected, so a reconnect does not flush a backlog of them.
+    fn publish_status(&mut self, node: &Node, link: &Link, now_ms: u64) {
+        self.message.due = None;
+        if self.standing.broker == Broker::Connected {
+            link.publish(outgoing(
+                node.status_message(self.standing.measured(), now_ms),
+            ));
+            self.message.sent(self.standing.shown(), Instant::now());
+        }
+    }
+
+    fn read_temperature(&mut self, pool: &Pool, now_ms: u64) {
+        let Some((care, _)) = &mut self.thermal else {
+            return;
+        };
+        if let Some(threads) = care.check(now_ms) {
+            pool.set_active(threads);
+        }
+        self.standing.active = pool.active();
+        self.standing.temperature = care.temperature();
+        if let (Some(m), Some(t)) = (&self.metrics, self.standing.temperature) {
+            m.temperature(t);
+        }
+    }
+
+    pub fn connected(&mut self) {
+        (self.standing.broker, self.announced) = (Broker::Connected, true);
+        self.connects += 1;
+        if let Some(m) = &self.metrics {
+            m.connected(self.connects > 1);
+        }
+    }
+
+    pub fn disconnected(&mut self) {
+        self.standing.broker = Broker::Lost;
+        if let Some(m) = &self.metrics {
+            m.disconnected();
+        }
+    }
+
+    /// After every output of the core (empty ones too): the core's side of
+    /// the standing, to every audience.
+    pub fn after_output(&mut self, node: &Node, commits: u64) {
+        self.standing.read(node, commits);
+        if let Some(m) = &mut self.metrics {
+            m.protocol(&self.standing, node);
+        }
+        if let Some(seat) = &self.seat {
+            seat.update(&self.standing);
+        }
+        self.message.moved(self.standing.shown());
+        if std::mem::take(&mut self.announced) {
+            // Observers learn of a (re)connected node at once.
+            self.message.at(Instant::now());
+            // Connected and announced: started, as far as systemd knows.
+            self.notifier.ready(&self.standing.status());
+        }
+    }
+
+    /// Leaving: systemd shows the unit as deactivating.
+    pub fn stopping(&mut self) {
+        self.notifier.stopping();
+    }
+}
+
+/// The metrics and their endpoint, when the configuration asks for them.
+/// The endpoint is up before the broker answers, so a scraper sees a node
+/// that cannot connect (broker_connected 0).
+fn serve_metrics(
+    cfg: &NodeConfig,
+    who: &Who,
+    pool: &Pool,
+) -> Result<Option<(Metrics, metrics::Server)>> {
+    let Some(addr) = cfg.metrics_addr else {
+        return Ok(None);
+    };
+    let genesis = &cfg.protocol.genesis;
+    let m = Metrics::new(&metrics::Identity {
+        cluster: genesis.cluster().to_string(),
+        cluster_id: genesis.id().to_string(),
+        node: who.name.clone(),
+        id: who.id.to_string(),
+        engine: pool.engine_name(),
+        threads: pool.threads(),
+    });
+    let server = metrics::Server::start(addr, m.registry())?;
+    info!("init: serving metrics on http://{}/metrics", server.addr());
+    Ok(Some((m, server)))
+}
+
+/// Thermal care and its timer, when the configuration asks for it.
+fn thermal(cfg: &NodeConfig, pool: &Pool) -> Option<(Care, Interval)> {
+    let t = cfg.mining.thermal.as_ref()?;
+    info!(
+        "thermal: reading {} every {} ms; fewer threads above {} °C, paused above {} °C",
+        t.path.display(),
+        t.interval_ms,
+        t.limits.soft_c,
+        t.limits.hard_c
+    );
+    let care = Care::new(t.path.clone(), t.limits, pool.threads());
+    Some((care, every(Duration::from_millis(t.interval_ms))))
+}
+
+/// A timer that ticks every `period`, late ticks delayed rather than bunched.
+fn every(period: Duration) -> Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+/// The next tick of an optional timer; never, without one.
+async fn next_tick(timer: &mut Option<(Care, Interval)>) {
+    match timer {
+        Some((_, t)) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `due`, or for ever without one.
+async fn until(due: Option<Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standing() -> Standing {
+        Standing {
+            phase: Phase::Challenge,
+            height: 12,
+            round: 1,
+            leader: Some(("0123456789abcdef".parse().expect("an id"), "pi-02".into())),
+            difficulty: Some(22),
+            commits: 0,
+            broker: Broker::Connected,
+            hashrate: 41_260_000.7,
+            active: 3,
+            threads: 4,
+            temperature: Some(61.2345),
+        }
+    }
+
+    #[test]
+    fn every_audience_sees_the_same_standing() {
+        let s = standing();
+        assert_eq!(
+            s.status().to_string(),
+            "mining, tx 13 round 1, leader pi-02, 41.3 MH/s on 3 of 4 threads (too hot)"
+        );
+        let m = s.measured();
+        assert_eq!((m.hashrate, m.active, m.threads), (41_260_000, 3, 4));
+        assert_eq!(m.temp_mc, Some(61_235));
+        assert_eq!(s.shown(), (12, 1, s.leader.as_ref().map(|l| l.0)));
+        let cold = Standing {
+            hashrate: -1.0,
+            temperature: None,
+            ..standing()
+        };
+        assert_eq!(
+            (cold.measured().hashrate, cold.measured().temp_mc),
+            (0, None)
+        );
+    }
+
+    #[test]
+    fn the_status_message_follows_changes_a_gap_apart() {
+        let t0 = Instant::now();
+        let (a, b) = ((1, 0, None), (2, 0, None));
+        let mut s = Schedule::default();
+        s.moved(a);
+        assert_eq!(s.due, None, "nothing sent yet: only the period sends");
+        s.at(t0);
+        s.due = None;
+        s.sent(a, t0);
+        s.moved(a);
+        assert_eq!(s.due, None, "nothing new to show");
+        s.moved(b);
+        assert_eq!(s.due, Some(t0 + STATUS_GAP));
+        s.at(t0);
+        s.moved(b);
+        assert_eq!(s.due, Some(t0), "a message already due stays due");
+    }
+}
