@@ -93,7 +93,11 @@ fn the_checker_catches_an_unsafe_quorum() {
 /// behind needed two others to show it the way), 14867 (with hash
 /// signatures: a new board added while two members died kept asking the
 /// dead ones, known from their retained commits, one back-off each;
-/// `protocol/tests/catchup.rs` keeps that fix too). Seeds found with hash
+/// `protocol/tests/catchup.rs` keeps that fix too), 48563 (with hash
+/// signatures: a new board whose add request was lost with a broker
+/// restart gave up within one init timeout, hearing a forger and its own
+/// echoes; the add then committed and the cluster lacked its quorum).
+/// Seeds found with hash
 /// signatures replay exactly only with them, as the soak runs:
 /// `cargo test --release --features sim-hash-signatures --test sim`.
 #[test]

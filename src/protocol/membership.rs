@@ -8,11 +8,14 @@
 //! so that the members can check its requests, and catches up commit by
 //! commit, checking each against the roster of its height. Once a commit
 //! adds it, it is a member (under the name the roster gives it) and starts
-//! like any restarted node. If no commit comes for the init timeout while
-//! it hears the cluster, the admin never asked to add it, and it is still
-//! no member, or if the genesis names no admin (the roster can never
-//! change), it stops for good: the driver exits with code 78, which its
-//! service does not restart.
+//! like any restarted node. If it hears the members (their own signed
+//! messages as they are sent) but no commit comes, and no request of the
+//! admin to add it arrives, for [`LEARNER_PATIENCE`] init timeouts after it
+//! starts, or if the genesis names no admin (the roster can never change),
+//! it stops for good: the driver exits with code 78, which its service
+//! does not restart. The wait is longer than one init timeout because the
+//! admin's request may be published just after the board starts, or lost
+//! with a broker that restarts and published again.
 //!
 //! The admin's change requests arrive retained on `roster/<admin-id>`; the
 //! node keeps the latest one whose signature checks, and proposes it with
@@ -24,6 +27,10 @@ use tracing::{debug, info, warn};
 use super::roster::{check_change, signed_change, ChangeError};
 use super::{Effect, Event, Node, Output, Phase, Publish, Reject, Stop};
 use crate::wire::{Family, Payload};
+
+/// How many init timeouts a new learner waits, hearing the members, for
+/// the admin's request that adds it before it stops.
+pub const LEARNER_PATIENCE: u64 = 3;
 
 impl Node {
     /// Whether this node is learning (not a member, still looking).
@@ -66,7 +73,7 @@ impl Node {
                 self.cfg.genesis.cluster(),
                 self.height
             );
-            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+            self.learner_until = Some(now + LEARNER_PATIENCE * self.cfg.init_timeout_ms);
         }
         out.effect(Effect::Publish(self.pubkey_message()));
         if self.catchup_next().is_none() {

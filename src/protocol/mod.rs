@@ -265,8 +265,9 @@ pub struct Node {
     pub(crate) add_requested: bool,
     /// A learner gives up (not a member) when no commit came this long.
     pub(crate) learner_until: Option<u64>,
-    /// When a message last arrived (a learner that hears nothing may be
-    /// cut off from the broker: it does not give up then).
+    /// When a member's own message, correctly signed, last arrived as it
+    /// was sent (a learner that hears no member may be cut off, or the
+    /// members may be: it does not give up then).
     pub(crate) heard_at: u64,
     /// The transaction whose roster change last removed this node, if the
     /// ledger shows one and no later change added it back.
@@ -539,7 +540,6 @@ impl Node {
             debug!(topic, "ignored: not a topic of this cluster");
             return;
         };
-        self.heard_at = now;
         if payload.is_empty() {
             // A cleared retained message (someone left for good).
             debug!(topic, "ignored: empty retained message");
@@ -682,6 +682,7 @@ impl Node {
         }
         if live && body.sender == route.sender && body.sender != self.me {
             self.catchup.hear(body.sender, now);
+            self.heard_at = now;
         }
         if self.liars.contains(&body.sender) && body.kind() != Kind::Presence {
             debug!(sender = %body.sender, "{}: ignored a known liar", body.kind().phase());
