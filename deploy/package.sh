@@ -37,6 +37,7 @@ for arch in "${archs[@]}"; do
         [ "$profile" = dev ] && bin_dir=debug
         scripts/check-glibc.sh "$target_dir/$bin_dir/edgeminer" "$glibc" >&2
         cargo deb --no-build --profile "$profile" --output "$out_dir" >&2
+        # shellcheck disable=SC2012 # our own file names: edgeminer_<version>_<arch>.deb
         deb=$(ls -t "$out_dir"/edgeminer_*_amd64.deb | head -n 1)
         ;;
     arm64 | armhf)
@@ -49,6 +50,7 @@ for arch in "${archs[@]}"; do
         deploy/cross-build.sh "$triple" >/dev/null
         scripts/check-glibc.sh "$target_dir/$triple/release/edgeminer" "$glibc" >&2
         cargo deb --no-build --target "$triple" --output "$out_dir" >&2
+        # shellcheck disable=SC2012 # our own file names: edgeminer_<version>_<arch>.deb
         deb=$(ls -t "$out_dir"/edgeminer_*_"$arch".deb | head -n 1)
         ;;
     *)

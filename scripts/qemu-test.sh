@@ -43,7 +43,7 @@ esac
 case "${1:-}" in
 aarch64)
     triple=aarch64-unknown-linux-gnu
-    qemu=qemu-aarch64
+    qemu="qemu-aarch64"
     prefix=/usr/aarch64-linux-gnu
     # CPU model|what it stands for|engines it must offer|engines it must not.
     # Every aarch64 model of qemu has the SHA-1 instructions, so the Pi 4
@@ -56,7 +56,7 @@ aarch64)
     ;;
 armv7)
     triple=armv7-unknown-linux-gnueabihf
-    qemu=qemu-arm
+    qemu="qemu-arm"
     prefix=/usr/arm-linux-gnueabihf
     # 32-bit ARM has only the portable engines (the NEON intrinsics of
     # std::arch::arm are not stable Rust).
@@ -122,7 +122,7 @@ for run in "${runs[@]}"; do
         # Every engine built in, whether this CPU runs it, which is chosen.
         list=$("$qemu" "$bin" bench --list)
         have=$(awk '$2 ~ /^available/ { printf "%s ", $1 }' <<<"$list")
-        sed 's/^/   /' <<<"$list"
+        while IFS= read -r line; do echo "   $line"; done <<<"$list"
         for e in $want; do
             [[ " $have " == *" $e "* ]] || { echo "qemu-test: $cpu should offer $e" >&2; exit 1; }
         done
@@ -138,6 +138,9 @@ for run in "${runs[@]}"; do
         continue
     fi
     echo "-- edgeminer bench --seconds 1 --threads 2 (emulated: not a board's speed)"
+    # One word per engine name; qemu below reads this loop's stdin, so no
+    # `while read` here.
+    # shellcheck disable=SC2013
     for e in $(awk '{ print $1 }' <<<"$list"); do
         if [[ " $have " == *" $e "* ]]; then
             "$qemu" "$bin" bench --seconds 1 --threads 2 --engine "$e" |

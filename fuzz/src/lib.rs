@@ -1,5 +1,7 @@
-//! A cluster of pure protocol nodes run by fuzz bytes, for the `cluster`
-//! target and for making seed corpora.
+//! The checks of both fuzz targets, also run on the kept corpora by
+//! `tests/corpus.rs`: the decoder's (`decode`), and a cluster of pure
+//! protocol nodes run by fuzz bytes, for the `cluster` target and for
+//! making seed corpora.
 //!
 //! Three honest nodes and one rogue member (a genesis of four, quorum
 //! three, so one liar is tolerated) exchange messages through an in-memory
@@ -18,6 +20,9 @@
 //! no two different commits for one transaction among the honest nodes, and
 //! every commit a valid proof of work, in the genesis's difficulty range,
 //! led and won by members of the roster in force for it.
+
+mod decode;
+pub use decode::decode;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
