@@ -22,13 +22,13 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::chain;
 use crate::config::{BrokerSettings, MiningSettings, NodeConfig, StorageSettings};
 use crate::identity::{Identity, NodeId};
 use crate::node::{self, Report};
 use crate::pow::engine::Engine;
 use crate::progress::Board;
 use crate::protocol::{self, quorum, Committed, Genesis};
+use crate::store::ledger;
 use crate::wire::roster::Entry;
 
 /// Demo settings, already validated.
@@ -266,7 +266,7 @@ pub async fn run(
     // Read back what every node wrote to disk, and compare.
     let mut ledgers: Vec<(String, Vec<Committed>)> = Vec::new();
     for (name, dir) in &dirs {
-        let commits = chain::read(dir)
+        let commits = ledger::read(dir)
             .with_context(|| format!("reading the ledger of {name}"))?
             .map(|(_, h)| h.commits)
             .unwrap_or_default();

@@ -19,7 +19,7 @@ use edgeminer::identity::Identity;
 use edgeminer::pow::engine;
 use edgeminer::progress::{Progress, Screen};
 use edgeminer::protocol::{quorum, Genesis};
-use edgeminer::{admin, bench, chain, demo, genesis_file, logging, node, report, signals, status};
+use edgeminer::{admin, bench, demo, genesis_file, logging, node, report, signals, status, store};
 
 /// Exit codes with names.
 mod exit {
@@ -68,10 +68,10 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<node::NotAMember>().is_some()
                 || e.chain().any(|c| {
                     matches!(
-                        c.downcast_ref::<chain::ChainError>(),
+                        c.downcast_ref::<store::ledger::LedgerError>(),
                         Some(
-                            chain::ChainError::OtherCluster { .. }
-                                | chain::ChainError::BadGenesis(..)
+                            store::ledger::LedgerError::OtherCluster { .. }
+                                | store::ledger::LedgerError::BadGenesis(..)
                         )
                     )
                 });
@@ -201,7 +201,7 @@ fn genesis(args: GenesisArgs) -> Result<u8> {
 
 /// The head of a surviving ledger, for a genesis that continues it.
 fn continued(dir: &std::path::Path) -> Result<edgeminer::protocol::genesis::Parent> {
-    let (g, h) = chain::read(dir)
+    let (g, h) = store::ledger::read(dir)
         .with_context(|| format!("reading the ledger in {}", dir.display()))?
         .with_context(|| format!("no ledger in {}", dir.display()))?;
     eprintln!(
@@ -330,7 +330,7 @@ fn demo(args: DemoArgs, screen: Option<Arc<Screen>>) -> Result<u8> {
 }
 
 fn ledger(args: LedgerArgs) -> Result<u8> {
-    let commits = chain::read(&args.state_dir)
+    let commits = store::ledger::read(&args.state_dir)
         .with_context(|| format!("reading the ledger in {}", args.state_dir.display()))?
         .map(|(_, h)| h.commits)
         .unwrap_or_default();
@@ -343,7 +343,7 @@ fn ledger(args: LedgerArgs) -> Result<u8> {
 }
 
 fn verify(args: StateArgs) -> Result<u8> {
-    match chain::read(&args.state_dir) {
+    match store::ledger::read(&args.state_dir) {
         Ok(None) => {
             println!(
                 "verify: no ledger in {} (nothing to check)",
@@ -389,7 +389,7 @@ fn verify(args: StateArgs) -> Result<u8> {
             );
             Ok(exit::OK)
         }
-        Err(chain::ChainError::BadEntry { tx, reason }) => {
+        Err(store::ledger::LedgerError::BadEntry { tx, reason }) => {
             println!("verify: transaction {tx} is invalid: {reason}");
             Ok(exit::INVALID)
         }

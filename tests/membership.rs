@@ -55,7 +55,7 @@ fn load_genesis(lab: &Lab) -> Arc<edgeminer::protocol::Genesis> {
 /// The agreed head of a node's ledger: its height and the reference the
 /// next transaction builds on.
 fn head(state: &Path) -> (u64, [u8; 16]) {
-    let (genesis, history) = edgeminer::chain::read(state)
+    let (genesis, history) = edgeminer::store::ledger::read(state)
         .expect("a readable ledger")
         .expect("a ledger");
     let h = history.height();
@@ -316,8 +316,8 @@ fn roster(lab: &Lab, broker: &Mosquitto, admin: &Path, args: &[&str]) -> String 
 /// A copy of `from`'s ledger in `to` with transaction `tx` replaced by a
 /// certificate of minted keys, built on the right previous transaction.
 fn doctor(from: &Path, to: &Path, tx: u64) {
-    let records = edgeminer::ledger::read_records(from).expect("the records");
-    let (genesis, history) = edgeminer::chain::read(from)
+    let records = edgeminer::store::records::read_records(from).expect("the records");
+    let (genesis, history) = edgeminer::store::ledger::read(from)
         .expect("a readable ledger")
         .expect("a ledger");
     let prev = match tx {
@@ -326,7 +326,7 @@ fn doctor(from: &Path, to: &Path, tx: u64) {
     };
     let forger = Forger::new(Arc::new(genesis), minted(3));
     let (_, forged) = forger.transaction(tx, prev);
-    let (mut file, _) = edgeminer::ledger::LedgerFile::open(to).expect("a new ledger");
+    let (mut file, _) = edgeminer::store::records::RecordFile::open(to).expect("a new ledger");
     for (i, r) in records.iter().enumerate() {
         let record = if i as u64 == tx {
             forged.encode()

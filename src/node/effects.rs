@@ -12,10 +12,10 @@ use tracing::{debug, warn};
 
 use super::start::{Store, Who};
 use super::{outgoing, Report};
-use crate::chain;
 use crate::miner::Pool;
 use crate::mqtt::Link;
 use crate::protocol::{Effect, Event, Node, Output, Persist};
+use crate::store::ledger;
 
 /// The driver's hands: the ledger it writes, and who hears of commits.
 pub(super) struct Effects {
@@ -55,7 +55,7 @@ impl Effects {
                 Persist::AppendLedger(record) => ledger
                     .append(&record)
                     .with_context(|| format!("writing the ledger in {}", dir.display()))?,
-                Persist::SaveVotes(bytes) => chain::save_votes(dir, &bytes)
+                Persist::SaveVotes(bytes) => ledger::save_votes(dir, &bytes)
                     .with_context(|| format!("writing the vote state in {}", dir.display()))?,
             }
         }

@@ -12,13 +12,13 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::{outgoing, NotAMember};
-use crate::chain;
 use crate::config::NodeConfig;
 use crate::identity::{Identity, NodeId};
-use crate::ledger::LedgerFile;
 use crate::mqtt::{self, BrokerConfig, Event, Link};
 use crate::pow::engine::Engine;
 use crate::protocol::{Durable, Node};
+use crate::store::ledger;
+use crate::store::records::RecordFile;
 
 /// Who the node is: its id, and the name its roster gives it (the one
 /// every other node shows).
@@ -31,7 +31,7 @@ pub(super) struct Who {
 /// The state directory and the ledger file open in it.
 pub(super) struct Store {
     pub dir: PathBuf,
-    pub ledger: LedgerFile,
+    pub ledger: RecordFile,
 }
 
 /// What the loop starts from.
@@ -64,9 +64,9 @@ pub(super) fn open(cfg: &NodeConfig, engine: &dyn Engine) -> Result<Opened> {
     let dir = cfg.storage.state_dir.clone();
     let identity = identity(cfg)?;
     let genesis = cfg.protocol.genesis.clone();
-    let (ledger, history) = chain::open(&dir, &genesis)
+    let (ledger, history) = ledger::open(&dir, &genesis)
         .with_context(|| format!("opening the ledger in {}", dir.display()))?;
-    let votes = chain::load_votes(&dir)?;
+    let votes = ledger::load_votes(&dir)?;
     let mut protocol = cfg.protocol.clone();
     // The roster's name for this node is the one every other node shows.
     if let Some(n) = history.roster().name(identity.id).filter(|n| !n.is_empty()) {

@@ -18,7 +18,6 @@ use rand_core::{RngCore, SeedableRng};
 use super::check::{Checker, Violation};
 use super::forge::Forger;
 use super::plan::{FaultKind, Plan};
-use crate::chain;
 use crate::identity::Identity;
 use crate::pow::{self, Job};
 use crate::protocol::reference;
@@ -27,6 +26,7 @@ use crate::protocol::{
     quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish,
     VoteState,
 };
+use crate::store::ledger;
 use crate::wire::roster::{Change, Entry};
 use crate::wire::{Body, Envelope, Family, Payload, SigCache, Stance, Topics};
 
@@ -653,7 +653,7 @@ impl World {
         if host.node.is_some() || host.dead_for_good {
             return;
         }
-        let ledger = match chain::verify_records_with(&self.cfg.genesis, &host.records, &self.sigs)
+        let ledger = match ledger::verify_records_with(&self.cfg.genesis, &host.records, &self.sigs)
         {
             Ok(l) => l,
             Err(e) => {

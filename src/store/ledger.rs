@@ -1,5 +1,5 @@
 //! A node's durable state: the ledger of commit certificates and the vote
-//! state, on top of the raw record file of [`crate::ledger`].
+//! state, on top of the raw record file of [`super::records`].
 //!
 //! The first ledger record is the cluster's genesis (its canonical
 //! encoding), so the ledger can be re-verified with nothing but the state
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::info;
 
-use crate::ledger::{self, LedgerFile};
+use super::records::{self, RecordFile};
 use crate::protocol::genesis::GenesisError;
 use crate::protocol::{Genesis, History, Reject, VoteState};
 use crate::wire::{ClusterId, SigCache};
@@ -23,9 +23,9 @@ use crate::wire::{ClusterId, SigCache};
 pub const VOTES_FILE: &str = "votes.cbor";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ChainError {
+pub enum LedgerError {
     #[error(transparent)]
-    Ledger(#[from] ledger::LedgerError),
+    Ledger(#[from] records::RecordError),
     #[error("{0}: the first record is not a genesis this version reads ({1}); a ledger of an older edgeminer (before genesis files) cannot be used: move the state directory's ledger.bin aside")]
     BadGenesis(PathBuf, GenesisError),
     #[error("{path} belongs to cluster '{found}' ({found_id}); this node runs the genesis of cluster '{want}' ({want_id}): use another --state-dir, or the genesis file that made this ledger")]
@@ -46,7 +46,7 @@ pub enum ChainError {
 
 /// Verifies commit records (transaction 1 first) by their certificates
 /// alone, each against the roster in force at its height.
-pub fn verify_records(genesis: &Genesis, records: &[Vec<u8>]) -> Result<History, ChainError> {
+pub fn verify_records(genesis: &Genesis, records: &[Vec<u8>]) -> Result<History, LedgerError> {
     verify_records_with(genesis, records, &SigCache::with_capacity(64))
 }
 
@@ -56,26 +56,26 @@ pub(crate) fn verify_records_with(
     genesis: &Genesis,
     records: &[Vec<u8>],
     sigs: &SigCache,
-) -> Result<History, ChainError> {
+) -> Result<History, LedgerError> {
     History::verify(genesis, records, sigs)
-        .map_err(|(tx, reason)| ChainError::BadEntry { tx, reason })
+        .map_err(|(tx, reason)| LedgerError::BadEntry { tx, reason })
 }
 
-fn decode_genesis(path: &Path, bytes: &[u8]) -> Result<Genesis, ChainError> {
-    Genesis::decode(bytes).map_err(|e| ChainError::BadGenesis(path.to_path_buf(), e))
+fn decode_genesis(path: &Path, bytes: &[u8]) -> Result<Genesis, LedgerError> {
+    Genesis::decode(bytes).map_err(|e| LedgerError::BadGenesis(path.to_path_buf(), e))
 }
 
 /// Opens (or starts) the ledger of a running node and verifies it.
-pub fn open(dir: &Path, genesis: &Genesis) -> Result<(LedgerFile, History), ChainError> {
+pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, History), LedgerError> {
     archive_parent(dir, genesis)?;
-    let (mut file, records) = LedgerFile::open(dir)?;
+    let (mut file, records) = RecordFile::open(dir)?;
     let Some((first, rest)) = records.split_first() else {
         file.append(&genesis.encode())?;
         return Ok((file, History::new(genesis)));
     };
     let found = decode_genesis(file.path(), first)?;
     if found.id() != genesis.id() {
-        return Err(ChainError::OtherCluster {
+        return Err(LedgerError::OtherCluster {
             path: file.path().to_path_buf(),
             found: found.cluster().to_string(),
             found_id: found.id(),
@@ -90,15 +90,15 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(LedgerFile, History), Chai
 /// When `genesis` continues the cluster whose ledger is in `dir`, moves
 /// that ledger aside (and drops its vote state, which only meant something
 /// to the old cluster).
-fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), ChainError> {
+fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), LedgerError> {
     let Some(parent) = genesis.parent() else {
         return Ok(());
     };
-    let path = dir.join(ledger::LEDGER_FILE);
+    let path = dir.join(records::LEDGER_FILE);
     if !path.exists() {
         return Ok(());
     }
-    let records = ledger::read_records(dir)?;
+    let records = records::read_records(dir)?;
     let Some(first) = records.first() else {
         return Ok(());
     };
@@ -109,7 +109,7 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), ChainError> {
         return Ok(());
     }
     let aside = dir.join(format!("ledger-{}.bin", found.id()));
-    std::fs::rename(&path, &aside).map_err(ChainError::Archive)?;
+    std::fs::rename(&path, &aside).map_err(LedgerError::Archive)?;
     let had = (records.len() - 1) as u64;
     if had > parent.height {
         tracing::warn!(
@@ -134,22 +134,22 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), ChainError> {
 
 /// Read-only view for `ledger` and `verify`, safe while the node runs.
 /// `None` when the directory has no ledger yet.
-pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, ChainError> {
-    if !dir.join(ledger::LEDGER_FILE).exists() {
+pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, LedgerError> {
+    if !dir.join(records::LEDGER_FILE).exists() {
         return Ok(None);
     }
-    let records = ledger::read_records(dir)?;
+    let records = records::read_records(dir)?;
     let Some((first, rest)) = records.split_first() else {
         return Ok(None);
     };
-    let genesis = decode_genesis(&dir.join(ledger::LEDGER_FILE), first)?;
+    let genesis = decode_genesis(&dir.join(records::LEDGER_FILE), first)?;
     let history = verify_records(&genesis, rest)?;
     Ok(Some((genesis, history)))
 }
 
-pub fn load_votes(dir: &Path) -> Result<Option<VoteState>, ChainError> {
+pub fn load_votes(dir: &Path) -> Result<Option<VoteState>, LedgerError> {
     let path = dir.join(VOTES_FILE);
-    match ledger::read_optional(&path).map_err(|e| ChainError::Votes(path.clone(), e))? {
+    match records::read_optional(&path).map_err(|e| LedgerError::Votes(path.clone(), e))? {
         // An unreadable vote state only loses promises of an unfinished
         // transaction; the protocol tolerates that like a lost message.
         Some(bytes) => Ok(VoteState::decode(&bytes).ok()),
@@ -158,5 +158,5 @@ pub fn load_votes(dir: &Path) -> Result<Option<VoteState>, ChainError> {
 }
 
 pub fn save_votes(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    ledger::write_atomic(&dir.join(VOTES_FILE), bytes)
+    records::write_atomic(&dir.join(VOTES_FILE), bytes)
 }

@@ -6,7 +6,7 @@
 //! of an append leaves a torn or checksum-failing last record: `open` cuts it
 //! off (it was never acknowledged); damage followed by more data is reported
 //! as corruption, never silently skipped. What the records mean is
-//! `chain.rs`'s business.
+//! `store::ledger`'s business.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -21,7 +21,7 @@ const HEADER: &[u8; 8] = b"EMLEDG1\n";
 const MAX_RECORD: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
+pub enum RecordError {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -39,8 +39,8 @@ pub enum LedgerError {
     TooLarge(usize),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
-    move |source| LedgerError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
+    move |source| RecordError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -62,9 +62,9 @@ fn unborn(data: &[u8]) -> bool {
 /// Parses records; returns them, their offsets and the length of the good
 /// prefix. `Err(Corrupt)` when damage is followed by more data.
 #[allow(clippy::type_complexity)]
-fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<u64>, usize), LedgerError> {
+fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<u64>, usize), RecordError> {
     if data.len() < HEADER.len() || &data[..HEADER.len()] != HEADER {
-        return Err(LedgerError::BadHeader(path.to_path_buf()));
+        return Err(RecordError::BadHeader(path.to_path_buf()));
     }
     let mut records = Vec::new();
     let mut offsets = Vec::new();
@@ -85,7 +85,7 @@ fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<u64>, usize), Le
                 0
             };
             if len <= MAX_RECORD && rest.len() > 8 + len && len > 0 {
-                return Err(LedgerError::Corrupt {
+                return Err(RecordError::Corrupt {
                     path: path.to_path_buf(),
                     index: records.len(),
                     offset: pos as u64,
@@ -102,7 +102,7 @@ fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<u64>, usize), Le
 }
 
 /// The open ledger file of a running node.
-pub struct LedgerFile {
+pub struct RecordFile {
     file: File,
     path: PathBuf,
     /// Where each record starts (8 bytes per record, for serving history).
@@ -110,9 +110,9 @@ pub struct LedgerFile {
     end: u64,
 }
 
-impl LedgerFile {
+impl RecordFile {
     /// Opens (creating when missing) and reads all records; cuts a torn tail.
-    pub fn open(dir: &Path) -> Result<(LedgerFile, Vec<Vec<u8>>), LedgerError> {
+    pub fn open(dir: &Path) -> Result<(RecordFile, Vec<Vec<u8>>), RecordError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -135,7 +135,7 @@ impl LedgerFile {
             let end = HEADER.len() as u64;
             let offsets = Vec::new();
             return Ok((
-                LedgerFile {
+                RecordFile {
                     file,
                     path,
                     offsets,
@@ -156,7 +156,7 @@ impl LedgerFile {
         }
         let end = good as u64;
         Ok((
-            LedgerFile {
+            RecordFile {
                 file,
                 path,
                 offsets,
@@ -167,9 +167,9 @@ impl LedgerFile {
     }
 
     /// Appends one record and syncs it to disk before returning.
-    pub fn append(&mut self, payload: &[u8]) -> Result<(), LedgerError> {
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), RecordError> {
         if payload.len() > MAX_RECORD {
-            return Err(LedgerError::TooLarge(payload.len()));
+            return Err(RecordError::TooLarge(payload.len()));
         }
         let mut rec = Vec::with_capacity(8 + payload.len());
         rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -183,10 +183,10 @@ impl LedgerFile {
     }
 
     /// Reads record `index` back from disk (and checks it).
-    pub fn read(&self, index: usize) -> Result<Vec<u8>, LedgerError> {
+    pub fn read(&self, index: usize) -> Result<Vec<u8>, RecordError> {
         use std::os::unix::fs::FileExt;
         let Some(&at) = self.offsets.get(index) else {
-            return Err(LedgerError::Io {
+            return Err(RecordError::Io {
                 path: self.path.clone(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
@@ -200,7 +200,7 @@ impl LedgerFile {
             .map_err(io(&self.path))?;
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if len > MAX_RECORD {
-            return Err(LedgerError::Corrupt {
+            return Err(RecordError::Corrupt {
                 path: self.path.clone(),
                 index,
                 offset: at,
@@ -211,7 +211,7 @@ impl LedgerFile {
             .read_exact_at(&mut payload, at + 8)
             .map_err(io(&self.path))?;
         if checksum(&payload) != head[4..8] {
-            return Err(LedgerError::Corrupt {
+            return Err(RecordError::Corrupt {
                 path: self.path.clone(),
                 index,
                 offset: at,
@@ -234,7 +234,7 @@ impl LedgerFile {
 /// Read-only load (for `ledger` and `verify` while a node runs): an
 /// unfinished last record is ignored, not cut, and a file the node is just
 /// creating has no records.
-pub fn read_records(dir: &Path) -> Result<Vec<Vec<u8>>, LedgerError> {
+pub fn read_records(dir: &Path) -> Result<Vec<Vec<u8>>, RecordError> {
     let path = dir.join(LEDGER_FILE);
     let data = fs::read(&path).map_err(io(&path))?;
     if unborn(&data) {
@@ -276,7 +276,7 @@ mod tests {
 
     fn filled(n: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut f, recs) = LedgerFile::open(dir.path()).expect("open");
+        let (mut f, recs) = RecordFile::open(dir.path()).expect("open");
         assert!(recs.is_empty());
         let want: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 10 + i]).collect();
         for r in &want {
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn round_trip_and_reopen() {
         let (dir, want) = filled(5);
-        let (f, got) = LedgerFile::open(dir.path()).expect("reopen");
+        let (f, got) = RecordFile::open(dir.path()).expect("reopen");
         assert_eq!(got, want);
         assert_eq!(f.len(), 5);
         for (i, w) in want.iter().enumerate() {
@@ -308,12 +308,12 @@ mod tests {
             f.set_len(len - cut).expect("truncate");
             drop(f);
             assert_eq!(read_records(dir.path()).expect("read-only").len(), 2);
-            let (mut lf, got) = LedgerFile::open(dir.path()).expect("open cuts the tail");
+            let (mut lf, got) = RecordFile::open(dir.path()).expect("open cuts the tail");
             assert_eq!(got, want[..2]);
             lf.append(&want[2]).expect("append again");
             drop(lf);
         }
-        let (_, got) = LedgerFile::open(dir.path()).expect("reopen");
+        let (_, got) = RecordFile::open(dir.path()).expect("reopen");
         assert_eq!(got, want);
     }
 
@@ -324,7 +324,7 @@ mod tests {
     fn a_cut_at_every_offset_keeps_the_whole_records() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(LEDGER_FILE);
-        let (mut f, _) = LedgerFile::open(dir.path()).expect("open");
+        let (mut f, _) = RecordFile::open(dir.path()).expect("open");
         let want: Vec<Vec<u8>> = (0..4).map(|i| vec![0xA0 + i as u8; 1 + 37 * i]).collect();
         // File length after the header and after each record.
         let mut ends = vec![fs::metadata(&path).expect("stat").len()];
@@ -338,11 +338,11 @@ mod tests {
             fs::write(&path, &full[..cut as usize]).expect("write");
             let whole = ends.iter().filter(|e| **e <= cut).count().saturating_sub(1);
             let (mut lf, got) =
-                LedgerFile::open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+                RecordFile::open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             assert_eq!(got, want[..whole], "cut at {cut}");
             lf.append(b"next").expect("append after the cut");
             drop(lf);
-            let (_, again) = LedgerFile::open(dir.path()).expect("reopen");
+            let (_, again) = RecordFile::open(dir.path()).expect("reopen");
             assert_eq!(again.len(), whole + 1, "cut at {cut}");
             assert_eq!(again[whole], b"next");
         }
@@ -356,7 +356,7 @@ mod tests {
         let last = data.len() - 1;
         data[last] ^= 1;
         fs::write(&path, &data).expect("write");
-        assert_eq!(LedgerFile::open(dir.path()).expect("cut").1.len(), 2);
+        assert_eq!(RecordFile::open(dir.path()).expect("cut").1.len(), 2);
 
         let (dir, _) = filled(3);
         let path = dir.path().join(LEDGER_FILE);
@@ -364,8 +364,8 @@ mod tests {
         data[HEADER.len() + 9] ^= 1;
         fs::write(&path, &data).expect("write");
         assert!(matches!(
-            LedgerFile::open(dir.path()),
-            Err(LedgerError::Corrupt { index: 0, .. })
+            RecordFile::open(dir.path()),
+            Err(RecordError::Corrupt { index: 0, .. })
         ));
     }
 
@@ -378,7 +378,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("temp dir");
             fs::write(dir.path().join(LEDGER_FILE), &HEADER[..cut]).expect("write");
             assert_eq!(read_records(dir.path()).expect("read-only").len(), 0);
-            let (mut f, recs) = LedgerFile::open(dir.path()).expect("open starts it again");
+            let (mut f, recs) = RecordFile::open(dir.path()).expect("open starts it again");
             assert!(recs.is_empty());
             f.append(b"first").expect("append");
             drop(f);
@@ -394,8 +394,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         fs::write(dir.path().join(LEDGER_FILE), b"not a ledger").expect("write");
         assert!(matches!(
-            LedgerFile::open(dir.path()),
-            Err(LedgerError::BadHeader(_))
+            RecordFile::open(dir.path()),
+            Err(RecordError::BadHeader(_))
         ));
     }
 
