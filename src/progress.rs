@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::miner::Meter;
-use crate::node::Standing;
 use crate::service::Rate;
+use crate::standing::Standing;
 use crate::wire::messages::StatusPhase;
 
 /// How often the line is redrawn.

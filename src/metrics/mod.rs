@@ -21,8 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::node::Standing;
 use crate::protocol::{Counters, Node};
+use crate::standing::Standing;
 use crate::wire::messages::StatusPhase;
 
 pub use server::Server;

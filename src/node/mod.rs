@@ -39,8 +39,6 @@ use crate::protocol::{Committed, Input, Node, Output, Publish};
 use effects::Effects;
 use telemetry::Telemetry;
 
-pub use telemetry::Standing;
-
 /// What a running node reports to whoever started it (the demo's table).
 #[derive(Clone, Debug)]
 pub struct Report {

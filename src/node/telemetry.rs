@@ -26,35 +26,10 @@ use crate::miner::Pool;
 use crate::mqtt::Link;
 use crate::progress::{Board, Seat};
 use crate::protocol::status::Measured;
-use crate::protocol::{Node, Phase};
+use crate::protocol::Node;
 use crate::service::{self, Broker, Notifier, Status};
+use crate::standing::Standing;
 use crate::thermal::Care;
-
-/// Where a node stands: the core's side as of its last output,
-/// the driver's as last measured.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Standing {
-    pub phase: Phase,
-    /// Transactions committed; the one under way is the next.
-    pub height: u64,
-    /// The election round of the transaction under way.
-    pub round: u32,
-    /// The leader of the transaction under way, once its challenge is
-    /// known, and its name.
-    pub leader: Option<(NodeId, String)>,
-    /// The open challenge's difficulty.
-    pub difficulty: Option<u8>,
-    /// Transactions its last output committed.
-    pub commits: u64,
-    pub broker: Broker,
-    /// Candidates per second over the last status period.
-    pub hashrate: f64,
-    /// Mining threads allowed by thermal care, of all.
-    pub active: usize,
-    pub threads: usize,
-    /// The latest reading of thermal care, in °C.
-    pub temperature: Option<f64>,
-}
 
 /// What makes a status message worth sending before the next period: the
 /// committed height, the round and the leader.
@@ -382,6 +357,7 @@ async fn until(due: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Phase;
 
     fn standing() -> Standing {
         Standing {
