@@ -491,12 +491,10 @@ impl Node {
         }
     }
 
-    /// Publishes everything others may have missed while we were away.
-    fn announce(&mut self, now: u64, out: &mut Output) {
-        if self.phase == Phase::Learner {
-            return self.announce_learner(now, out);
-        }
-        out.effect(Effect::Publish(self.roster_message()));
+    /// Our key and presence, the keys of those whose messages we pass on,
+    /// and our messages of the open transaction: what a node that missed
+    /// them needs from us (sent on every connect and every resend).
+    pub(crate) fn publish_own_state(&self, out: &mut Output) {
         out.effect(Effect::Publish(self.pubkey_message()));
         out.effect(Effect::Publish(self.presence_message(true)));
         for p in self.relayed_keys() {
@@ -505,6 +503,15 @@ impl Node {
         for p in self.tx.republish(&self.topics, self.me) {
             out.effect(Effect::Publish(p));
         }
+    }
+
+    /// Publishes everything others may have missed while we were away.
+    fn announce(&mut self, now: u64, out: &mut Output) {
+        if self.phase == Phase::Learner {
+            return self.announce_learner(now, out);
+        }
+        out.effect(Effect::Publish(self.roster_message()));
+        self.publish_own_state(out);
         if let Some(c) = &self.last_commit {
             out.effect(Effect::Publish(Publish {
                 topic: self.topics.commit(self.me),

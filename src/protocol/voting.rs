@@ -353,14 +353,7 @@ impl Node {
         );
         self.tx.resend_at = Some(now + self.resend_interval());
         // Keys and presence too: a node that missed them cannot check us.
-        out.effect(Effect::Publish(self.pubkey_message()));
-        out.effect(Effect::Publish(self.presence_message(true)));
-        for p in self.relayed_keys() {
-            out.effect(Effect::Publish(p));
-        }
-        for p in self.tx.republish(&self.topics, self.me) {
-            out.effect(Effect::Publish(p));
-        }
+        self.publish_own_state(out);
         let v = self.tx.vround;
         if self.tx.my_approval.as_ref().is_none_or(|(r, _)| *r != v) {
             return;
