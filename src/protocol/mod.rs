@@ -98,11 +98,8 @@ impl Config {
                 election: e,
             });
         }
-        if !(e..=MAX_TIMER_MS).contains(&self.init_timeout_ms) {
-            return Err(TimingError::InitTimeout {
-                init: self.init_timeout_ms,
-                election: e,
-            });
+        if !(MIN_ELECTION_TIMEOUT_MS..=MAX_TIMER_MS).contains(&self.init_timeout_ms) {
+            return Err(TimingError::InitTimeout(self.init_timeout_ms));
         }
         Ok(())
     }
@@ -129,8 +126,8 @@ pub enum TimingError {
     ElectionTimeout(u64),
     #[error("solution_window_ms = {window}: use less than election_timeout_ms ({election}), or no round would ever approve a solution")]
     SolutionWindow { window: u64, election: u64 },
-    #[error("init_timeout_ms = {init}: use election_timeout_ms ({election}) to {MAX_TIMER_MS}, so that restarted members can announce themselves before the first election")]
-    InitTimeout { init: u64, election: u64 },
+    #[error("init_timeout_ms = {0}: use {MIN_ELECTION_TIMEOUT_MS} to {MAX_TIMER_MS} (a shorter wait never hears the other members)")]
+    InitTimeout(u64),
 }
 
 /// Why a node stops taking part for good (the driver exits with code 78:
