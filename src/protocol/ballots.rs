@@ -67,8 +67,7 @@ impl BallotBox {
         solution: &[u8; 16],
         liars: &BTreeSet<NodeId>,
     ) -> Vec<Bytes> {
-        self.honest(v, stage, liars)
-            .filter(|(_, (s, _))| s == solution)
+        self.backing(v, stage, solution, liars)
             .map(|(_, (_, env))| Bytes(env.clone()))
             .collect()
     }
@@ -82,8 +81,7 @@ impl BallotBox {
         solution: &[u8; 16],
         liars: &BTreeSet<NodeId>,
     ) -> Vec<NodeId> {
-        self.honest(v, stage, liars)
-            .filter(|(_, (s, _))| s == solution)
+        self.backing(v, stage, solution, liars)
             .map(|(id, _)| *id)
             .collect()
     }
@@ -96,9 +94,7 @@ impl BallotBox {
         solution: &[u8; 16],
         liars: &BTreeSet<NodeId>,
     ) -> usize {
-        self.honest(v, stage, liars)
-            .filter(|(_, (s, _))| s == solution)
-            .count()
+        self.backing(v, stage, solution, liars).count()
     }
 
     /// How many honest members cast a ballot at `stage` of round `v`.
@@ -136,6 +132,17 @@ impl BallotBox {
     /// `voter`'s ballot at `stage` of round `v`, if it cast one.
     pub fn get(&self, v: u32, stage: Stance, voter: NodeId) -> Option<&Ballot> {
         self.rounds.get(&(v, stage))?.get(&voter)
+    }
+
+    fn backing<'a>(
+        &'a self,
+        v: u32,
+        stage: Stance,
+        solution: &'a [u8; 16],
+        liars: &'a BTreeSet<NodeId>,
+    ) -> impl Iterator<Item = (&'a NodeId, &'a Ballot)> + 'a {
+        self.honest(v, stage, liars)
+            .filter(move |(_, (s, _))| s == solution)
     }
 
     fn honest<'a>(

@@ -91,7 +91,11 @@ impl Node {
             return;
         }
         // Nothing heard for a while: cut off from the broker, not refused.
-        if now.saturating_sub(self.heard_at) >= self.cfg.init_timeout_ms / 2 {
+        let quiet = self
+            .catchup
+            .last_heard()
+            .is_none_or(|t| now.saturating_sub(t) >= self.cfg.init_timeout_ms / 2);
+        if quiet {
             debug!("init: nothing heard from the cluster lately; waiting on");
             self.learner_until = Some(now + self.cfg.init_timeout_ms);
             return;

@@ -262,10 +262,6 @@ pub struct Node {
     pub(crate) add_requested: bool,
     /// A learner gives up (not a member) when no commit came this long.
     pub(crate) learner_until: Option<u64>,
-    /// When a member's own message, correctly signed, last arrived as it
-    /// was sent (a learner that hears no member may be cut off, or the
-    /// members may be: it does not give up then).
-    pub(crate) heard_at: u64,
     /// The transaction whose roster change last removed this node, if the
     /// ledger shows one and no later change added it back.
     pub(crate) removed_at: Option<u64>,
@@ -684,9 +680,14 @@ impl Node {
         if !self.sigs.verify(&self.cfg.cluster_id(), &env, key) {
             return Err(Reject::BadSignature);
         }
-        if live && body.sender == route.sender && body.sender != self.me {
+        // A former member's request is signed, but says nothing of the
+        // members: only the roster's own count as heard.
+        if live
+            && body.sender == route.sender
+            && body.sender != self.me
+            && self.roster.contains(body.sender)
+        {
             self.catchup.hear(body.sender, now);
-            self.heard_at = now;
         }
         if self.liars.contains(&body.sender) && body.kind() != Kind::Presence {
             debug!(sender = %body.sender, "{}: ignored a known liar", body.kind().phase());

@@ -119,7 +119,6 @@ impl Builder<'_> {
             change_request: None,
             add_requested: false,
             learner_until: None,
-            heard_at: now,
             removed_at: removed_at(ledger, identity.id),
             stopped: None,
             refusals: counters::RefusalLog::default(),

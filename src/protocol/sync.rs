@@ -111,6 +111,11 @@ impl CatchUp {
         self.answered_by = Some(who);
     }
 
+    /// When any member was last heard, if ever.
+    pub fn last_heard(&self) -> Option<u64> {
+        self.heard.values().max().copied()
+    }
+
     /// `who`, a member, sent a message of its own just now.
     pub fn hear(&mut self, who: NodeId, now: u64) {
         self.heard.insert(who, now);
