@@ -22,6 +22,7 @@ pub mod challenge;
 pub mod commit;
 pub mod counters;
 pub mod election;
+pub mod gate;
 pub mod genesis;
 pub mod history;
 pub mod init;
@@ -48,9 +49,8 @@ use tracing::{debug, warn};
 use crate::identity::NodeId;
 use crate::pow::Job;
 use crate::wire::topics::Route;
-use crate::wire::{
-    self, Body, ClusterId, Envelope, Family, Kind, Payload, SigCache, Topics, WireError,
-};
+use crate::wire::{self, Body, ClusterId, Family, Kind, Payload, SigCache, Topics, WireError};
+use gate::Channel;
 
 pub use certificate::{verify_commit, CertError, Committed};
 pub use counters::Counters;
@@ -579,45 +579,7 @@ impl Node {
         now: u64,
         out: &mut Output,
     ) -> Result<(), Reject> {
-        // Challenges carry election votes and confirmations carry approvals.
-        let limit = match route.family {
-            Family::Challenge | Family::Voting => wire::MAX_CERT_MESSAGE,
-            Family::Roster => wire::MAX_ROSTER_MESSAGE,
-            _ => wire::MAX_PHASE_MESSAGE,
-        };
-        let env = Envelope::decode(payload, limit)?;
-        let body = Body::decode(&env.body)?;
-        // Keys (which hash to their id), solutions, challenges and
-        // approvals are signed by their owner, miner, leader or voter and
-        // checked on their own, so any member may pass one on (see
-        // `TxState::republish`).
-        let relayable = match route.family {
-            Family::PubKey | Family::Solution | Family::Challenge => true,
-            // Approvals of a quorum, passed on with our own messages.
-            Family::Voting => !route.commit && !route.sync,
-            Family::Init | Family::Election | Family::Roster => false,
-        };
-        if body.sender != route.sender && !relayable {
-            return Err(Reject::TopicMismatch {
-                topic: route.sender,
-                body: body.sender,
-            });
-        }
-        let expected = match (route.family, route.commit || route.sync) {
-            (Family::Init, _) => Kind::Presence,
-            (Family::PubKey, _) => Kind::PubKey,
-            (Family::Election, _) => Kind::Vote,
-            (Family::Challenge, _) => Kind::Challenge,
-            (Family::Solution, _) => Kind::Solution,
-            (Family::Voting, false) => Kind::Approval,
-            (Family::Voting, true) if route.sync => Kind::Sync,
-            (Family::Voting, true) => Kind::Commit,
-            (Family::Roster, _) if body.kind() == Kind::Roster => Kind::Roster,
-            (Family::Roster, _) => Kind::Change,
-        };
-        if body.kind() != expected {
-            return Err(Reject::WrongFamily(body.kind()));
-        }
+        let gate::Opened { env, body, .. } = gate::open(Channel::Protocol(route.clone()), payload)?;
         match &body.payload {
             // Other nodes' reports of the roster are for observers.
             Payload::Roster(_) => return Ok(()),
@@ -677,9 +639,7 @@ impl Node {
             debug!(sender = %body.sender, "{}: held until the sender's key arrives", body.kind().phase());
             return Ok(());
         };
-        if !self.sigs.verify(&self.cfg.cluster_id(), &env, key) {
-            return Err(Reject::BadSignature);
-        }
+        gate::verify(&self.sigs, &self.cfg.cluster_id(), &env, key)?;
         // A former member's request is signed, but says nothing of the
         // members: only the roster's own count as heard.
         if live

@@ -10,7 +10,7 @@
 use minicbor::{Decode, Encode};
 use tracing::warn;
 
-use super::Node;
+use super::{gate, Node};
 use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Stance};
 
 /// Our latest election vote, approval and confirmation, and the challenge we
@@ -95,10 +95,9 @@ impl Node {
     /// Checks a saved copy of a key, challenge or solution as if it had
     /// just arrived from its signer.
     pub(crate) fn receive_own_copy(&mut self, raw: &[u8]) {
-        let family = Envelope::decode(raw, wire::MAX_CERT_MESSAGE)
+        let family = gate::decode(raw, wire::MAX_CERT_MESSAGE)
             .ok()
-            .and_then(|e| Body::decode(&e.body).ok())
-            .and_then(|b| {
+            .and_then(|(_, b)| {
                 let f = match b.payload {
                     Payload::PubKey(_) => Family::PubKey,
                     Payload::Challenge(_) => Family::Challenge,
@@ -122,8 +121,7 @@ impl Node {
             return;
         }
         let own = |b: &Bytes| -> Option<(Envelope, Body)> {
-            let env = Envelope::decode(&b.0, wire::MAX_CERT_MESSAGE).ok()?;
-            let body = Body::decode(&env.body).ok()?;
+            let (env, body) = gate::decode(&b.0, wire::MAX_CERT_MESSAGE).ok()?;
             (body.sender == self.me && body.tx == v.tx).then_some((env, body))
         };
         if let Some(b) = &v.vote {

@@ -16,8 +16,7 @@ use std::collections::VecDeque;
 
 use tracing::info;
 
-use super::{Node, Publish, Reject};
-use crate::identity::NodeId;
+use super::{gate, Node, Publish, Reject};
 use crate::wire::{self, Body, Envelope, Family, Payload, PubKey};
 
 impl Node {
@@ -47,16 +46,7 @@ impl Node {
         body: &Body,
         pk: &PubKey,
     ) -> Result<(), Reject> {
-        if NodeId::from_public_key(&pk.key) != body.sender {
-            return Err(Reject::KeyIdMismatch);
-        }
-        if pk.cluster != self.cfg.cluster_id() {
-            return Err(Reject::OtherCluster(pk.cluster));
-        }
-        let key = self.sigs.key(&pk.key).ok_or(Reject::BadKey)?;
-        if !self.sigs.verify(&self.cfg.cluster_id(), env, &key) {
-            return Err(Reject::BadSignature);
-        }
+        gate::key(&self.sigs, &self.cfg.cluster_id(), env, body.sender, pk)?;
         if self
             .members
             .insert_key(body.sender, pk.key, pk.name.clone(), env.encode())
@@ -69,10 +59,8 @@ impl Node {
             let held = std::mem::take(&mut self.unverified);
             let (mine, rest): (VecDeque<_>, VecDeque<_>) =
                 held.into_iter().partition(|(_, payload)| {
-                    Envelope::decode(payload, wire::MAX_CERT_MESSAGE)
-                        .ok()
-                        .and_then(|e| Body::decode(&e.body).ok())
-                        .is_some_and(|b| b.sender == body.sender)
+                    gate::decode(payload, wire::MAX_CERT_MESSAGE)
+                        .is_ok_and(|(_, b)| b.sender == body.sender)
                 });
             self.unverified = rest;
             self.replay(mine);

@@ -24,10 +24,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use p256::ecdsa::VerifyingKey;
 
 use crate::identity::NodeId;
-use crate::protocol::{Genesis, Roster};
+use crate::protocol::gate::{self, Channel};
+use crate::protocol::{Genesis, Reject, Roster};
 use crate::wire::{
-    self, Body, ClusterId, Commit, Envelope, Kind, Payload, Presence, RosterView, SigCache, Status,
-    Topics, WireError,
+    self, Body, ClusterId, Commit, Envelope, Family, Kind, Payload, Presence, PubKey, RosterView,
+    SigCache, Status, Topics,
 };
 
 /// Messages held until their signer's key arrives.
@@ -37,29 +38,16 @@ const MAX_NODES: usize = 256;
 /// Commits kept (the newest).
 const MAX_COMMITS: usize = 16;
 
-/// Why a message did not count.
+/// Why a message did not count: the gate's reasons, which the nodes give
+/// too, and the observer's own bounds.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refused {
     #[error("not a topic of this cluster the observer reads")]
     Topic,
-    #[error(transparent)]
-    Wire(#[from] WireError),
-    #[error("a {0} message on the wrong topic")]
-    WrongKind(Kind),
-    #[error("the topic names {topic} but the body {body}")]
-    TopicMismatch { topic: NodeId, body: NodeId },
-    #[error("the key does not hash to the claimed id")]
-    KeyIdMismatch,
-    #[error("invalid public key")]
-    BadKey,
-    #[error("bad signature")]
-    BadSignature,
     #[error("too many nodes (limit {MAX_NODES})")]
     TooManyNodes,
-    #[error("it runs another genesis (cluster id {0})")]
-    OtherCluster(ClusterId),
-    #[error("not a member of the roster")]
-    NotAMember,
+    #[error(transparent)]
+    Gate(#[from] Reject),
 }
 
 /// A status message and its context.
@@ -101,16 +89,6 @@ pub struct Collector {
     pub(super) commits: BTreeMap<u64, (u32, u8, NodeId, NodeId, u64)>,
 }
 
-enum Route {
-    Key,
-    Presence(NodeId),
-    Status(NodeId),
-    Roster(NodeId),
-    /// Any member may pass a leader's challenge on: signed by its leader.
-    Challenge,
-    Commit(NodeId),
-}
-
 impl Collector {
     pub fn new(genesis: &Genesis) -> Collector {
         Collector {
@@ -131,21 +109,6 @@ impl Collector {
 
     pub fn topics(&self) -> &Topics {
         &self.topics
-    }
-
-    fn route(&self, topic: &str) -> Option<Route> {
-        if let Some(id) = self.topics.parse_status(topic) {
-            return Some(Route::Status(id));
-        }
-        let r = self.topics.parse(topic)?;
-        match (r.family, r.commit, r.sync) {
-            (wire::Family::PubKey, _, _) => Some(Route::Key),
-            (wire::Family::Init, _, _) => Some(Route::Presence(r.sender)),
-            (wire::Family::Challenge, _, _) => Some(Route::Challenge),
-            (wire::Family::Voting, true, _) => Some(Route::Commit(r.sender)),
-            (wire::Family::Roster, _, _) => Some(Route::Roster(r.sender)),
-            _ => None,
-        }
     }
 
     /// The roster the members report (see the module's doc).
@@ -192,8 +155,10 @@ impl Collector {
 
     /// Takes one message that arrived at `now`.
     pub fn handle(&mut self, topic: &str, payload: &[u8], now: u64) -> Result<(), Refused> {
-        let route = self.route(topic).ok_or(Refused::Topic)?;
-        if let Route::Status(id) = route {
+        let channel = Channel::parse(&self.topics, topic)
+            .filter(reads)
+            .ok_or(Refused::Topic)?;
+        if let Channel::Status(id) = channel {
             if payload.is_empty() {
                 // A retained status cleared by hand (`mosquitto_pub -r -n`).
                 if let Some(e) = self.nodes.get_mut(&id) {
@@ -202,32 +167,14 @@ impl Collector {
                 return Ok(());
             }
         }
-        let limit = match route {
-            Route::Commit(_) | Route::Challenge => wire::MAX_CERT_MESSAGE,
-            Route::Roster(_) => wire::MAX_ROSTER_MESSAGE,
-            _ => wire::MAX_PHASE_MESSAGE,
-        };
-        let env = Envelope::decode(payload, limit)?;
-        let body = Body::decode(&env.body)?;
-        let (expected, sender) = match route {
-            Route::Key => return self.on_key(topic, payload, &env, body, now),
+        let gate::Opened { env, body, .. } = gate::open(channel, payload)?;
+        match body.payload {
+            Payload::PubKey(ref pk) => return self.on_key(topic, payload, &env, &body, pk, now),
             // The admin's change requests are for the nodes.
-            Route::Roster(_) if body.kind() == Kind::Change => return Ok(()),
-            Route::Roster(id) => (Kind::Roster, id),
-            Route::Presence(id) => (Kind::Presence, id),
-            Route::Status(id) => (Kind::Status, id),
-            Route::Commit(id) => (Kind::Commit, id),
-            Route::Challenge => (Kind::Challenge, body.sender),
-        };
-        if body.kind() != expected {
-            return Err(Refused::WrongKind(body.kind()));
+            Payload::Change(_) => return Ok(()),
+            _ => {}
         }
-        if body.sender != sender {
-            return Err(Refused::TopicMismatch {
-                topic: sender,
-                body: body.sender,
-            });
-        }
+        let sender = body.sender;
         let Some(key) = self.nodes.get(&sender).and_then(|e| e.key) else {
             if self.pending.len() >= MAX_PENDING {
                 self.pending.pop_front();
@@ -236,9 +183,7 @@ impl Collector {
                 .push_back((topic.to_string(), payload.to_vec(), now));
             return Ok(());
         };
-        if !self.sigs.verify(&self.cluster_id, &env, &key) {
-            return Err(Refused::BadSignature);
-        }
+        gate::verify(&self.sigs, &self.cluster_id, &env, &key)?;
         if let Payload::Roster(v) = body.payload {
             let new = self.views.insert(sender, v.clone()) != Some(v);
             if new {
@@ -251,16 +196,15 @@ impl Collector {
         }
         let entry = self.nodes.entry(sender).or_default();
         match body.payload {
-            Payload::Presence(p) => {
-                // A newer start replaces an older one; within one, the
-                // latest word wins (as the nodes themselves take it).
+            // A newer start replaces an older one; within one, the latest
+            // word wins (as the nodes themselves take it).
+            Payload::Presence(p)
                 if entry
                     .presence
                     .as_ref()
-                    .is_none_or(|old| p.incarnation >= old.incarnation)
-                {
-                    entry.presence = Some(p);
-                }
+                    .is_none_or(|old| p.incarnation >= old.incarnation) =>
+            {
+                entry.presence = Some(p);
             }
             // A node that left cleanly says so last, with phase "left".
             Payload::Status(status) => {
@@ -282,7 +226,9 @@ impl Collector {
                     self.challenges.pop_first();
                 }
             }
-            _ => return Err(Refused::WrongKind(body.kind())),
+            // An older presence; the channels the observer reads carry
+            // nothing else.
+            _ => {}
         }
         Ok(())
     }
@@ -292,23 +238,16 @@ impl Collector {
         topic: &str,
         payload: &[u8],
         env: &Envelope,
-        body: Body,
+        body: &Body,
+        pk: &PubKey,
         now: u64,
     ) -> Result<(), Refused> {
-        let Payload::PubKey(pk) = body.payload else {
-            return Err(Refused::WrongKind(body.kind()));
-        };
-        if NodeId::from_public_key(&pk.key) != body.sender {
-            return Err(Refused::KeyIdMismatch);
-        }
-        if pk.cluster != self.cluster_id {
-            self.stranger(body.sender);
-            return Err(Refused::OtherCluster(pk.cluster));
-        }
-        let key = self.sigs.key(&pk.key).ok_or(Refused::BadKey)?;
-        if !self.sigs.verify(&self.cluster_id, env, &key) {
-            return Err(Refused::BadSignature);
-        }
+        let key =
+            gate::key(&self.sigs, &self.cluster_id, env, body.sender, pk).inspect_err(|e| {
+                if matches!(e, Reject::OtherCluster(_)) {
+                    self.stranger(body.sender);
+                }
+            })?;
         if !self.listed(body.sender) {
             if self.strangers.len() >= MAX_PENDING {
                 self.strangers.pop_front();
@@ -316,7 +255,7 @@ impl Collector {
             self.strangers
                 .push_back((topic.to_string(), payload.to_vec(), now));
             self.stranger(body.sender);
-            return Err(Refused::NotAMember);
+            return Err(Reject::NotAMember(body.sender).into());
         }
         self.not_members.remove(&body.sender);
         if !self.nodes.contains_key(&body.sender) && self.nodes.len() >= MAX_NODES {
@@ -325,7 +264,7 @@ impl Collector {
         let entry = self.nodes.entry(body.sender).or_default();
         let new = entry.key.is_none();
         entry.key = Some(key);
-        entry.name = pk.name;
+        entry.name = pk.name.clone();
         if new {
             // Replay what waited for this key; whatever still lacks one
             // goes back into the queue.
@@ -337,11 +276,13 @@ impl Collector {
     }
 
     fn on_commit(&mut self, tx: u64, c: &Commit) -> Result<(), Refused> {
-        let (_, challenge) = decode_signed(&c.challenge.0, wire::MAX_CERT_MESSAGE)?;
-        let (_, solution) = decode_signed(&c.solution.0, wire::MAX_PHASE_MESSAGE)?;
+        let (_, challenge) =
+            gate::decode(&c.challenge.0, wire::MAX_CERT_MESSAGE).map_err(Reject::from)?;
+        let (_, solution) =
+            gate::decode(&c.solution.0, wire::MAX_PHASE_MESSAGE).map_err(Reject::from)?;
         let (Payload::Challenge(ch), Payload::Solution(s)) = (challenge.payload, solution.payload)
         else {
-            return Err(Refused::WrongKind(Kind::Commit));
+            return Err(Reject::WrongFamily(Kind::Commit).into());
         };
         self.commits.insert(
             tx,
@@ -373,10 +314,18 @@ impl Collector {
     }
 }
 
-fn decode_signed(raw: &[u8], limit: usize) -> Result<(Envelope, Body), Refused> {
-    let env = Envelope::decode(raw, limit)?;
-    let body = Body::decode(&env.body)?;
-    Ok((env, body))
+/// The channels an observer subscribes to (see
+/// [`Topics::observer_subscriptions`]): never votes, solutions, approvals
+/// or sync requests.
+fn reads(channel: &Channel) -> bool {
+    match channel {
+        Channel::Status(_) => true,
+        Channel::Protocol(r) => match r.family {
+            Family::PubKey | Family::Init | Family::Challenge | Family::Roster => true,
+            Family::Voting => r.commit,
+            Family::Election | Family::Solution => false,
+        },
+    }
 }
 
 #[cfg(test)]
