@@ -29,10 +29,9 @@ use std::sync::Arc;
 
 use edgeminer::identity::{Identity, NodeId};
 use edgeminer::pow::{self, engine};
+use edgeminer::protocol::memory::{self, Disk, Outward};
 use edgeminer::protocol::roster::sign_change;
-use edgeminer::protocol::{
-    Committed, Config, Effect, Event, Genesis, History, Input, Node, Persist, Publish,
-};
+use edgeminer::protocol::{Committed, Config, Event, Genesis, History, Input, Node, Publish};
 use edgeminer::wire::roster::Entry;
 use edgeminer::wire::{self, Body, Change, Envelope, Family, Payload, Presence, PubKey, Topics};
 use rand_core::SeedableRng;
@@ -90,8 +89,8 @@ pub struct Cluster {
     pub up: Vec<bool>,
     pub queue: Vec<Publish>,
     pub retained: BTreeMap<String, Vec<u8>>,
-    /// Each node's ledger records, for answering catch-up requests.
-    pub records: Vec<Vec<Vec<u8>>>,
+    /// Each node's disk, for answering catch-up requests.
+    pub disks: Vec<Disk>,
     /// The job each node mines, if any.
     pub jobs: Vec<Option<pow::Job>>,
     /// Every commit seen: transaction → solution reference.
@@ -152,7 +151,7 @@ impl Cluster {
             up: vec![true; NODES],
             queue: Vec::new(),
             retained: BTreeMap::new(),
-            records: vec![Vec::new(); NODES],
+            disks: vec![Disk::default(); NODES],
             jobs: vec![None; NODES],
             commits: BTreeMap::new(),
             published: Vec::new(),
@@ -426,31 +425,16 @@ impl Cluster {
             return;
         }
         let out = self.nodes[n].handle(input, self.now);
-        for w in out.persist {
-            if let Persist::AppendLedger(r) = w {
-                self.records[n].push(r);
-            }
-        }
-        for e in out.then {
-            match e {
-                Effect::Publish(p) => self.publish(p),
-                Effect::Mine(job) => self.jobs[n] = Some(job),
-                Effect::StopMining => self.jobs[n] = None,
-                Effect::ServeHistory { tx } => {
-                    let record = self.records[n].get((tx as usize).wrapping_sub(1)).cloned();
-                    if let Some(p) = record.and_then(|r| self.nodes[n].history_message(tx, &r)) {
-                        self.publish(p);
-                    }
-                }
-            }
-        }
-        for e in out.events {
-            match e {
-                Event::Committed(c) => self.check(c),
-                Event::Stop(_) => {
+        for step in out.into_steps() {
+            let (node, disk, job) = (&self.nodes[n], &mut self.disks[n], &mut self.jobs[n]);
+            match memory::carry_out(node, disk, job, step) {
+                Some(Outward::Publish(p)) => self.publish(p),
+                Some(Outward::Event(Event::Committed(c))) => self.check(c),
+                Some(Outward::Event(Event::Stop(_))) => {
                     self.up[n] = false;
                     self.jobs[n] = None;
                 }
+                None => {}
             }
         }
     }

@@ -89,3 +89,23 @@ impl Output {
         })
     }
 }
+
+/// One item of an output, in the order every driver carries them out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Write(Persist),
+    Effect(Effect),
+    Event(Event),
+}
+
+impl Output {
+    /// The output's items in the order a driver carries them out: every
+    /// write, then every effect, then every event.
+    pub fn into_steps(self) -> impl Iterator<Item = Step> {
+        let writes = self.persist.into_iter().map(Step::Write);
+        let effects = self.then.into_iter().map(Step::Effect);
+        writes
+            .chain(effects)
+            .chain(self.events.into_iter().map(Step::Event))
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use super::memory::{self, Outward};
 use super::*;
 use crate::identity::Identity;
 use crate::pow::{self, Job};
@@ -55,9 +56,8 @@ pub(crate) struct Sim {
     pub retained: BTreeMap<String, Vec<u8>>,
     pub jobs: Vec<Option<Job>>,
     pub ledgers: Vec<Vec<Committed>>,
-    pub saved: Vec<Option<Vec<u8>>>,
-    /// Each node's ledger records (transaction t at index t - 1).
-    pub records: Vec<Vec<Vec<u8>>>,
+    /// Each node's ledger records and vote state.
+    pub disks: Vec<memory::Disk>,
     pub up: Vec<bool>,
     pub now: u64,
     /// Deliver a random queued message rather than the oldest.
@@ -101,8 +101,7 @@ impl Sim {
             retained: BTreeMap::new(),
             jobs: vec![None; n],
             ledgers: vec![Vec::new(); n],
-            saved: vec![None; n],
-            records: vec![Vec::new(); n],
+            disks: vec![memory::Disk::default(); n],
             up: vec![true; n],
             now: 0,
             reorder: false,
@@ -133,30 +132,15 @@ impl Sim {
         );
     }
 
+    /// Carries out node `i`'s output as the daemon does.
     pub fn apply(&mut self, i: usize, out: Output) {
-        for w in out.persist {
-            match w {
-                Persist::SaveVotes(v) => self.saved[i] = Some(v),
-                Persist::AppendLedger(r) => self.records[i].push(r),
-            }
-        }
-        for e in out.then {
-            match e {
-                Effect::Publish(p) => self.broadcast(p.topic, p.payload, p.retain),
-                Effect::Mine(job) => self.jobs[i] = Some(job),
-                Effect::StopMining => self.jobs[i] = None,
-                Effect::ServeHistory { tx } => {
-                    let record = self.records[i].get((tx - 1) as usize).cloned();
-                    if let Some(p) = record.and_then(|r| self.nodes[i].history_message(tx, &r)) {
-                        self.broadcast(p.topic, p.payload, p.retain);
-                    }
-                }
-            }
-        }
-        for e in out.events {
-            match e {
-                Event::Committed(c) => self.ledgers[i].push(c),
-                Event::Stop(_) => self.up[i] = false,
+        for step in out.into_steps() {
+            let (node, disk, job) = (&self.nodes[i], &mut self.disks[i], &mut self.jobs[i]);
+            match memory::carry_out(node, disk, job, step) {
+                Some(Outward::Publish(p)) => self.broadcast(p.topic, p.payload, p.retain),
+                Some(Outward::Event(Event::Committed(c))) => self.ledgers[i].push(c),
+                Some(Outward::Event(Event::Stop(_))) => self.up[i] = false,
+                None => {}
             }
         }
     }
@@ -932,7 +916,8 @@ mod voting_phase {
             }
             sim.step();
         }
-        let saved = VoteState::decode(sim.saved[0].as_ref().expect("saved")).expect("decodes");
+        let saved =
+            VoteState::decode(sim.disks[0].votes.as_ref().expect("saved")).expect("decodes");
         let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
         let durable = Durable {
             votes: Some(saved),
@@ -962,7 +947,8 @@ mod voting_phase {
             }
             sim.step();
         }
-        let saved = VoteState::decode(sim.saved[0].as_ref().expect("saved")).expect("decodes");
+        let saved =
+            VoteState::decode(sim.disks[0].votes.as_ref().expect("saved")).expect("decodes");
         assert!(saved.backing.as_ref().is_some_and(|b| b.len() >= 2));
         let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
         let envelope = sim.nodes[0].tx.solutions[&approved].envelope.clone();

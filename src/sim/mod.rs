@@ -144,15 +144,10 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
             let heights: Vec<u64> = w
                 .live()
                 .into_iter()
-                .map(|h| w.hosts[h].records.len() as u64)
+                .map(|h| w.hosts[h].disk.height())
                 .collect();
-            let b = *base.get_or_insert_with(|| {
-                w.hosts
-                    .iter()
-                    .map(|h| h.records.len() as u64)
-                    .max()
-                    .unwrap_or(0)
-            });
+            let b = *base
+                .get_or_insert_with(|| w.hosts.iter().map(|h| h.disk.height()).max().unwrap_or(0));
             let low = heights.iter().copied().min().unwrap_or(0);
             if low > b && recovery.is_none() {
                 recovery = Some(w.now - heal);
@@ -175,7 +170,7 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
             }
         }
         if w.steps >= opt.max_steps || !w.step() {
-            let heights = w.hosts.iter().map(|h| h.records.len() as u64).collect();
+            let heights = w.hosts.iter().map(|h| h.disk.height()).collect();
             w.violation = Some(Violation::Progress {
                 heal,
                 bound,

@@ -20,10 +20,11 @@ use super::forge::Forger;
 use super::plan::{FaultKind, Plan};
 use crate::identity::Identity;
 use crate::pow::{self, Job};
+use crate::protocol::memory::{self, Disk, Outward};
 use crate::protocol::reference;
 use crate::protocol::roster::sign_change;
 use crate::protocol::{
-    quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish,
+    quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish, Step,
     VoteState,
 };
 use crate::store::ledger;
@@ -38,17 +39,15 @@ pub(crate) const WILL_AFTER_MS: u64 = 7_500;
 pub struct Host {
     pub identity: Identity,
     pub node: Option<Node>,
-    /// The durable ledger: commit records, transaction 1 first.
-    pub records: Vec<Vec<u8>>,
-    /// The durable vote state.
-    pub votes: Option<Vec<u8>>,
+    /// The durable ledger and vote state.
+    pub disk: Disk,
     /// The current broker session, if connected.
     session: Option<u64>,
     will: Option<Publish>,
     /// Partitions in force that cut this host off.
     cut_off: u32,
     reconnecting: bool,
-    mining: Option<u64>,
+    mining: Option<Job>,
     /// Crash after this many actions of the next step: (cut, restart after).
     crash_after: Option<(usize, Option<u64>)>,
     dead_for_good: bool,
@@ -57,13 +56,6 @@ pub struct Host {
     /// Mean time to mine a job (boards differ).
     mine_ms: u64,
     restarts: u64,
-}
-
-/// One item of a node's output, in the order a driver carries them out.
-enum Item {
-    Write(Persist),
-    Effect(Effect),
-    Event(Event),
 }
 
 enum Ev {
@@ -178,8 +170,7 @@ impl World {
                     keys.next_u64(),
                 )),
                 node: None,
-                records: Vec::new(),
-                votes: None,
+                disk: Disk::default(),
                 session: None,
                 will: None,
                 cut_off: 0,
@@ -358,7 +349,12 @@ impl World {
                 );
             }
             Ev::Mined { host, job, seed } => {
-                if self.hosts[host].node.is_some() && self.hosts[host].mining == Some(job) {
+                if self.hosts[host].node.is_some()
+                    && self.hosts[host]
+                        .mining
+                        .as_ref()
+                        .is_some_and(|j| j.id == job)
+                {
                     self.hosts[host].mining = None;
                     self.note(|| format!("n{host} mined seed {seed} (job {job})"));
                     self.input(host, Input::Mined { job, seed });
@@ -653,18 +649,19 @@ impl World {
         if host.node.is_some() || host.dead_for_good {
             return;
         }
-        let ledger = match ledger::verify_records_with(&self.cfg.genesis, &host.records, &self.sigs)
-        {
-            Ok(l) => l,
-            Err(e) => {
-                self.fail(Violation::Durability {
-                    node: h,
-                    reason: format!("the ledger does not load: {e}"),
-                });
-                return;
-            }
-        };
+        let ledger =
+            match ledger::verify_records_with(&self.cfg.genesis, &host.disk.records, &self.sigs) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.fail(Violation::Durability {
+                        node: h,
+                        reason: format!("the ledger does not load: {e}"),
+                    });
+                    return;
+                }
+            };
         let votes = host
+            .disk
             .votes
             .as_ref()
             .map(|b| VoteState::decode(b).expect("the sim writes whole vote states"));
@@ -683,7 +680,7 @@ impl World {
             })
             .sig_cache(self.sigs.clone())
             .start(self.now);
-        if node.height() != host.records.len() as u64 {
+        if node.height() != host.disk.height() {
             self.fail(Violation::Durability {
                 node: h,
                 reason: "the node's height differs from its ledger".into(),
@@ -799,65 +796,42 @@ impl World {
 
     /// Carries out one output as a driver does: the writes, then the
     /// effects, then the events; a planned crash cuts it after as many
-    /// items as the plan says.
+    /// steps as the plan says.
     fn apply(&mut self, h: usize, out: Output) {
         let cut = self.hosts[h].crash_after.take();
-        // The items of the output in the order a driver carries them out;
-        // a planned crash cuts them after `c`.
-        let items = out.persist.into_iter().map(Item::Write);
-        let items = items.chain(out.then.into_iter().map(Item::Effect));
-        let items = items.chain(out.events.into_iter().map(Item::Event));
         let mut stop = false;
-        for (k, item) in items.enumerate() {
+        for (k, step) in out.into_steps().enumerate() {
             if cut.is_some_and(|(c, _)| k == c) {
                 break;
             }
-            match item {
-                Item::Write(p) => self.write(h, p),
-                Item::Effect(e) => self.carry_out(h, e),
-                Item::Event(e) => stop |= self.happened(h, e),
+            match &step {
+                Step::Write(Persist::AppendLedger(record)) => {
+                    let tx = self.hosts[h].disk.height() + 1;
+                    if let Err(v) = self.checker.appended(h, tx, record) {
+                        self.fail(v);
+                    }
+                }
+                Step::Effect(Effect::Publish(p)) => self.check_sync_request(h, p),
+                Step::Effect(Effect::Mine(job)) => {
+                    self.start_mining(h, job.clone());
+                    continue;
+                }
+                _ => {}
+            }
+            let host = &mut self.hosts[h];
+            let Some(node) = host.node.as_ref() else {
+                break;
+            };
+            match memory::carry_out(node, &mut host.disk, &mut host.mining, step) {
+                Some(Outward::Publish(p)) if host.session.is_some() => self.publish(h, p),
+                Some(Outward::Event(e)) => stop |= self.happened(h, e),
+                Some(Outward::Publish(_)) | None => {}
             }
         }
         if let Some((_, down)) = cut {
             self.crash(h, down);
         } else if stop {
             self.stop(h);
-        }
-    }
-
-    fn write(&mut self, h: usize, p: Persist) {
-        match p {
-            Persist::AppendLedger(record) => {
-                let tx = self.hosts[h].records.len() as u64 + 1;
-                if let Err(v) = self.checker.appended(h, tx, &record) {
-                    self.fail(v);
-                }
-                self.hosts[h].records.push(record);
-            }
-            Persist::SaveVotes(v) => self.hosts[h].votes = Some(v),
-        }
-    }
-
-    fn carry_out(&mut self, h: usize, e: Effect) {
-        match e {
-            Effect::Publish(p) => {
-                self.check_sync_request(h, &p);
-                if self.hosts[h].session.is_some() {
-                    self.publish(h, p);
-                }
-            }
-            Effect::Mine(job) => self.start_mining(h, job),
-            Effect::StopMining => self.hosts[h].mining = None,
-            Effect::ServeHistory { tx } => {
-                let host = &self.hosts[h];
-                let record = host.records.get((tx as usize).wrapping_sub(1));
-                let msg = record
-                    .zip(host.node.as_ref())
-                    .and_then(|(r, n)| n.history_message(tx, r));
-                if let (Some(p), Some(_)) = (msg, host.session) {
-                    self.publish(h, p);
-                }
-            }
         }
     }
 
@@ -872,7 +846,7 @@ impl World {
                 self.note(|| format!("n{h} COMMITS tx {} (seed {})", c.tx, c.seed));
                 // One input may commit more than one transaction (catching
                 // up): all its records are written before any is reported.
-                if c.tx > self.hosts[h].records.len() as u64 {
+                if c.tx > self.hosts[h].disk.height() {
                     self.fail(Violation::Durability {
                         node: h,
                         reason: format!("tx {} reported before it was written", c.tx),
@@ -921,7 +895,7 @@ impl World {
         // Exponentially distributed mining time around the host's mean.
         let u = (self.mine.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let took = (-(1.0 - u).ln() * self.hosts[h].mine_ms as f64) as u64;
-        self.hosts[h].mining = Some(job.id);
+        self.hosts[h].mining = Some(job.clone());
         self.schedule(
             self.now + 1 + took,
             Ev::Mined {
