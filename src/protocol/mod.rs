@@ -50,7 +50,9 @@ use tracing::{debug, warn};
 use crate::identity::NodeId;
 use crate::pow::Job;
 use crate::wire::topics::Route;
-use crate::wire::{self, Body, ClusterId, Family, Kind, Payload, SigCache, Topics, WireError};
+use crate::wire::{
+    self, Body, ClusterId, Envelope, Family, Kind, Payload, SigCache, Topics, WireError,
+};
 use gate::Channel;
 
 pub use certificate::{verify_commit, CertError, Committed};
@@ -587,49 +589,14 @@ impl Node {
             Payload::Change(_) => return self.on_change_request(payload, now),
             _ => {}
         }
-        // Only members count: anything else is refused before it changes
-        // anything (our own messages come back to us as a learner).
-        if !self.roster.contains(body.sender) {
-            if body.sender == self.me {
-                return Ok(());
-            }
-            // A board of a namesake cluster says so in its key: name that.
-            if let Payload::PubKey(pk) = &body.payload {
-                if pk.cluster != self.cfg.cluster_id() {
-                    return Err(Reject::OtherCluster(pk.cluster));
-                }
-            }
-            // A removed member that was away asks for the commits it
-            // missed (one of them removed it): its key and its requests
-            // are taken, nothing else.
-            let former = matches!(body.payload, Payload::PubKey(_) | Payload::Sync(_))
-                && self.rosters.iter().any(|r| r.contains(body.sender));
-            if !former {
-                return Err(Reject::NotAMember(body.sender));
-            }
+        if !self.admits(&body)? {
+            return Ok(());
         }
         if let Payload::PubKey(pk) = &body.payload {
             return self.on_pubkey(&env, &body, pk);
         }
-        // Messages of a transaction we have committed change nothing, so
-        // they are dropped before their signature is checked (each node
-        // receives every commit N times; a certificate is kilobytes). A
-        // commit is still compared with ours, by its certificate alone.
-        let want = self.height + 1;
-        if body.tx < want {
-            match body.payload {
-                Payload::Commit(ref c) => {
-                    return self.on_commit_message(&body, c.clone(), now, out)
-                }
-                Payload::Vote(_)
-                | Payload::Challenge(_)
-                | Payload::Solution(_)
-                | Payload::Approval(_) => {
-                    debug!(sender = %self.name_of(body.sender), tx = body.tx, "{}: stale, transaction already committed", body.kind().phase());
-                    return Ok(());
-                }
-                _ => {}
-            }
+        if let Some(done) = self.already_committed(&body, now, out) {
+            return done;
         }
         let Some(key) = self.members.key(body.sender) else {
             if self.unverified.len() >= MAX_PENDING {
@@ -654,43 +621,126 @@ impl Node {
             debug!(sender = %body.sender, "{}: ignored a known liar", body.kind().phase());
             return Ok(());
         }
-        // Transaction-bound messages for a later transaction wait for our
-        // ledger to catch up (older ones were dropped above).
+        if self.held_for_later(topic, payload, &body, now, out) {
+            return Ok(());
+        }
+        self.dispatch(&env, &body, now, out)
+    }
+
+    /// Only members count: anything else is refused before it changes
+    /// anything. `Ok(false)`: ignore it quietly (our own messages come back
+    /// to us as a learner).
+    fn admits(&self, body: &Body) -> Result<bool, Reject> {
+        if self.roster.contains(body.sender) {
+            return Ok(true);
+        }
+        if body.sender == self.me {
+            return Ok(false);
+        }
+        // A board of a namesake cluster says so in its key: name that.
+        if let Payload::PubKey(pk) = &body.payload {
+            if pk.cluster != self.cfg.cluster_id() {
+                return Err(Reject::OtherCluster(pk.cluster));
+            }
+        }
+        // A removed member that was away asks for the commits it missed
+        // (one of them removed it): its key and its requests are taken,
+        // nothing else.
+        let former = matches!(body.payload, Payload::PubKey(_) | Payload::Sync(_))
+            && self.rosters.iter().any(|r| r.contains(body.sender));
+        if former {
+            Ok(true)
+        } else {
+            Err(Reject::NotAMember(body.sender))
+        }
+    }
+
+    /// Messages of a transaction we have committed change nothing, so they
+    /// are dropped before their signature is checked (each node receives
+    /// every commit N times; a certificate is kilobytes). A commit is still
+    /// compared with ours, by its certificate alone. `Some` when `body` is
+    /// such a message, with what taking it gave.
+    fn already_committed(
+        &mut self,
+        body: &Body,
+        now: u64,
+        out: &mut Output,
+    ) -> Option<Result<(), Reject>> {
+        if body.tx > self.height {
+            return None;
+        }
+        match &body.payload {
+            Payload::Commit(c) => Some(self.on_commit_message(body, c.clone(), now, out)),
+            Payload::Vote(_)
+            | Payload::Challenge(_)
+            | Payload::Solution(_)
+            | Payload::Approval(_) => {
+                debug!(sender = %self.name_of(body.sender), tx = body.tx, "{}: stale, transaction already committed", body.kind().phase());
+                Some(Ok(()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Transaction-bound messages for a later transaction wait for our
+    /// ledger to catch up, and a learner takes no part in the one under
+    /// way; whether `body` is held or dropped for either reason.
+    fn held_for_later(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        body: &Body,
+        now: u64,
+        out: &mut Output,
+    ) -> bool {
         let bound = matches!(
             body.kind(),
             Kind::Vote | Kind::Challenge | Kind::Solution | Kind::Approval
         );
-        if bound && body.tx > want {
+        if !bound {
+            return false;
+        }
+        let want = self.height + 1;
+        if body.tx > want {
             // Its signer has committed the transaction before, which we
             // lack: our copy of that commit may have been lost, and nothing
             // else would tell us.
             self.evidence(body.sender, body.tx - 1, now, out);
             // Held for when our ledger reaches it; one too far ahead is
             // evidence only (catch-up will pass its transaction anyway).
-            if body.tx > want + MAX_TX_AHEAD {
-                return Ok(());
+            if body.tx <= want + MAX_TX_AHEAD {
+                if self.future.len() >= MAX_PENDING {
+                    self.future.pop_front();
+                }
+                self.future.push_back((topic.to_string(), payload.to_vec()));
             }
-            if self.future.len() >= MAX_PENDING {
-                self.future.pop_front();
-            }
-            self.future.push_back((topic.to_string(), payload.to_vec()));
-            return Ok(());
+            return true;
         }
-        if bound && self.phase == Phase::Learner {
+        if self.phase == Phase::Learner {
             debug!(sender = %body.sender, "{}: a learner takes no part", body.kind().phase());
-            return Ok(());
+            return true;
         }
+        false
+    }
+
+    /// Hands a checked message to its phase.
+    fn dispatch(
+        &mut self,
+        env: &Envelope,
+        body: &Body,
+        now: u64,
+        out: &mut Output,
+    ) -> Result<(), Reject> {
         match body.payload.clone() {
-            Payload::Presence(p) => self.on_presence(&body, p, now, out),
-            Payload::Vote(v) => self.on_vote(&env, &body, v, now, out),
-            Payload::Challenge(c) => self.on_challenge(&env, &body, c, now, out),
-            Payload::Solution(s) => self.on_solution(&env, &body, s, now, out),
-            Payload::Approval(a) => self.on_approval(&env, &body, a, now, out),
-            Payload::Commit(c) => self.on_commit_message(&body, c, now, out),
-            Payload::Sync(s) => self.on_sync(&body, s, now, out),
-            // Keys, changes and rosters were handled above; status is no
-            // protocol input (and arrives on no topic that routes here:
-            // WrongFamily above).
+            Payload::Presence(p) => self.on_presence(body, p, now, out),
+            Payload::Vote(v) => self.on_vote(env, body, v, now, out),
+            Payload::Challenge(c) => self.on_challenge(env, body, c, now, out),
+            Payload::Solution(s) => self.on_solution(env, body, s, now, out),
+            Payload::Approval(a) => self.on_approval(env, body, a, now, out),
+            Payload::Commit(c) => self.on_commit_message(body, c, now, out),
+            Payload::Sync(s) => self.on_sync(body, s, now, out),
+            // Keys, changes and rosters were handled before; status is no
+            // protocol input (and arrives on no topic that routes here).
             Payload::PubKey(_) | Payload::Status(_) | Payload::Change(_) | Payload::Roster(_) => {
                 Ok(())
             }
