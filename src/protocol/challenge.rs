@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::election::check_certificate;
 use super::roster::check_change;
+use super::timers::Timer;
 use super::{reference, Node, Output, Persist, Phase, Reject};
 use crate::identity::NodeId;
 use crate::wire::{Body, Bytes, Challenge, Envelope, Family, Key33, Payload};
@@ -152,10 +153,9 @@ impl Node {
             since: now,
         };
         self.tx.challenges.insert(r, info);
-        self.tx.deadline = None;
-        if self.tx.resend_at.is_none() {
-            self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
-        }
+        self.timers.stop(Timer::Round);
+        self.timers
+            .arm(Timer::Resend, now + self.cfg.election_timeout_ms);
         if self.phase == Phase::Init {
             info!(
                 "init: tx {} round {}, joining a transaction already under way",

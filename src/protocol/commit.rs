@@ -7,6 +7,7 @@ use tracing::{error, info, warn};
 
 use super::certificate::{verify_commit_with, CertError, Committed};
 use super::history::roster_at;
+use super::timers::Timer;
 use super::tx::TxState;
 use super::{reference, Effect, Event, Node, Output, Persist, Phase, Publish, Reject, Stop};
 use crate::pow;
@@ -136,8 +137,12 @@ impl Node {
         self.history.push(done.reference);
         let change = done.change.clone();
         out.event(Event::Committed(done));
+        // The open transaction's state and its timers start afresh.
         self.tx = TxState::default();
-        self.tx.resend_at = Some(now + self.cfg.election_timeout_ms);
+        self.timers.stop(Timer::Round);
+        self.timers.stop(Timer::Window);
+        self.timers
+            .set(Timer::Resend, now + self.cfg.election_timeout_ms);
         out.persist(Persist::SaveVotes(self.vote_state()));
         if let Some(change) = change {
             self.change_roster(&change, now, out);
@@ -146,7 +151,8 @@ impl Node {
             return;
         }
         if self.learning() {
-            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+            self.timers
+                .set(Timer::Learner, now + self.cfg.init_timeout_ms);
         }
         self.progressed(answered, now, out);
         if !matches!(self.phase, Phase::Init | Phase::Learner) {
@@ -209,11 +215,12 @@ impl Node {
                     self.me,
                     tx + 1
                 );
-                self.learner_until = None;
+                self.timers.stop(Timer::Learner);
                 self.take_roster_name();
                 self.phase = Phase::Init;
                 self.started_at = now;
-                self.tx.deadline = Some(now + self.cfg.init_timeout_ms);
+                self.timers
+                    .set(Timer::Round, now + self.cfg.init_timeout_ms);
                 out.effect(Effect::Publish(self.pubkey_message()));
                 out.effect(Effect::Publish(self.presence_message(true)));
             }

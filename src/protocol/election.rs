@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::quorum;
 use super::roster::Roster;
+use super::timers::Timer;
 use super::{Node, Output, Persist, Phase, Reject};
 use crate::identity::NodeId;
 use crate::wire::{self, Body, Bytes, ClusterId, Envelope, Family, Payload, SigCache, Vote};
@@ -124,7 +125,8 @@ impl Node {
     pub(crate) fn enter_round(&mut self, round: u32, now: u64, out: &mut Output) {
         let tx = self.height + 1;
         self.tx.round = round;
-        self.tx.deadline = Some(now + self.cfg.election_timeout_ms);
+        self.timers
+            .set(Timer::Round, now + self.cfg.election_timeout_ms);
         if !self.tx.challenges.is_empty() {
             return;
         }
@@ -256,7 +258,7 @@ impl Node {
     pub(crate) fn round_timeout(&mut self, now: u64, out: &mut Output) {
         if !self.tx.challenges.is_empty() {
             // A challenge is open: mining takes as long as it takes.
-            self.tx.deadline = None;
+            self.timers.stop(Timer::Round);
             return;
         }
         let next = self.tx.round + 1;

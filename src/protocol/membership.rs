@@ -25,6 +25,7 @@
 use tracing::{debug, info, warn};
 
 use super::roster::{check_change, signed_change, ChangeError};
+use super::timers::Timer;
 use super::{Effect, Event, Node, Output, Phase, Publish, Reject, Stop};
 use crate::wire::{Family, Payload};
 
@@ -55,9 +56,9 @@ impl Node {
     /// Stops taking part for good.
     pub(crate) fn stop(&mut self, why: Stop, out: &mut Output) {
         self.stopped = Some(why.clone());
-        self.tx.deadline = None;
-        self.tx.resend_at = None;
-        self.learner_until = None;
+        self.timers.stop(Timer::Round);
+        self.timers.stop(Timer::Resend);
+        self.timers.stop(Timer::Learner);
         out.event(Event::Stop(why));
     }
 
@@ -66,14 +67,17 @@ impl Node {
         if let Some(why) = self.refusal() {
             return self.stop(why, out);
         }
-        if self.learner_until.is_none() {
+        if !self.timers.runs(Timer::Learner) {
             info!(
                 "init: this node ({}) is not in the roster of cluster '{}' at tx {}; catching up to see whether a later roster adds it",
                 self.me,
                 self.cfg.genesis.cluster(),
                 self.height
             );
-            self.learner_until = Some(now + LEARNER_PATIENCE * self.cfg.init_timeout_ms);
+            self.timers.set(
+                Timer::Learner,
+                now + LEARNER_PATIENCE * self.cfg.init_timeout_ms,
+            );
         }
         out.effect(Effect::Publish(self.pubkey_message()));
         if self.catchup_next().is_none() {
@@ -87,7 +91,8 @@ impl Node {
     pub(crate) fn learner_gives_up(&mut self, now: u64, out: &mut Output) {
         if self.add_requested {
             debug!("init: the admin has asked to add this node, and this node has not caught up with that change yet; waiting on");
-            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+            self.timers
+                .set(Timer::Learner, now + self.cfg.init_timeout_ms);
             return;
         }
         // Nothing heard for a while: cut off from the broker, not refused.
@@ -97,7 +102,8 @@ impl Node {
             .is_none_or(|t| now.saturating_sub(t) >= self.cfg.init_timeout_ms / 2);
         if quiet {
             debug!("init: nothing heard from the cluster lately; waiting on");
-            self.learner_until = Some(now + self.cfg.init_timeout_ms);
+            self.timers
+                .set(Timer::Learner, now + self.cfg.init_timeout_ms);
             return;
         }
         let why = self.not_a_member();

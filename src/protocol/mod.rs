@@ -37,6 +37,7 @@ pub mod solution;
 pub mod start;
 pub mod status;
 pub mod sync;
+pub mod timers;
 pub mod tx;
 pub mod voting;
 
@@ -54,6 +55,7 @@ use crate::wire::{
     self, Body, ClusterId, Envelope, Family, Kind, Payload, SigCache, Topics, WireError,
 };
 use gate::Channel;
+use timers::{Timer, Timers};
 
 pub use certificate::{verify_commit, CertError, Committed};
 pub use counters::Counters;
@@ -263,8 +265,6 @@ pub struct Node {
     /// node: a learner waits for that change rather than give up, also
     /// after the admin's next request replaced it on the broker.
     pub(crate) add_requested: bool,
-    /// A learner gives up (not a member) when no commit came this long.
-    pub(crate) learner_until: Option<u64>,
     /// The transaction whose roster change last removed this node, if the
     /// ledger shows one and no later change added it back.
     pub(crate) removed_at: Option<u64>,
@@ -290,6 +290,8 @@ pub struct Node {
     pub(crate) history: Vec<[u8; 16]>,
     pub(crate) last_commit: Option<Vec<u8>>,
     pub(crate) tx: tx::TxState,
+    /// Every timer but catch-up's retry.
+    pub(crate) timers: Timers,
     pub(crate) next_job: u64,
     /// Catch-up: what members showed they committed, and when to ask next.
     pub(crate) catchup: sync::CatchUp,
@@ -381,16 +383,11 @@ impl Node {
         if self.stopped.is_some() {
             return None;
         }
-        [
-            self.tx.deadline,
-            self.tx.resend_at,
-            self.sync_retry_at(),
-            self.tx.window,
-            self.learner_until,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers
+            .next()
+            .into_iter()
+            .chain(self.sync_retry_at())
+            .min()
     }
 
     /// Feeds one input; returns what to do.
@@ -450,37 +447,37 @@ impl Node {
         if self.sync_retry_at().is_some_and(|t| now >= t) {
             self.request_sync(now, out);
         }
-        if self.tx.window.is_some_and(|t| now >= t) {
+        if self.timers.expired(Timer::Window, now) {
             self.approve_best(now, out);
         }
         match self.phase {
             Phase::Learner => {
-                if self.learner_until.is_some_and(|t| now >= t) {
+                if self.timers.expired(Timer::Learner, now) {
                     self.learner_gives_up(now, out);
-                } else if self.tx.resend_at.is_some_and(|t| now >= t) {
+                } else if self.timers.expired(Timer::Resend, now) {
                     // Our key, so that members can check our requests.
                     self.tx.resends += 1;
                     let wait = self.cfg.election_timeout_ms << self.tx.resends.min(3);
-                    self.tx.resend_at = Some(now + wait);
+                    self.timers.set(Timer::Resend, now + wait);
                     out.effect(Effect::Publish(self.pubkey_message()));
                 }
             }
             Phase::Init => {
                 // Past the wait, only a member coming online can start us:
                 // no more timer, or the driver would spin.
-                if self.tx.deadline.is_some_and(|d| now >= d) {
-                    self.tx.deadline = None;
+                if self.timers.expired(Timer::Round, now) {
+                    self.timers.stop(Timer::Round);
                 }
                 self.maybe_start(now, out);
-                if self.tx.resend_at.is_some_and(|t| now >= t) {
+                if self.timers.expired(Timer::Resend, now) {
                     self.resend_timeout(now, out);
                 }
             }
             _ => {
-                if self.tx.deadline.is_some_and(|d| now >= d) {
+                if self.timers.expired(Timer::Round, now) {
                     self.round_timeout(now, out);
                 }
-                if self.tx.resend_at.is_some_and(|t| now >= t) {
+                if self.timers.expired(Timer::Resend, now) {
                     self.resend_timeout(now, out);
                 }
             }

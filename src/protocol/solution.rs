@@ -12,6 +12,7 @@
 
 use tracing::{debug, info, warn};
 
+use super::timers::Timer;
 use super::{reference, Node, Output, Reject};
 use crate::identity::NodeId;
 use crate::pow;
@@ -110,8 +111,9 @@ impl Node {
                 envelope: env.encode(),
             },
         );
-        if self.tx.my_approval.is_none() && self.tx.window.is_none() {
-            self.tx.window = Some(now + self.cfg.solution_window_ms);
+        if self.tx.my_approval.is_none() && !self.timers.runs(Timer::Window) {
+            self.timers
+                .set(Timer::Window, now + self.cfg.solution_window_ms);
             debug!(
                 "solution: tx {} first valid seed (of {}); choosing in {} ms",
                 body.tx,

@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use super::timers::{Timer, Timers};
 use super::{
     counters, init, sync, tx, Committed, Config, Counters, History, Node, Phase, VoteState,
 };
@@ -118,7 +119,6 @@ impl Builder<'_> {
             rosters: history.rosters().to_vec(),
             change_request: None,
             add_requested: false,
-            learner_until: None,
             removed_at: removed_at(ledger, identity.id),
             stopped: None,
             refusals: counters::RefusalLog::default(),
@@ -131,6 +131,7 @@ impl Builder<'_> {
             history: ledger.iter().map(|c| c.reference).collect(),
             last_commit: None,
             tx: tx::TxState::default(),
+            timers: Timers::default(),
             next_job: 1,
             catchup: sync::CatchUp::default(),
             rejected: 0,
@@ -146,15 +147,18 @@ impl Builder<'_> {
             .insert_key(node.me, node.public, node.cfg.name.clone(), key_message);
         if !member {
             node.phase = Phase::Learner;
-            node.tx.resend_at = Some(now + node.cfg.election_timeout_ms);
+            node.timers
+                .set(Timer::Resend, now + node.cfg.election_timeout_ms);
             return node;
         }
         if let Some(v) = votes {
             node.restore_votes(v);
         }
         // In init, the deadline is the end of the wait for all members.
-        node.tx.deadline = Some(now + node.cfg.init_timeout_ms);
-        node.tx.resend_at = Some(now + node.cfg.election_timeout_ms);
+        node.timers
+            .set(Timer::Round, now + node.cfg.init_timeout_ms);
+        node.timers
+            .set(Timer::Resend, now + node.cfg.election_timeout_ms);
         node
     }
 }

@@ -20,8 +20,6 @@ use crate::wire::{Bytes, Family, Topics};
 pub struct TxState {
     /// Election round.
     pub round: u32,
-    /// When the election round ends without a challenge.
-    pub deadline: Option<u64>,
     /// round -> voter -> (candidate, vote envelope)
     pub votes: BTreeMap<u32, BTreeMap<NodeId, (NodeId, Vec<u8>)>>,
     pub my_vote: Option<(u32, Vec<u8>)>,
@@ -34,8 +32,6 @@ pub struct TxState {
     pub solutions: BTreeMap<[u8; 16], SolutionInfo>,
     pub orphans: Vec<(String, Vec<u8>)>,
     pub refused: BTreeSet<NodeId>,
-    /// When the solution window closes (we approve then).
-    pub window: Option<u64>,
     /// Voting round.
     pub vround: u32,
     /// Approvals and confirmations, by voting round.
@@ -46,9 +42,6 @@ pub struct TxState {
     pub my_confirm: Option<(u32, Ballot)>,
     /// Quorums of approvals seen, by voting round: (solution, the approvals).
     pub polkas: BTreeMap<u32, ([u8; 16], Vec<Bytes>)>,
-    /// When we next send our messages again (and, having voted in the
-    /// current voting round, move to the next one).
-    pub resend_at: Option<u64>,
     /// How many times the resend timer fired in this transaction.
     pub resends: u32,
 }

@@ -20,6 +20,7 @@ use tracing::{debug, error, info};
 use super::ballots::Cast;
 use super::certificate::{check_approvals, verify_commit_with, CertError};
 use super::election::MAX_ROUNDS_AHEAD;
+use super::timers::Timer;
 use super::{Effect, Node, Output, Persist, Phase, Publish, Reject};
 use crate::pow;
 use crate::wire::{self, Approval, Body, Bytes, Commit, Envelope, Family, Key33, Payload, Stance};
@@ -147,7 +148,7 @@ impl Node {
 
     /// The solution window closed: cast our first approval.
     pub(crate) fn approve_best(&mut self, now: u64, out: &mut Output) {
-        self.tx.window = None;
+        self.timers.stop(Timer::Window);
         self.vote_in_round(self.tx.vround, now, out);
     }
 
@@ -183,9 +184,7 @@ impl Node {
             ),
         }
         self.publish(out, Family::Voting, env, false);
-        if self.tx.resend_at.is_none() {
-            self.tx.resend_at = Some(now + self.resend_interval());
-        }
+        self.timers.arm(Timer::Resend, now + self.resend_interval());
         self.count_approvals(v, solution);
         self.maybe_confirm(now, out);
         self.try_commit(v, solution, now, out);
@@ -210,7 +209,7 @@ impl Node {
         self.tx.vround = v;
         // Vote now unless the solution window is still open: then the
         // window's end casts the vote in whatever round we are in by then.
-        if self.tx.window.is_none() {
+        if !self.timers.runs(Timer::Window) {
             self.vote_in_round(v, now, out);
         }
         self.maybe_confirm(now, out);
@@ -243,9 +242,7 @@ impl Node {
             wire::hex(&solution[..4])
         );
         self.publish(out, Family::Voting, env, false);
-        if self.tx.resend_at.is_none() {
-            self.tx.resend_at = Some(now + self.resend_interval());
-        }
+        self.timers.arm(Timer::Resend, now + self.resend_interval());
         self.try_commit(v, solution, now, out);
     }
 
@@ -254,7 +251,7 @@ impl Node {
         // A round we entered holding nothing to approve can be voted now.
         let v = self.tx.vround;
         let behind = self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r < v);
-        if behind && self.tx.window.is_none() {
+        if behind && !self.timers.runs(Timer::Window) {
             self.vote_in_round(v, now, out);
         }
         self.maybe_confirm(now, out);
@@ -351,7 +348,7 @@ impl Node {
             "voting: sending our messages of tx {} again",
             self.height + 1
         );
-        self.tx.resend_at = Some(now + self.resend_interval());
+        self.timers.set(Timer::Resend, now + self.resend_interval());
         // Keys and presence too: a node that missed them cannot check us.
         self.publish_own_state(out);
         let v = self.tx.vround;
