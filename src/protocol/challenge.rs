@@ -168,7 +168,7 @@ impl Node {
             .and_then(|(_, cr)| self.tx.challenges.get(&cr))
             .map(|i| i.round);
         let better = mining_round.is_none_or(|mr| body.round > mr);
-        if self.tx.my_approval.is_none() && self.tx.my_solution.is_none() && better {
+        if self.tx.rounds.approval().is_none() && self.tx.my_solution.is_none() && better {
             let job = self.mine(c.salt, c.difficulty, out);
             self.tx.mining = Some((job, r));
             self.phase = Phase::Challenge;

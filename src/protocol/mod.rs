@@ -33,6 +33,7 @@ pub mod persist;
 pub mod pubkey;
 pub mod quorum;
 pub mod roster;
+pub mod rounds;
 pub mod solution;
 pub mod start;
 pub mod status;

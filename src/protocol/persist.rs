@@ -53,14 +53,10 @@ impl Node {
             vote: self.tx.my_vote.as_ref().map(|(_, e)| Bytes(e.clone())),
             approval: self
                 .tx
-                .my_approval
-                .as_ref()
+                .rounds
+                .approval()
                 .map(|(_, (_, e))| Bytes(e.clone())),
-            confirm: self
-                .tx
-                .my_confirm
-                .as_ref()
-                .map(|(_, (_, e))| Bytes(e.clone())),
+            confirm: (self.tx.rounds.confirmation()).map(|(_, (_, e))| Bytes(e.clone())),
             challenge: self.tx.my_challenge.as_ref().map(|e| Bytes(e.clone())),
             backing: Some(self.backing()),
         }
@@ -75,13 +71,7 @@ impl Node {
             .into_iter()
             .map(|p| Bytes(p.payload))
             .collect();
-        let backed: std::collections::BTreeSet<[u8; 16]> =
-            [&self.tx.my_approval, &self.tx.my_confirm]
-                .into_iter()
-                .flatten()
-                .map(|(_, (s, _))| *s)
-                .collect();
-        for s in backed {
+        for s in self.tx.rounds.backed() {
             if let Some(info) = self.tx.solutions.get(&s) {
                 if let Some(c) = self.tx.challenges.get(&info.challenge) {
                     out.push(Bytes(c.envelope.clone()));
@@ -162,18 +152,11 @@ impl Node {
             if a.stance == Stance::Reject {
                 continue;
             }
+            let proof = (a.stance == Stance::Confirm).then(|| (a.solution, a.proof.clone()));
             self.tx
-                .ballots
-                .put_own(a.vround, a.stance, self.me, ballot.clone());
-            self.tx.vround = self.tx.vround.max(a.vround);
-            if a.stance == Stance::Confirm {
-                self.tx.my_confirm = Some((a.vround, ballot));
-                self.tx
-                    .polkas
-                    .insert(a.vround, (a.solution, a.proof.clone()));
-            } else {
-                self.tx.my_approval = Some((a.vround, ballot));
-            }
+                .rounds
+                .own(a.vround, a.stance, self.me, ballot, proof);
+            self.tx.rounds.enter(a.vround);
         }
     }
 }

@@ -64,7 +64,11 @@ impl Node {
             .iter()
             .filter_map(|(r, sol)| {
                 let ch = self.tx.challenges.get(&sol.challenge)?;
-                let votes = self.tx.ballots.count(v, Stance::Approve, r, &self.liars);
+                let votes = self
+                    .tx
+                    .rounds
+                    .ballots()
+                    .count(v, Stance::Approve, r, &self.liars);
                 let digest = pow::Template::new(&ch.salt, &sol.solver.0).digest(sol.seed);
                 Some((preference(votes, digest), *r))
             })
@@ -111,7 +115,7 @@ impl Node {
                 envelope: env.encode(),
             },
         );
-        if self.tx.my_approval.is_none() && !self.timers.runs(Timer::Window) {
+        if self.tx.rounds.approval().is_none() && !self.timers.runs(Timer::Window) {
             self.timers
                 .set(Timer::Window, now + self.cfg.solution_window_ms);
             debug!(

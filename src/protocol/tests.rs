@@ -717,7 +717,7 @@ mod solution_phase {
         sim.queues[0].clear();
         sim.deliver(0, &t, &msg);
         assert_eq!(sim.nodes[0].rejected, before + 1);
-        assert!(sim.nodes[0].tx.my_approval.is_none());
+        assert!(sim.nodes[0].tx.rounds.approval().is_none());
         let rejection = sim.queues[0].iter().any(|(topic, p)| {
             topic.contains("/voting/")
                 && crate::wire::Envelope::decode(p, 512)
@@ -779,13 +779,13 @@ mod solution_phase {
             sols.push((digest, reference(&env.body)));
         }
         assert!(
-            sim.nodes[0].tx.my_approval.is_none(),
+            sim.nodes[0].tx.rounds.approval().is_none(),
             "no approval inside the window"
         );
         let close = sim.nodes[0].next_timeout().expect("window deadline");
         sim.now = close;
         sim.input(0, Input::Tick);
-        let approved = sim.nodes[0].tx.my_approval.as_ref().map(|(_, (r, _))| *r);
+        let approved = sim.nodes[0].tx.rounds.approval().map(|(_, (r, _))| *r);
         let want = sols.iter().min().map(|(_, r)| *r);
         assert_eq!(approved, want, "the lower digest wins");
         // A later solution changes nothing.
@@ -798,7 +798,7 @@ mod solution_phase {
         sim.now += 1_000;
         sim.input(0, Input::Tick);
         assert_eq!(
-            sim.nodes[0].tx.my_approval.as_ref().map(|(_, (r, _))| *r),
+            sim.nodes[0].tx.rounds.approval().map(|(_, (r, _))| *r),
             want
         );
     }
@@ -911,14 +911,21 @@ mod voting_phase {
         let mut sim = Sim::new(3, 23);
         sim.connect_all();
         for _ in 0..100_000 {
-            if sim.nodes[0].tx.my_approval.is_some() {
+            if sim.nodes[0].tx.rounds.approval().is_some() {
                 break;
             }
             sim.step();
         }
         let saved =
             VoteState::decode(sim.disks[0].votes.as_ref().expect("saved")).expect("decodes");
-        let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
+        let approved = (sim.nodes[0]
+            .tx
+            .rounds
+            .approval()
+            .cloned()
+            .expect("approved")
+            .1)
+            .0;
         let durable = Durable {
             votes: Some(saved),
             ..Durable::fresh(&sim.cfg)
@@ -928,7 +935,7 @@ mod voting_phase {
             .durable(durable)
             .start(0);
         assert_eq!(
-            again.tx.my_approval.as_ref().map(|(_, (r, _))| *r),
+            again.tx.rounds.approval().map(|(_, (r, _))| *r),
             Some(approved)
         );
     }
@@ -942,7 +949,7 @@ mod voting_phase {
         let mut sim = Sim::new(3, 25);
         sim.connect_all();
         for _ in 0..100_000 {
-            if sim.nodes[0].tx.my_approval.is_some() {
+            if sim.nodes[0].tx.rounds.approval().is_some() {
                 break;
             }
             sim.step();
@@ -950,7 +957,14 @@ mod voting_phase {
         let saved =
             VoteState::decode(sim.disks[0].votes.as_ref().expect("saved")).expect("decodes");
         assert!(saved.backing.as_ref().is_some_and(|b| b.len() >= 2));
-        let approved = (sim.nodes[0].tx.my_approval.clone().expect("approved").1).0;
+        let approved = (sim.nodes[0]
+            .tx
+            .rounds
+            .approval()
+            .cloned()
+            .expect("approved")
+            .1)
+            .0;
         let envelope = sim.nodes[0].tx.solutions[&approved].envelope.clone();
         let durable = Durable {
             votes: Some(saved),
@@ -1021,7 +1035,8 @@ mod voting_phase {
         assert_eq!(sim.nodes[0].rejected, before);
         let ballot = sim.nodes[0]
             .tx
-            .ballots
+            .rounds
+            .ballots()
             .get(0, Stance::Approve, sim.ids[1].id)
             .expect("counted");
         assert_eq!(ballot.0, [9; 16]);

@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::ballots::Ballot;
-use super::ballots::BallotBox;
 use super::challenge::ChallengeInfo;
+use super::rounds::Rounds;
 use super::solution::SolutionInfo;
 use super::Publish;
 use crate::identity::NodeId;
-use crate::wire::{Bytes, Family, Topics};
+use crate::wire::{Family, Topics};
 
 /// Everything about the transaction under way.
 #[derive(Default)]
@@ -32,16 +32,8 @@ pub struct TxState {
     pub solutions: BTreeMap<[u8; 16], SolutionInfo>,
     pub orphans: Vec<(String, Vec<u8>)>,
     pub refused: BTreeSet<NodeId>,
-    /// Voting round.
-    pub vround: u32,
-    /// Approvals and confirmations, by voting round.
-    pub ballots: BallotBox,
-    /// Our latest approval: (voting round, ballot).
-    pub my_approval: Option<(u32, Ballot)>,
-    /// Our latest confirmation, which is also our lock: (voting round, ballot).
-    pub my_confirm: Option<(u32, Ballot)>,
-    /// Quorums of approvals seen, by voting round: (solution, the approvals).
-    pub polkas: BTreeMap<u32, ([u8; 16], Vec<Bytes>)>,
+    /// The voting rounds: ballots, our own ballots and lock, quorums.
+    pub rounds: Rounds,
     /// How many times the resend timer fired in this transaction.
     pub resends: u32,
 }
@@ -69,12 +61,7 @@ impl TxState {
         }
         // The solution we approve or hold locked may be one others never
         // received (its miner or leader may be gone): pass it on.
-        let backed: BTreeSet<[u8; 16]> = [&self.my_approval, &self.my_confirm]
-            .into_iter()
-            .flatten()
-            .map(|(_, (s, _))| *s)
-            .collect();
-        for s in backed {
+        for s in self.rounds.backed() {
             if let Some(info) = self.solutions.get(&s) {
                 // Its challenge too: a node that missed it holds the
                 // solution as an orphan and cannot vote.
@@ -93,15 +80,13 @@ impl TxState {
         // its next resend, which may be in another round) would keep
         // approving something else, and with exactly q nodes alive the
         // rounds would split for ever.
-        if let Some((_, (_, proof))) = self.polkas.iter().next_back() {
+        if let Some((_, proof)) = self.rounds.latest_quorum() {
             for b in proof {
                 push(Family::Voting, &b.0, false);
             }
         }
-        if let Some((_, (_, env))) = &self.my_approval {
-            push(Family::Voting, env, false);
-        }
-        if let Some((_, (_, env))) = &self.my_confirm {
+        let own = [self.rounds.approval(), self.rounds.confirmation()];
+        for (_, (_, env)) in own.into_iter().flatten() {
             push(Family::Voting, env, false);
         }
         v
@@ -110,19 +95,14 @@ impl TxState {
     /// Who signed the solutions we back and their challenges: the keys a
     /// node needs to check what [`TxState::republish`] passes on.
     pub fn relayed_signers(&self) -> BTreeSet<NodeId> {
-        [&self.my_approval, &self.my_confirm]
+        self.rounds
+            .backed()
             .into_iter()
-            .flatten()
-            .filter_map(|(_, (s, _))| self.solutions.get(s))
+            .filter_map(|s| self.solutions.get(&s))
             .flat_map(|info| {
                 let leader = self.challenges.get(&info.challenge).map(|c| c.leader);
                 std::iter::once(info.solver).chain(leader)
             })
             .collect()
-    }
-
-    /// Our lock: the voting round and solution we last confirmed.
-    pub fn lock(&self) -> Option<(u32, [u8; 16])> {
-        self.my_confirm.as_ref().map(|(v, (s, _))| (*v, *s))
     }
 }

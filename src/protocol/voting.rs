@@ -20,6 +20,7 @@ use tracing::{debug, error, info};
 use super::ballots::Cast;
 use super::certificate::{check_approvals, verify_commit_with, CertError};
 use super::election::MAX_ROUNDS_AHEAD;
+use super::rounds::TwoQuorums;
 use super::timers::Timer;
 use super::{Effect, Node, Output, Persist, Phase, Publish, Reject};
 use crate::pow;
@@ -44,11 +45,9 @@ impl Node {
             );
             return Ok(());
         }
-        if a.vround > self.tx.vround.saturating_add(MAX_ROUNDS_AHEAD) {
-            return Err(Reject::RoundTooFar {
-                got: a.vround,
-                at: self.tx.vround,
-            });
+        let at = self.tx.rounds.current();
+        if a.vround > at.saturating_add(MAX_ROUNDS_AHEAD) {
+            return Err(Reject::RoundTooFar { got: a.vround, at });
         }
         if a.stance == Stance::Confirm {
             let keys = self.key_map();
@@ -73,11 +72,7 @@ impl Node {
             self.note_polka(a.vround, a.solution, a.proof.clone());
         }
         let ballot = (a.solution, env.encode());
-        match self
-            .tx
-            .ballots
-            .cast(a.vround, a.stance, body.sender, ballot)
-        {
+        match self.tx.rounds.cast(a.vround, a.stance, body.sender, ballot) {
             Cast::New => {}
             Cast::Again => return Ok(()),
             Cast::Conflict => {
@@ -85,7 +80,7 @@ impl Node {
                 return Ok(());
             }
         }
-        if a.vround > self.tx.vround {
+        if a.vround > self.tx.rounds.current() {
             self.maybe_follow(a.vround, now, out);
         }
         if a.stance == Stance::Approve {
@@ -98,27 +93,27 @@ impl Node {
 
     /// Records a quorum of approvals for `solution` in voting round `v`.
     fn note_polka(&mut self, v: u32, solution: [u8; 16], proof: Vec<Bytes>) {
-        match self.tx.polkas.get(&v) {
-            Some((s, _)) if *s != solution => error!(
-                "voting: tx {} round {v}: quorums approved two different solutions; \
-                 more nodes lie than the quorum tolerates",
-                self.height + 1
-            ),
-            Some(_) => {}
-            None => {
-                self.tx.polkas.insert(v, (solution, proof));
-            }
-        }
+        let noted = self.tx.rounds.note_quorum(v, solution, proof);
+        self.two_quorums(noted);
     }
 
     /// Checks whether a quorum approved `solution` in voting round `v`.
     fn count_approvals(&mut self, v: u32, solution: [u8; 16]) {
-        let proof = self
+        let quorum = self.roster.quorum();
+        let noted = self
             .tx
-            .ballots
-            .tally(v, Stance::Approve, &solution, &self.liars);
-        if proof.len() >= self.roster.quorum() {
-            self.note_polka(v, solution, proof);
+            .rounds
+            .count_approvals(v, solution, &self.liars, quorum);
+        self.two_quorums(noted);
+    }
+
+    fn two_quorums(&self, noted: Result<(), TwoQuorums>) {
+        if let Err(TwoQuorums { round }) = noted {
+            error!(
+                "voting: tx {} round {round}: quorums approved two different solutions; \
+                 more nodes lie than the quorum tolerates",
+                self.height + 1
+            );
         }
     }
 
@@ -130,31 +125,20 @@ impl Node {
             .is_some_and(|s| self.tx.challenges.contains_key(&s.challenge))
     }
 
-    /// The solution to approve in voting round `v`.
+    /// The solution to approve in voting round `v` (see [`super::rounds::Rounds::choose`]).
     fn choose(&self, v: u32) -> Option<[u8; 16]> {
-        let polka = self
-            .tx
-            .polkas
-            .range(..v)
-            .next_back()
-            .map(|(r, (s, _))| (*r, *s));
-        match (self.tx.lock(), polka) {
-            (Some((lr, _)), Some((pr, ps))) if pr > lr => Some(ps),
-            (Some((_, ls)), _) => Some(ls),
-            (None, Some((_, ps))) => Some(ps),
-            (None, None) => self.best_solution(v),
-        }
+        self.tx.rounds.choose(v, || self.best_solution(v))
     }
 
     /// The solution window closed: cast our first approval.
     pub(crate) fn approve_best(&mut self, now: u64, out: &mut Output) {
         self.timers.stop(Timer::Window);
-        self.vote_in_round(self.tx.vround, now, out);
+        self.vote_in_round(self.tx.rounds.current(), now, out);
     }
 
     /// Approves a solution in voting round `v`, once.
     fn vote_in_round(&mut self, v: u32, now: u64, out: &mut Output) {
-        if self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r >= v) {
+        if self.tx.rounds.approved_since(v) {
             return;
         }
         let Some(solution) = self.choose(v) else {
@@ -162,10 +146,10 @@ impl Node {
         };
         let tx = self.height + 1;
         let env = self.sign(tx, v, Payload::Approval(Approval::approve(solution, v)));
+        let ballot = (solution, env.clone());
         self.tx
-            .ballots
-            .put_own(v, Stance::Approve, self.me, (solution, env.clone()));
-        self.tx.my_approval = Some((v, (solution, env.clone())));
+            .rounds
+            .own(v, Stance::Approve, self.me, ballot, None);
         out.persist(Persist::SaveVotes(self.vote_state()));
         if self.tx.mining.take().is_some() {
             out.effect(Effect::StopMining);
@@ -193,12 +177,12 @@ impl Node {
     /// Moves to a later voting round when enough nodes are there that at
     /// least one is honest ([`Config::follow_threshold`]).
     fn maybe_follow(&mut self, v: u32, now: u64, out: &mut Output) {
-        let voters = self.tx.ballots.voters(v, &self.liars);
+        let voters = self.tx.rounds.ballots().voters(v, &self.liars);
         if voters.len() >= self.roster.follow_threshold() {
             info!(
                 "voting: tx {} moving from round {} to round {v} with {} others",
                 self.height + 1,
-                self.tx.vround,
+                self.tx.rounds.current(),
                 voters.len()
             );
             self.enter_vround(v, now, out);
@@ -206,7 +190,7 @@ impl Node {
     }
 
     fn enter_vround(&mut self, v: u32, now: u64, out: &mut Output) {
-        self.tx.vround = v;
+        self.tx.rounds.enter(v);
         // Vote now unless the solution window is still open: then the
         // window's end casts the vote in whatever round we are in by then.
         if !self.timers.runs(Timer::Window) {
@@ -218,20 +202,20 @@ impl Node {
     /// Confirms the solution a quorum approved in our current round, once,
     /// if we hold it: this is also our new lock.
     fn maybe_confirm(&mut self, now: u64, out: &mut Output) {
-        let v = self.tx.vround;
-        let Some((solution, proof)) = self.tx.polkas.get(&v).cloned() else {
+        let v = self.tx.rounds.current();
+        let Some((solution, proof)) = self.tx.rounds.quorum_in(v).cloned() else {
             return;
         };
-        if self.tx.my_confirm.as_ref().is_some_and(|(r, _)| *r >= v) || !self.holds(&solution) {
+        if self.tx.rounds.confirmed_since(v) || !self.holds(&solution) {
             return;
         }
         let tx = self.height + 1;
         let confirm = Approval::confirm(solution, v, proof);
         let env = self.sign(tx, v, Payload::Approval(confirm));
+        let ballot = (solution, env.clone());
         self.tx
-            .ballots
-            .put_own(v, Stance::Confirm, self.me, (solution, env.clone()));
-        self.tx.my_confirm = Some((v, (solution, env.clone())));
+            .rounds
+            .own(v, Stance::Confirm, self.me, ballot, None);
         out.persist(Persist::SaveVotes(self.vote_state()));
         if self.tx.mining.take().is_some() {
             out.effect(Effect::StopMining);
@@ -249,13 +233,12 @@ impl Node {
     /// A solution arrived: it may complete a confirmation or a commit.
     pub(crate) fn solution_arrived(&mut self, solution: [u8; 16], now: u64, out: &mut Output) {
         // A round we entered holding nothing to approve can be voted now.
-        let v = self.tx.vround;
-        let behind = self.tx.my_approval.as_ref().is_some_and(|(r, _)| *r < v);
-        if behind && !self.timers.runs(Timer::Window) {
+        let v = self.tx.rounds.current();
+        if self.tx.rounds.approval_behind() && !self.timers.runs(Timer::Window) {
             self.vote_in_round(v, now, out);
         }
         self.maybe_confirm(now, out);
-        for v in self.tx.ballots.confirmed_rounds() {
+        for v in self.tx.rounds.ballots().confirmed_rounds() {
             let before = self.height;
             self.try_commit(v, solution, now, out);
             if self.height != before {
@@ -267,10 +250,11 @@ impl Node {
     /// Commits `solution` if a quorum confirmed it in voting round `v` and we
     /// hold its proof.
     pub(crate) fn try_commit(&mut self, v: u32, solution: [u8; 16], now: u64, out: &mut Output) {
-        let confirmations = self
-            .tx
-            .ballots
-            .tally(v, Stance::Confirm, &solution, &self.liars);
+        let confirmations =
+            self.tx
+                .rounds
+                .ballots()
+                .tally(v, Stance::Confirm, &solution, &self.liars);
         if confirmations.len() < self.roster.quorum() {
             return;
         }
@@ -286,10 +270,11 @@ impl Node {
         // voters, which the challenge carries (they may be gone, and their
         // retained keys with a broker restart).
         let mut keys: Vec<Key33> = ch.keys.clone();
-        let confirmers = self
-            .tx
-            .ballots
-            .backers(v, Stance::Confirm, &solution, &self.liars);
+        let confirmers =
+            self.tx
+                .rounds
+                .ballots()
+                .backers(v, Stance::Confirm, &solution, &self.liars);
         let signers = [ch.leader, sol.solver].into_iter().chain(confirmers);
         for id in signers {
             if let Some(m) = self.members.get(id) {
@@ -343,36 +328,22 @@ impl Node {
     pub(crate) fn resend_timeout(&mut self, now: u64, out: &mut Output) {
         self.tx.resends += 1;
         debug!(
-            vround = self.tx.vround,
-            approved = ?self.tx.my_approval.as_ref().map(|(r, _)| *r),
+            vround = self.tx.rounds.current(),
+            approved = ?self.tx.rounds.approval().map(|(r, _)| *r),
             "voting: sending our messages of tx {} again",
             self.height + 1
         );
         self.timers.set(Timer::Resend, now + self.resend_interval());
         // Keys and presence too: a node that missed them cannot check us.
         self.publish_own_state(out);
-        let v = self.tx.vround;
-        if self.tx.my_approval.as_ref().is_none_or(|(r, _)| *r != v) {
-            return;
-        }
-        // The latest round anyone has voted in, and how many voted in ours.
-        let latest = self.tx.ballots.latest_round(&self.liars);
-        let here = self.tx.ballots.voted(v, Stance::Approve, &self.liars);
-        // A round is over when a quorum voted in it without a commit (a
-        // split or a slow quorum): move on. A round where fewer voted waits
-        // for the rest (they get our messages again), unless others are
-        // already further: then join them. Moving on a timer alone would
-        // let nodes drift apart and never share a round.
-        let next = if here >= self.roster.quorum() {
-            latest.max(v + 1)
-        } else if latest > v {
-            latest
-        } else {
+        let quorum = self.roster.quorum();
+        let Some((next, here)) = self.tx.rounds.next_round(&self.liars, quorum) else {
             return;
         };
         info!(
-            "voting: tx {} round {v} ended without a commit ({here} voted); starting round {next}",
+            "voting: tx {} round {} ended without a commit ({here} voted); starting round {next}",
             self.height + 1,
+            self.tx.rounds.current(),
         );
         self.enter_vround(next, now, out);
     }
