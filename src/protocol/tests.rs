@@ -906,9 +906,9 @@ mod voting_phase {
         assert_eq!(sim.ledgers[3][..8], sim.ledgers[0][..8]);
     }
 
-    #[test]
-    fn restored_vote_state_prevents_a_second_approval() {
-        let mut sim = Sim::new(3, 23);
+    /// Runs `sim` until node 0 has approved: its saved vote state, and the
+    /// solution it approved.
+    fn run_until_node_0_approves(sim: &mut Sim) -> (VoteState, [u8; 16]) {
         sim.connect_all();
         for _ in 0..100_000 {
             if sim.nodes[0].tx.rounds.approval().is_some() {
@@ -916,16 +916,15 @@ mod voting_phase {
             }
             sim.step();
         }
-        let saved =
-            VoteState::decode(sim.disks[0].votes.as_ref().expect("saved")).expect("decodes");
-        let approved = (sim.nodes[0]
-            .tx
-            .rounds
-            .approval()
-            .cloned()
-            .expect("approved")
-            .1)
-            .0;
+        let saved = sim.disks[0].votes.as_ref().expect("saved");
+        let (_, (approved, _)) = sim.nodes[0].tx.rounds.approval().expect("approved");
+        (VoteState::decode(saved).expect("decodes"), *approved)
+    }
+
+    #[test]
+    fn restored_vote_state_prevents_a_second_approval() {
+        let mut sim = Sim::new(3, 23);
+        let (saved, approved) = run_until_node_0_approves(&mut sim);
         let durable = Durable {
             votes: Some(saved),
             ..Durable::fresh(&sim.cfg)
@@ -947,24 +946,8 @@ mod voting_phase {
     #[test]
     fn restored_vote_state_brings_back_the_backed_solution() {
         let mut sim = Sim::new(3, 25);
-        sim.connect_all();
-        for _ in 0..100_000 {
-            if sim.nodes[0].tx.rounds.approval().is_some() {
-                break;
-            }
-            sim.step();
-        }
-        let saved =
-            VoteState::decode(sim.disks[0].votes.as_ref().expect("saved")).expect("decodes");
+        let (saved, approved) = run_until_node_0_approves(&mut sim);
         assert!(saved.backing.as_ref().is_some_and(|b| b.len() >= 2));
-        let approved = (sim.nodes[0]
-            .tx
-            .rounds
-            .approval()
-            .cloned()
-            .expect("approved")
-            .1)
-            .0;
         let envelope = sim.nodes[0].tx.solutions[&approved].envelope.clone();
         let durable = Durable {
             votes: Some(saved),
