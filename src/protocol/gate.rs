@@ -74,23 +74,23 @@ impl Channel {
         }
     }
 
-    /// Whether a message of `kind` belongs here.
+    /// Whether a message of `kind` belongs here: a kind of the topic's
+    /// family (see [`Kind::family`]), and on `voting/<id>` the one its
+    /// sub-topic names.
     fn carries(&self, kind: Kind) -> bool {
         let Channel::Protocol(r) = self else {
             return kind == Kind::Status;
         };
-        kind == match r.family {
-            Family::Init => Kind::Presence,
-            Family::PubKey => Kind::PubKey,
-            Family::Election => Kind::Vote,
-            Family::Challenge => Kind::Challenge,
-            Family::Solution => Kind::Solution,
-            Family::Voting if r.sync => Kind::Sync,
-            Family::Voting if r.commit => Kind::Commit,
-            Family::Voting => Kind::Approval,
-            // The admin's change requests and the nodes' roster reports.
-            Family::Roster if kind == Kind::Roster => Kind::Roster,
-            Family::Roster => Kind::Change,
+        if kind.family() != Some(r.family) {
+            return false;
+        }
+        match r.family {
+            Family::Voting if r.sync => kind == Kind::Sync,
+            Family::Voting if r.commit => kind == Kind::Commit,
+            Family::Voting => kind == Kind::Approval,
+            // One kind per family, but for the admin's change requests and
+            // the nodes' roster reports on `roster/<id>`.
+            _ => true,
         }
     }
 }
@@ -191,6 +191,22 @@ mod tests {
         assert_eq!(roster.limit(), wire::MAX_ROSTER_MESSAGE);
         assert_eq!(status.limit(), wire::MAX_PHASE_MESSAGE);
         assert!(Channel::parse(&t, "edgeminer/other/init/0707070707070707").is_none());
+    }
+
+    /// Every kind of message has exactly one kind of topic.
+    #[test]
+    fn each_kind_has_one_channel() {
+        let t = Topics::new("lab");
+        let id = NodeId([3; 8]);
+        let mut channels: Vec<Channel> = Family::ALL
+            .iter()
+            .map(|&f| route(&t, &t.own(f, id)))
+            .collect();
+        channels.extend([t.commit(id), t.sync(id), t.status(id)].map(|x| route(&t, &x)));
+        for k in (0..=u8::MAX).filter_map(Kind::from_u8) {
+            let n = channels.iter().filter(|c| c.carries(k)).count();
+            assert_eq!(n, 1, "{k} is carried by {n} channels");
+        }
     }
 
     #[test]

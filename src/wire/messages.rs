@@ -13,6 +13,7 @@ use minicbor::encode::{Encoder, Write};
 use minicbor::{Decode, Encode};
 
 use super::roster::{Change, RosterView};
+use super::topics::Family;
 use super::{decode_exact, encode, ClusterId, WireError};
 use crate::identity::NodeId;
 
@@ -63,18 +64,25 @@ impl Kind {
         })
     }
 
-    /// The phase this kind belongs to, as named in logs and docs.
+    /// The topic family, and so the phase, this kind belongs to; `None`
+    /// for a status message, which is no phase's.
+    pub fn family(self) -> Option<Family> {
+        Some(match self {
+            Kind::Presence => Family::Init,
+            Kind::PubKey => Family::PubKey,
+            Kind::Vote => Family::Election,
+            Kind::Challenge => Family::Challenge,
+            Kind::Solution => Family::Solution,
+            Kind::Approval | Kind::Commit | Kind::Sync => Family::Voting,
+            Kind::Change | Kind::Roster => Family::Roster,
+            Kind::Status => return None,
+        })
+    }
+
+    /// The phase this kind belongs to, as named in logs and docs: its
+    /// family's name.
     pub fn phase(self) -> &'static str {
-        match self {
-            Kind::Presence => "init",
-            Kind::PubKey => "pubkey",
-            Kind::Vote => "election",
-            Kind::Challenge => "challenge",
-            Kind::Solution => "solution",
-            Kind::Approval | Kind::Commit | Kind::Sync => "voting",
-            Kind::Status => "status",
-            Kind::Change | Kind::Roster => "roster",
-        }
+        self.family().map_or("status", Family::as_str)
     }
 }
 
