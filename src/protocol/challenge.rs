@@ -43,14 +43,9 @@ impl Node {
         let mut salt = [0u8; 12];
         self.rng.fill_bytes(&mut salt);
         let votes = self.certificate(round);
-        let keys = self
-            .tx
-            .votes
-            .get(&round)
-            .into_iter()
-            .flat_map(|m| m.keys())
-            .filter(|v| !self.liars.contains(v))
-            .filter_map(|v| self.members.get(*v).map(|m| Key33(m.public)))
+        let keys = (self.tx.election)
+            .voters(round, &self.liars)
+            .filter_map(|v| self.members.get(v).map(|m| Key33(m.public)))
             .collect();
         let tx = self.height + 1;
         let change = self.pending_change(tx);
@@ -66,7 +61,7 @@ impl Node {
                 change: change.clone().map(Bytes),
             }),
         );
-        self.tx.issued.insert(round);
+        self.tx.election.issue(round);
         self.tx.my_challenge = Some(env.clone());
         // A leader that restarts must not issue a second, different
         // challenge for this round: that would look like equivocation.

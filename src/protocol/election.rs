@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use p256::ecdsa::VerifyingKey;
 use tracing::{info, warn};
 
+use super::electorate::{VoteCast, Winner};
 use super::quorum;
 use super::roster::Roster;
 use super::timers::Timer;
@@ -124,16 +125,16 @@ impl Node {
     /// Enters (tx, round): votes unless a challenge is already open.
     pub(crate) fn enter_round(&mut self, round: u32, now: u64, out: &mut Output) {
         let tx = self.height + 1;
-        self.tx.round = round;
+        self.tx.election.enter(round);
         self.timers
             .set(Timer::Round, now + self.cfg.election_timeout_ms);
         if !self.tx.challenges.is_empty() {
             return;
         }
         self.phase = Phase::Election;
-        if self.tx.my_vote.as_ref().is_some_and(|(r, _)| *r >= round) {
+        if self.tx.election.voted_since(round) {
             // Already voted here (before a restart): never vote twice.
-            if let Some((r, env)) = &self.tx.my_vote {
+            if let Some((r, env)) = self.tx.election.my_vote() {
                 if *r == round {
                     self.publish(out, Family::Election, env.clone(), false);
                 }
@@ -148,12 +149,9 @@ impl Node {
                     prev: self.prev,
                 }),
             );
-            self.tx.my_vote = Some((round, env.clone()));
             self.tx
-                .votes
-                .entry(round)
-                .or_default()
-                .insert(self.me, (candidate, env.clone()));
+                .election
+                .vote(round, self.me, candidate, env.clone());
             out.persist(Persist::SaveVotes(self.vote_state()));
             info!(
                 "election: tx {tx} round {round}, voting for {}",
@@ -177,37 +175,35 @@ impl Node {
         }
         // Honest nodes move one round per election timeout; a vote far
         // ahead would only grow the vote table.
-        if body.round > self.tx.round.saturating_add(MAX_ROUNDS_AHEAD) {
+        let at = self.tx.election.round();
+        if body.round > at.saturating_add(MAX_ROUNDS_AHEAD) {
             return Err(Reject::RoundTooFar {
                 got: body.round,
-                at: self.tx.round,
+                at,
             });
         }
-        let round_votes = self.tx.votes.entry(body.round).or_default();
-        if let Some((other, _)) = round_votes.get(&body.sender) {
-            if *other != v.candidate {
-                let who = body.sender;
-                round_votes.remove(&who);
-                self.caught_lying(who, "election");
+        let cast = (self.tx.election).cast(body.round, body.sender, v.candidate, env.encode());
+        let voters = match cast {
+            VoteCast::New { voters } => voters,
+            VoteCast::Again => return Ok(()),
+            VoteCast::Conflict => {
+                self.caught_lying(body.sender, "election");
+                return Ok(());
             }
-            return Ok(());
-        }
-        round_votes.insert(body.sender, (v.candidate, wire::Envelope::encode(env)));
-        let voters = round_votes.len();
-        if body.round > self.tx.round && self.phase != Phase::Init && self.tx.challenges.is_empty()
-        {
+        };
+        if body.round > at && self.phase != Phase::Init && self.tx.challenges.is_empty() {
             // Enough others have moved on (at least one of them honest):
             // follow them.
             if voters >= self.roster.follow_threshold() {
                 info!(
                     "election: tx {} moving from round {} to round {} with {voters} others",
-                    body.tx, self.tx.round, body.round
+                    body.tx, at, body.round
                 );
                 self.enter_round(body.round, now, out);
                 return Ok(());
             }
         }
-        if body.round == self.tx.round {
+        if body.round == at {
             self.try_tally(out);
         }
         Ok(())
@@ -215,21 +211,17 @@ impl Node {
 
     /// Counts the current round; the winner issues the challenge.
     fn try_tally(&mut self, out: &mut Output) {
-        let round = self.tx.round;
-        let Some(votes) = self.tx.votes.get(&round) else {
+        let round = self.tx.election.round();
+        let quorum = self.roster.quorum();
+        let Some(won) = self.tx.election.tally(round, &self.liars, quorum) else {
             return;
         };
-        let honest = votes
-            .iter()
-            .filter(|(voter, _)| !self.liars.contains(voter));
-        let Some((leader, count)) =
-            quorum::tally(honest.map(|(_, (c, _))| *c), self.roster.quorum())
-        else {
-            return;
-        };
-        let total = votes.len();
-        if self.tx.announced != Some(round) {
-            self.tx.announced = Some(round);
+        let Winner {
+            leader,
+            votes: count,
+            received: total,
+        } = won;
+        if self.tx.election.announce(round) {
             self.counters.elections += 1;
             info!(
                 "election: tx {} round {round}, leader {} with {}",
@@ -238,7 +230,7 @@ impl Node {
                 self.vote_count(count, total)
             );
         }
-        if leader == self.me && !self.tx.issued.contains(&round) && self.phase != Phase::Init {
+        if leader == self.me && !self.tx.election.issued(round) && self.phase != Phase::Init {
             self.issue_challenge(round, out);
         }
     }
@@ -261,26 +253,17 @@ impl Node {
             self.timers.stop(Timer::Round);
             return;
         }
-        let next = self.tx.round + 1;
+        let round = self.tx.election.round();
+        let next = round + 1;
         warn!(
-            "election: tx {} round {} ended without a challenge; starting round {next}",
+            "election: tx {} round {round} ended without a challenge; starting round {next}",
             self.height + 1,
-            self.tx.round
         );
         self.enter_round(next, now, out);
     }
 
     /// The votes of `round` as a certificate.
     pub(crate) fn certificate(&self, round: u32) -> Vec<Bytes> {
-        self.tx
-            .votes
-            .get(&round)
-            .map(|m| {
-                m.iter()
-                    .filter(|(voter, _)| !self.liars.contains(voter))
-                    .map(|(_, (_, env))| Bytes(env.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.tx.election.certificate(round, &self.liars)
     }
 }

@@ -194,7 +194,7 @@ impl Node {
         let waited = now.saturating_sub(self.started_at) >= self.cfg.init_timeout_ms;
         let (n, q) = (self.roster.len(), self.roster.quorum());
         if online >= n || (waited && online >= q) {
-            let round = self.tx.round;
+            let round = self.tx.election.round();
             info!(
                 "init: {online} of {n} members online (quorum {q}); starting tx {} round {round}",
                 self.height + 1

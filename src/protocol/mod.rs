@@ -22,6 +22,7 @@ pub mod challenge;
 pub mod commit;
 pub mod counters;
 pub mod election;
+pub mod electorate;
 pub mod gate;
 pub mod genesis;
 pub mod history;
@@ -322,7 +323,7 @@ impl Node {
         self.height
     }
     pub fn round(&self) -> u32 {
-        self.tx.round
+        self.tx.election.round()
     }
     /// The leader of the transaction under way, once a challenge is known
     /// (of the latest round that has one).

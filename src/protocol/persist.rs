@@ -11,7 +11,7 @@ use minicbor::{Decode, Encode};
 use tracing::warn;
 
 use super::{gate, Node};
-use crate::wire::{self, Body, Bytes, Envelope, Family, Payload, Stance};
+use crate::wire::{self, Body, Bytes, Envelope, Kind, Payload, Stance};
 
 /// Our latest election vote, approval and confirmation, and the challenge we
 /// issued, for one transaction.
@@ -50,7 +50,7 @@ impl Node {
     pub(crate) fn vote_state(&self) -> Vec<u8> {
         VoteState {
             tx: self.height + 1,
-            vote: self.tx.my_vote.as_ref().map(|(_, e)| Bytes(e.clone())),
+            vote: self.tx.election.my_vote().map(|(_, e)| Bytes(e.clone())),
             approval: self
                 .tx
                 .rounds
@@ -87,15 +87,8 @@ impl Node {
     pub(crate) fn receive_own_copy(&mut self, raw: &[u8]) {
         let family = gate::decode(raw, wire::MAX_CERT_MESSAGE)
             .ok()
-            .and_then(|(_, b)| {
-                let f = match b.payload {
-                    Payload::PubKey(_) => Family::PubKey,
-                    Payload::Challenge(_) => Family::Challenge,
-                    Payload::Solution(_) => Family::Solution,
-                    _ => return None,
-                };
-                Some((f, b.sender))
-            });
+            .filter(|(_, b)| matches!(b.kind(), Kind::PubKey | Kind::Challenge | Kind::Solution))
+            .and_then(|(_, b)| Some((b.kind().family()?, b.sender)));
         match family {
             Some((f, sender)) => {
                 let topic = self.topics.own(f, sender);
@@ -118,13 +111,8 @@ impl Node {
             match own(b) {
                 Some((_, body)) => {
                     if let Payload::Vote(vote) = &body.payload {
-                        self.tx.round = body.round;
-                        self.tx.my_vote = Some((body.round, b.0.clone()));
-                        self.tx
-                            .votes
-                            .entry(body.round)
-                            .or_default()
-                            .insert(self.me, (vote.candidate, b.0.clone()));
+                        self.tx.election.enter(body.round);
+                        (self.tx.election).vote(body.round, self.me, vote.candidate, b.0.clone());
                     }
                 }
                 None => warn!("election: the saved vote is unreadable; ignoring it"),
@@ -134,7 +122,7 @@ impl Node {
         if let Some(b) = &v.challenge {
             match own(b) {
                 Some((_, body)) if matches!(body.payload, Payload::Challenge(_)) => {
-                    self.tx.issued.insert(body.round);
+                    self.tx.election.issue(body.round);
                     self.tx.my_challenge = Some(b.0.clone());
                 }
                 _ => warn!("challenge: the saved challenge is unreadable; ignoring it"),

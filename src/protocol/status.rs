@@ -81,7 +81,11 @@ impl Node {
     fn status_publish(&self, status: Status) -> Publish {
         Publish {
             topic: self.topics.status(self.me),
-            payload: self.sign(self.height + 1, self.tx.round, Payload::Status(status)),
+            payload: self.sign(
+                self.height + 1,
+                self.tx.election.round(),
+                Payload::Status(status),
+            ),
             retain: true,
         }
     }

@@ -480,7 +480,7 @@ mod election_phase {
         let before = sim.nodes[0].rejected;
         sim.deliver(0, &t, &v);
         assert_eq!(sim.nodes[0].rejected, before + 1);
-        assert!(!sim.nodes[0].tx.votes.contains_key(&1_000_000));
+        assert!(!sim.nodes[0].tx.election.has_votes(1_000_000));
     }
 
     #[test]
@@ -691,7 +691,7 @@ mod solution_phase {
         assert_eq!(sim.nodes[0].leader(), None);
         open_challenge(&mut sim);
         let issuer = (0..3)
-            .find(|&i| !sim.nodes[i].tx.issued.is_empty())
+            .find(|&i| sim.nodes[i].tx.election.issued_any())
             .expect("a node issued the challenge");
         assert_eq!(sim.nodes[0].leader(), Some(sim.ids[issuer].id));
     }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::ballots::Ballot;
 use super::challenge::ChallengeInfo;
+use super::electorate::Electorate;
 use super::rounds::Rounds;
 use super::solution::SolutionInfo;
 use super::Publish;
@@ -18,13 +19,8 @@ use crate::wire::{Family, Topics};
 /// Everything about the transaction under way.
 #[derive(Default)]
 pub struct TxState {
-    /// Election round.
-    pub round: u32,
-    /// round -> voter -> (candidate, vote envelope)
-    pub votes: BTreeMap<u32, BTreeMap<NodeId, (NodeId, Vec<u8>)>>,
-    pub my_vote: Option<(u32, Vec<u8>)>,
-    pub announced: Option<u32>,
-    pub issued: BTreeSet<u32>,
+    /// The election: rounds, votes, our vote, the challenges we issued.
+    pub election: Electorate,
     pub my_challenge: Option<Vec<u8>>,
     pub challenges: BTreeMap<[u8; 16], ChallengeInfo>,
     pub mining: Option<(u64, [u8; 16])>,
@@ -50,7 +46,7 @@ impl TxState {
                 retain,
             })
         };
-        if let Some((_, env)) = &self.my_vote {
+        if let Some((_, env)) = self.election.my_vote() {
             push(Family::Election, env, false);
         }
         if let Some(env) = &self.my_challenge {
