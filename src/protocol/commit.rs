@@ -107,9 +107,7 @@ impl Node {
         now: u64,
         out: &mut Output,
     ) {
-        if self.tx.mining.take().is_some() {
-            out.effect(Effect::StopMining);
-        }
+        self.stop_mining(out);
         let record = commit.encode();
         out.persist(Persist::AppendLedger(record));
         info!(
@@ -202,9 +200,7 @@ impl Node {
                     self.me,
                     self.cfg.genesis.cluster()
                 );
-                if self.tx.mining.take().is_some() {
-                    out.effect(Effect::StopMining);
-                }
+                self.stop_mining(out);
                 self.phase = Phase::Learner;
                 self.removed_at = Some(tx);
                 self.stop(Stop::Removed { tx }, out);

@@ -784,6 +784,14 @@ impl Node {
         id
     }
 
+    /// Stops the pool if it mines for us: a vote, a commit or leaving the
+    /// cluster ends the work.
+    pub(crate) fn stop_mining(&mut self, out: &mut Output) {
+        if self.tx.mining.take().is_some() {
+            out.effect(Effect::StopMining);
+        }
+    }
+
     /// Keys of all known members, for certificate checks.
     pub(crate) fn key_map(&self) -> BTreeMap<NodeId, p256::ecdsa::VerifyingKey> {
         self.members.keys()

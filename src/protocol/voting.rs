@@ -22,7 +22,7 @@ use super::certificate::{check_approvals, verify_commit_with, CertError};
 use super::election::MAX_ROUNDS_AHEAD;
 use super::rounds::TwoQuorums;
 use super::timers::Timer;
-use super::{Effect, Node, Output, Persist, Phase, Publish, Reject};
+use super::{Node, Output, Persist, Phase, Publish, Reject};
 use crate::pow;
 use crate::wire::{self, Approval, Body, Bytes, Commit, Envelope, Family, Key33, Payload, Stance};
 
@@ -151,9 +151,7 @@ impl Node {
             .rounds
             .own(v, Stance::Approve, self.me, ballot, None);
         out.persist(Persist::SaveVotes(self.vote_state()));
-        if self.tx.mining.take().is_some() {
-            out.effect(Effect::StopMining);
-        }
+        self.stop_mining(out);
         self.phase = Phase::Voting;
         match self.tx.solutions.get(&solution) {
             Some(sol) => info!(
@@ -217,9 +215,7 @@ impl Node {
             .rounds
             .own(v, Stance::Confirm, self.me, ballot, None);
         out.persist(Persist::SaveVotes(self.vote_state()));
-        if self.tx.mining.take().is_some() {
-            out.effect(Effect::StopMining);
-        }
+        self.stop_mining(out);
         self.phase = Phase::Voting;
         info!(
             "voting: tx {tx} round {v}, a quorum approved solution {}; confirming",
