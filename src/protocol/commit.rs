@@ -156,8 +156,7 @@ impl Node {
         if !matches!(self.phase, Phase::Init | Phase::Learner) {
             self.enter_round(0, now, out);
         }
-        let held = std::mem::take(&mut self.future);
-        self.replay(held);
+        self.held.committed();
     }
 
     /// Puts the roster that a committed change makes in force for the next

@@ -25,6 +25,7 @@ pub mod election;
 pub mod electorate;
 pub mod gate;
 pub mod genesis;
+pub mod held;
 pub mod history;
 pub mod init;
 pub mod membership;
@@ -43,7 +44,7 @@ pub mod timers;
 pub mod tx;
 pub mod voting;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use p256::ecdsa::SigningKey;
@@ -57,6 +58,7 @@ use crate::wire::{
     self, Body, ClusterId, Envelope, Family, Kind, Payload, SigCache, Topics, WireError,
 };
 use gate::Channel;
+use held::Held;
 use timers::{Timer, Timers};
 
 pub use certificate::{verify_commit, CertError, Committed};
@@ -238,7 +240,6 @@ pub enum Reject {
     Change(#[from] roster::ChangeError),
 }
 
-const MAX_PENDING: usize = 1024;
 /// Messages of a later transaction are held for replay up to this far
 /// ahead of the ledger.
 const MAX_TX_AHEAD: u64 = 64;
@@ -274,16 +275,9 @@ pub struct Node {
     pub(crate) stopped: Option<Stop>,
     /// Which refusals to log.
     pub(crate) refusals: counters::RefusalLog,
-    /// Messages whose signer's key has not arrived yet.
-    pub(crate) unverified: VecDeque<(String, Vec<u8>)>,
-    /// Messages for later transactions, replayed after each commit.
-    pub(crate) future: VecDeque<(String, Vec<u8>)>,
-    /// Messages to take once the current input is done: held ones that
-    /// can be checked now (their key or their transaction came), solutions
-    /// that waited for their challenge, the node's own challenge and the
-    /// copies it saved before a restart. No handler takes a message itself
-    /// in the middle of another.
-    pub(crate) inbox: VecDeque<(String, Vec<u8>)>,
+    /// Messages held back (no key yet, a later transaction, copies saved
+    /// before a restart) and the inbox that takes them once freed.
+    pub(crate) held: Held,
     /// Nodes caught signing two conflicting messages for one round.
     pub(crate) liars: BTreeSet<NodeId>,
     /// Committed transactions so far and the reference of the last one.
@@ -303,9 +297,6 @@ pub struct Node {
     pub(crate) counters: Counters,
     /// Signatures already checked.
     pub(crate) sigs: SigCache,
-    /// Saved copies of the solutions we backed before a restart, with
-    /// their challenges and signers' keys, read at the next connect.
-    pub(crate) restored: Vec<Vec<u8>>,
     /// Our key and "online" presence, signed once: they are sent again at
     /// every resend, and a signature costs milliseconds on a Pi Zero.
     pub(crate) announcements: Option<(Vec<u8>, Vec<u8>)>,
@@ -403,7 +394,7 @@ impl Node {
                 self.reconnected(now);
                 // What we backed before a restart, checked like any
                 // message, before we send it again with the rest.
-                for raw in std::mem::take(&mut self.restored) {
+                for raw in self.held.take_restored() {
                     self.receive_own_copy(&raw);
                 }
                 self.drain_inbox(now, &mut out);
@@ -425,9 +416,9 @@ impl Node {
     /// comes back here only when a key, a commit or a challenge arrives,
     /// and each of those is taken once.
     fn drain_inbox(&mut self, now: u64, out: &mut Output) {
-        while let Some((topic, payload)) = self.inbox.pop_front() {
+        while let Some((topic, payload)) = self.held.take_next() {
             if self.stopped.is_some() {
-                self.inbox.clear();
+                self.held.clear_inbox();
                 return;
             }
             self.receive(&topic, &payload, false, now, out);
@@ -598,11 +589,7 @@ impl Node {
             return done;
         }
         let Some(key) = self.members.key(body.sender) else {
-            if self.unverified.len() >= MAX_PENDING {
-                self.unverified.pop_front();
-            }
-            self.unverified
-                .push_back((topic.to_string(), payload.to_vec()));
+            self.held.until_key(topic, payload);
             debug!(sender = %body.sender, "{}: held until the sender's key arrives", body.kind().phase());
             return Ok(());
         };
@@ -708,10 +695,7 @@ impl Node {
             // Held for when our ledger reaches it; one too far ahead is
             // evidence only (catch-up will pass its transaction anyway).
             if body.tx <= want + MAX_TX_AHEAD {
-                if self.future.len() >= MAX_PENDING {
-                    self.future.pop_front();
-                }
-                self.future.push_back((topic.to_string(), payload.to_vec()));
+                self.held.until_commit(topic, payload);
             }
             return true;
         }
@@ -749,7 +733,7 @@ impl Node {
     /// Takes held messages again once the current input is done (a key
     /// arrived or a commit moved us on).
     pub(crate) fn replay(&mut self, queue: impl IntoIterator<Item = (String, Vec<u8>)>) {
-        self.inbox.extend(queue);
+        self.held.replay(queue);
     }
 
     /// Records proof that `who` signed two conflicting messages.

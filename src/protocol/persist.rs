@@ -118,7 +118,8 @@ impl Node {
                 None => warn!("election: the saved vote is unreadable; ignoring it"),
             }
         }
-        self.restored = v.backing.iter().flatten().map(|b| b.0.clone()).collect();
+        self.held
+            .restore(v.backing.iter().flatten().map(|b| b.0.clone()).collect());
         if let Some(b) = &v.challenge {
             match own(b) {
                 Some((_, body)) if matches!(body.payload, Payload::Challenge(_)) => {

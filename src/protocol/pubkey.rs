@@ -12,12 +12,10 @@
 //! and leader whose solution they back, which may be gone along with their
 //! retained key.
 
-use std::collections::VecDeque;
-
 use tracing::info;
 
 use super::{gate, Node, Publish, Reject};
-use crate::wire::{self, Body, Envelope, Family, Payload, PubKey};
+use crate::wire::{Body, Envelope, Family, Payload, PubKey};
 
 impl Node {
     pub(crate) fn pubkey_message(&self) -> Publish {
@@ -54,16 +52,7 @@ impl Node {
             if body.sender != self.me {
                 info!("pubkey: learned the key of {} ({})", pk.name, body.sender);
             }
-            // Replay what this key can now verify (relayed messages sit on
-            // the relaying node's topic: look at who signed them).
-            let held = std::mem::take(&mut self.unverified);
-            let (mine, rest): (VecDeque<_>, VecDeque<_>) =
-                held.into_iter().partition(|(_, payload)| {
-                    gate::decode(payload, wire::MAX_CERT_MESSAGE)
-                        .is_ok_and(|(_, b)| b.sender == body.sender)
-                });
-            self.unverified = rest;
-            self.replay(mine);
+            self.held.key_arrived(body.sender);
         }
         Ok(())
     }

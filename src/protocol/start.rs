@@ -6,7 +6,7 @@
 //! wall clock as its incarnation; tests and the simulation choose both, so
 //! that a run can be replayed.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -122,9 +122,7 @@ impl Builder<'_> {
             removed_at: removed_at(ledger, identity.id),
             stopped: None,
             refusals: counters::RefusalLog::default(),
-            unverified: VecDeque::new(),
-            future: VecDeque::new(),
-            inbox: VecDeque::new(),
+            held: Default::default(),
             liars: BTreeSet::new(),
             height: ledger.len() as u64,
             prev,
@@ -138,7 +136,6 @@ impl Builder<'_> {
             counters: Counters::default(),
             sigs: sigs.unwrap_or_default(),
             announcements: None,
-            restored: Vec::new(),
             cfg,
         };
         let key_message = node.pubkey_message().payload;
