@@ -14,7 +14,7 @@ cargo build --release -q --bin edgeminer
 bin=${CARGO_TARGET_DIR:-target}/release/edgeminer
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$work/m.conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' "$port" > "$work/m.conf"
 mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 "$mosq" -c "$work/m.conf" >/dev/null 2>&1 &
 mpid=$!

@@ -43,7 +43,7 @@ trap cleanup EXIT
 # A free port: try random ones until mosquitto keeps running on one.
 for _ in $(seq 1 20); do
     port=$((20000 + RANDOM % 40000))
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$work/m.conf"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' "$port" >"$work/m.conf"
     "$mosq" -c "$work/m.conf" >"$work/mosquitto.log" 2>&1 &
     mpid=$!
     sleep 0.5

@@ -119,7 +119,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n{persistence}log_dest file {}\n",
+                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\nset_tcp_nodelay true\n{persistence}log_dest file {}\n",
                 dir.path().join("mosquitto.log").display()
             ),
         )
