@@ -332,6 +332,10 @@ pub struct BenchArgs {
     /// `--json`, one object per line).
     #[arg(long)]
     pub all: bool,
+    /// Measure P-256 signing and verification on one core instead of
+    /// mining: the protocol's cost per message on this board.
+    #[arg(long, conflicts_with_all = ["all", "engine", "threads"])]
+    pub signatures: bool,
     /// List the engines built in, which this CPU runs and which is chosen.
     #[arg(long)]
     pub list: bool,

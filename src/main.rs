@@ -404,6 +404,15 @@ fn bench(args: BenchArgs) -> Result<u8> {
         print!("{}", bench::list());
         return Ok(exit::OK);
     }
+    if args.signatures {
+        let report = bench::signatures::run(args.seconds.max(0.1));
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+        return Ok(exit::OK);
+    }
     let engines = if args.all {
         engine::all()
     } else {

@@ -15,6 +15,21 @@ fn bench_json_has_the_agreed_fields() {
 }
 
 #[test]
+fn bench_signatures_reports_p256_costs() {
+    let out = edgeminer(&["bench", "--signatures", "--seconds", "0.2", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for field in [
+        "sign_us",
+        "verify_us",
+        "signs_per_second",
+        "verifies_per_second",
+    ] {
+        assert!(v[field].as_f64().expect("number") > 0.0, "{field}");
+    }
+}
+
+#[test]
 fn keygen_never_overwrites() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().to_str().expect("utf-8");

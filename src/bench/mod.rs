@@ -1,4 +1,5 @@
-//! `edgeminer bench`: the pool's candidate rate on this machine.
+//! `edgeminer bench`: the pool's candidate rate on this machine (and, in
+//! [`signatures`], the cost of the protocol's signatures).
 //!
 //! Runs the real pool (the same threads, ranges and engine the node uses)
 //! with a difficulty no seed can meet, for a fixed time, and reads the
@@ -12,6 +13,8 @@ use serde::Serialize;
 
 use crate::miner::{Job, Pool};
 use crate::pow::engine::{self, Engine};
+
+pub mod signatures;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
