@@ -31,7 +31,6 @@ pub fn decode(data: &[u8]) {
                 .chain(&c.change)
                 .map(|b| b.0.as_slice())
                 .collect(),
-            Payload::Approval(a) => a.proof.iter().map(|b| b.0.as_slice()).collect(),
             Payload::Commit(c) => {
                 let again = Commit::decode(&c.encode()).expect("a decoded commit re-encodes");
                 assert_eq!(&again, c);

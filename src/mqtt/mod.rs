@@ -54,6 +54,9 @@ const INBOUND: usize = 1024;
 /// client would have to take whatever comes, and a larger retained message
 /// on the cluster's topics would cut every node off at every reconnect.
 const MAX_PACKET: u32 = 64 * 1024;
+// The largest certificate any roster can produce fits one packet, with
+// room for the topic and the packet's headers.
+const _: () = assert!(crate::wire::MAX_CERT_MESSAGE + 1024 <= MAX_PACKET as usize);
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {

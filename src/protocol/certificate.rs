@@ -58,8 +58,6 @@ pub enum Part {
     Challenge,
     Solution,
     Confirmation,
-    /// An approval in a confirmation's proof.
-    Proof,
 }
 
 impl std::fmt::Display for Part {
@@ -68,13 +66,11 @@ impl std::fmt::Display for Part {
             Part::Challenge => "challenge",
             Part::Solution => "solution",
             Part::Confirmation => "confirmation",
-            Part::Proof => "approval",
         })
     }
 }
 
-/// Why a commit certificate, or the proof a confirmation carries, is
-/// invalid (a signer outside the roster, a wrong transaction or ledger
+/// Why a commit certificate is invalid (a signer outside the roster, a wrong transaction or ledger
 /// head, a bad proof of work have their own [`Reject`] reasons).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CertError {
@@ -92,10 +88,6 @@ pub enum CertError {
     NotASolution,
     #[error("the solution answers another challenge")]
     OtherChallenge,
-    #[error("proof {index} is a {kind}")]
-    ProofKind { index: usize, kind: wire::Kind },
-    #[error("proof {0} approves something else")]
-    ProofMismatch(usize),
     #[error("confirmation {index} is a {kind}")]
     ConfirmationKind { index: usize, kind: wire::Kind },
     #[error("confirmation {0} is for something else")]
@@ -104,8 +96,6 @@ pub enum CertError {
     MixedRounds,
     #[error("{got} distinct confirmations, fewer than the quorum of {quorum}")]
     FewConfirmations { got: usize, quorum: usize },
-    #[error("a confirmation proven by {got} approvals, fewer than the quorum of {quorum}")]
-    WeakProof { got: usize, quorum: usize },
 }
 
 pub(crate) fn decode_signed(
@@ -135,46 +125,6 @@ fn check_sig(
     }
 }
 
-/// Checks a set of signed approvals (`confirm == false`) of `solution` in
-/// voting round `vround` of `tx`: returns the distinct signers. Used for the
-/// proof a confirmation carries.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn check_approvals(
-    cluster: &ClusterId,
-    roster: &Roster,
-    tx: u64,
-    vround: u32,
-    solution: &[u8; 16],
-    approvals: &[wire::Bytes],
-    keys: &BTreeMap<NodeId, VerifyingKey>,
-    sigs: &SigCache,
-) -> Result<BTreeSet<NodeId>, Reject> {
-    let mut signers = BTreeSet::new();
-    for (i, raw) in approvals.iter().enumerate() {
-        let (env, body) = decode_signed(&raw.0, wire::MAX_PHASE_MESSAGE, Part::Proof)?;
-        let Payload::Approval(a) = &body.payload else {
-            return Err(CertError::ProofKind {
-                index: i,
-                kind: body.kind(),
-            }
-            .into());
-        };
-        if body.tx != tx
-            || a.stance != Stance::Approve
-            || a.vround != vround
-            || a.solution != *solution
-        {
-            return Err(CertError::ProofMismatch(i).into());
-        }
-        if !roster.contains(body.sender) {
-            return Err(Reject::NotAMember(body.sender));
-        }
-        check_sig(cluster, &env, body.sender, keys, Part::Proof, sigs)?;
-        signers.insert(body.sender);
-    }
-    Ok(signers)
-}
-
 /// The member keys a certificate carries: each must hash to a member of
 /// `roster` (a key of anyone else is refused, not skipped).
 pub(crate) fn member_keys(
@@ -198,11 +148,10 @@ pub(crate) fn member_keys(
 /// was issued by the winner of a valid election among members (and any
 /// roster change in it is the admin's, for this roster), the seed of a
 /// member meets the difficulty, and a quorum of distinct members confirmed
-/// exactly this solution in one voting round.
-///
-/// The proofs inside the confirmations are not checked again: a quorum of
-/// signed confirmations is what makes the commit safe (see
-/// `docs/PROTOCOL.md`); the proofs only let other nodes unlock.
+/// exactly this solution in one voting round: a quorum of signed
+/// confirmations is what makes the commit safe (see `docs/PROTOCOL.md`).
+/// Each confirmation is one signed message of a few dozen bytes, so the
+/// certificate grows linearly with the quorum.
 pub fn verify_commit(
     genesis: &Genesis,
     roster: &Roster,

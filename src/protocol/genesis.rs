@@ -23,8 +23,8 @@ use crate::wire::roster::Entry;
 use crate::wire::topics::valid_cluster_name;
 use crate::wire::{self, ClusterId};
 
-/// Members a roster may hold.
-pub const MAX_MEMBERS: usize = 64;
+/// Members a roster may hold (the wire's certificate limit follows from it).
+pub use crate::wire::MAX_MEMBERS;
 /// Longest member name, in bytes.
 pub const MAX_NAME: usize = 32;
 /// The format of the genesis record this version writes and reads.

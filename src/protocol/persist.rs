@@ -31,8 +31,10 @@ pub struct VoteState {
     pub challenge: Option<Bytes>,
     /// What lets others check the solutions we approved or locked on: the
     /// keys of their miners and leaders, their challenges and the
-    /// solutions themselves. If every node that had them restarts, the
-    /// lock would otherwise point at a solution nobody can show.
+    /// solutions themselves, then the approvals of the quorums that our
+    /// lock and our latest unlock rest on. If every node that had them
+    /// restarts, the lock would otherwise point at a solution nobody can
+    /// show, or a quorum nobody can prove.
     #[n(5)]
     pub backing: Option<Vec<Bytes>>,
 }
@@ -79,15 +81,25 @@ impl Node {
                 out.push(Bytes(info.envelope.clone()));
             }
         }
+        let rounds = &self.tx.rounds;
+        let lock = rounds.lock().and_then(|(v, _)| rounds.quorum_in(v));
+        let latest = rounds.latest_quorum().filter(|q| Some(*q) != lock);
+        out.extend(lock.into_iter().chain(latest).flat_map(|q| q.1.clone()));
         out
     }
 
-    /// Checks a saved copy of a key, challenge or solution as if it had
-    /// just arrived from its signer.
+    /// Checks a saved copy of a key, challenge, solution or approval as if
+    /// it had just arrived from its signer.
     pub(crate) fn receive_own_copy(&mut self, raw: &[u8]) {
+        let backs = |k| {
+            matches!(
+                k,
+                Kind::PubKey | Kind::Challenge | Kind::Solution | Kind::Approval
+            )
+        };
         let family = gate::decode(raw, wire::MAX_CERT_MESSAGE)
             .ok()
-            .filter(|(_, b)| matches!(b.kind(), Kind::PubKey | Kind::Challenge | Kind::Solution))
+            .filter(|(_, b)| backs(b.kind()))
             .and_then(|(_, b)| Some((b.kind().family()?, b.sender)));
         match family {
             Some((f, sender)) => {
@@ -141,10 +153,7 @@ impl Node {
             if a.stance == Stance::Reject {
                 continue;
             }
-            let proof = (a.stance == Stance::Confirm).then(|| (a.solution, a.proof.clone()));
-            self.tx
-                .rounds
-                .own(a.vround, a.stance, self.me, ballot, proof);
+            self.tx.rounds.own(a.vround, a.stance, self.me, ballot);
             self.tx.rounds.enter(a.vround);
         }
     }

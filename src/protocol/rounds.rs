@@ -81,24 +81,13 @@ impl Rounds {
     }
 
     /// Records our own ballot at `stage` of round `v`: an approval, or a
-    /// confirmation (our new lock). It replaces any we cast there before;
-    /// a confirmation brings its proof, the quorum it confirms.
-    pub fn own(
-        &mut self,
-        v: u32,
-        stage: Stance,
-        me: NodeId,
-        ballot: Ballot,
-        proof: Option<Quorum>,
-    ) {
+    /// confirmation (our new lock). It replaces any we cast there before.
+    pub fn own(&mut self, v: u32, stage: Stance, me: NodeId, ballot: Ballot) {
         self.ballots.put_own(v, stage, me, ballot.clone());
         match stage {
             Stance::Approve => self.approval = Some((v, ballot)),
             Stance::Confirm => self.confirmation = Some((v, ballot)),
             Stance::Reject => {}
-        }
-        if let Some(q) = proof {
-            self.quorums.entry(v).or_insert(q);
         }
     }
 
@@ -118,7 +107,7 @@ impl Rounds {
 
     /// Records a quorum of approvals for `solution` in round `v`; the first
     /// one seen for a round stays.
-    pub fn note_quorum(
+    fn note_quorum(
         &mut self,
         v: u32,
         solution: [u8; 16],
@@ -215,7 +204,8 @@ mod tests {
     fn a_lock_holds_until_a_newer_quorum() {
         let mut r = Rounds::default();
         assert_eq!(r.choose(0, || Some(T)), Some(T), "free: the preferred");
-        r.own(1, Stance::Confirm, id(0), (S, vec![1]), Some((S, vec![])));
+        r.note_quorum(1, S, vec![]).expect("a first quorum");
+        r.own(1, Stance::Confirm, id(0), (S, vec![1]));
         assert_eq!(r.lock(), Some((1, S)));
         assert_eq!(r.choose(2, || Some(T)), Some(S), "locked");
         r.note_quorum(1, S, vec![]).expect("the same quorum again");
@@ -231,7 +221,7 @@ mod tests {
         let none = BTreeSet::new();
         let mut r = Rounds::default();
         assert_eq!(r.next_round(&none, 2), None, "not voted: stay");
-        r.own(0, Stance::Approve, id(0), (S, vec![0]), None);
+        r.own(0, Stance::Approve, id(0), (S, vec![0]));
         assert_eq!(r.next_round(&none, 2), None, "alone: wait for the rest");
         r.cast(0, Stance::Approve, id(1), (T, vec![1]));
         assert_eq!(r.next_round(&none, 2), Some((1, 2)), "a split quorum");

@@ -2,9 +2,12 @@
 //! commit certificate.
 //!
 //! Each voting round has two stages. A node *approves* one solution per round;
-//! when a quorum approved the same solution in the round it is in, it
-//! *confirms* that solution, carrying those approvals as proof, and locks on
-//! it. A quorum of confirmations from one round commits. A node that approved
+//! when it has seen a quorum approve the same solution in the round it is
+//! in, it *confirms* that solution and locks on it. A quorum of
+//! confirmations from one round commits. A confirmation carries no proof:
+//! a node learns of a quorum of approvals only from the approvals
+//! themselves, which their voters send and every node that saw a quorum
+//! sends again with its resends. A node that approved
 //! and saw no commit in time moves to the next round and approves again:
 //! its locked solution, unless it has seen a quorum approve another solution
 //! in a later round than its lock; unlocked nodes follow the latest such
@@ -18,7 +21,7 @@
 use tracing::{debug, error, info};
 
 use super::ballots::Cast;
-use super::certificate::{check_approvals, verify_commit_with, CertError};
+use super::certificate::verify_commit_with;
 use super::election::MAX_ROUNDS_AHEAD;
 use super::rounds::TwoQuorums;
 use super::timers::Timer;
@@ -49,28 +52,6 @@ impl Node {
         if a.vround > at.saturating_add(MAX_ROUNDS_AHEAD) {
             return Err(Reject::RoundTooFar { got: a.vround, at });
         }
-        if a.stance == Stance::Confirm {
-            let keys = self.key_map();
-            let signers = check_approvals(
-                &self.cfg.genesis.id(),
-                &self.roster,
-                body.tx,
-                a.vround,
-                &a.solution,
-                &a.proof,
-                &keys,
-                &self.sigs,
-            )?;
-            let counted = signers.iter().filter(|s| !self.liars.contains(s)).count();
-            if counted < self.roster.quorum() {
-                return Err(CertError::WeakProof {
-                    got: counted,
-                    quorum: self.roster.quorum(),
-                }
-                .into());
-            }
-            self.note_polka(a.vround, a.solution, a.proof.clone());
-        }
         let ballot = (a.solution, env.encode());
         match self.tx.rounds.cast(a.vround, a.stance, body.sender, ballot) {
             Cast::New => {}
@@ -89,12 +70,6 @@ impl Node {
         self.maybe_confirm(now, out);
         self.try_commit(a.vround, a.solution, now, out);
         Ok(())
-    }
-
-    /// Records a quorum of approvals for `solution` in voting round `v`.
-    fn note_polka(&mut self, v: u32, solution: [u8; 16], proof: Vec<Bytes>) {
-        let noted = self.tx.rounds.note_quorum(v, solution, proof);
-        self.two_quorums(noted);
     }
 
     /// Checks whether a quorum approved `solution` in voting round `v`.
@@ -147,9 +122,7 @@ impl Node {
         let tx = self.height + 1;
         let env = self.sign(tx, v, Payload::Approval(Approval::approve(solution, v)));
         let ballot = (solution, env.clone());
-        self.tx
-            .rounds
-            .own(v, Stance::Approve, self.me, ballot, None);
+        self.tx.rounds.own(v, Stance::Approve, self.me, ballot);
         out.persist(Persist::SaveVotes(self.vote_state()));
         self.stop_mining(out);
         self.phase = Phase::Voting;
@@ -201,19 +174,17 @@ impl Node {
     /// if we hold it: this is also our new lock.
     fn maybe_confirm(&mut self, now: u64, out: &mut Output) {
         let v = self.tx.rounds.current();
-        let Some((solution, proof)) = self.tx.rounds.quorum_in(v).cloned() else {
+        let Some(solution) = self.tx.rounds.quorum_in(v).map(|q| q.0) else {
             return;
         };
         if self.tx.rounds.confirmed_since(v) || !self.holds(&solution) {
             return;
         }
         let tx = self.height + 1;
-        let confirm = Approval::confirm(solution, v, proof);
+        let confirm = Approval::confirm(solution, v);
         let env = self.sign(tx, v, Payload::Approval(confirm));
         let ballot = (solution, env.clone());
-        self.tx
-            .rounds
-            .own(v, Stance::Confirm, self.me, ballot, None);
+        self.tx.rounds.own(v, Stance::Confirm, self.me, ballot);
         out.persist(Persist::SaveVotes(self.vote_state()));
         self.stop_mining(out);
         self.phase = Phase::Voting;
@@ -246,14 +217,17 @@ impl Node {
     /// Commits `solution` if a quorum confirmed it in voting round `v` and we
     /// hold its proof.
     pub(crate) fn try_commit(&mut self, v: u32, solution: [u8; 16], now: u64, out: &mut Output) {
-        let confirmations =
+        let quorum = self.roster.quorum();
+        let mut confirmations =
             self.tx
                 .rounds
                 .ballots()
                 .tally(v, Stance::Confirm, &solution, &self.liars);
-        if confirmations.len() < self.roster.quorum() {
+        if confirmations.len() < quorum {
             return;
         }
+        // Exactly a quorum: more would only make the certificate larger.
+        confirmations.truncate(quorum);
         let Some(sol) = self.tx.solutions.get(&solution) else {
             debug!("voting: a quorum confirmed a solution this node has not seen yet");
             return;
@@ -271,7 +245,9 @@ impl Node {
                 .rounds
                 .ballots()
                 .backers(v, Stance::Confirm, &solution, &self.liars);
-        let signers = [ch.leader, sol.solver].into_iter().chain(confirmers);
+        let signers = [ch.leader, sol.solver]
+            .into_iter()
+            .chain(confirmers.into_iter().take(quorum));
         for id in signers {
             if let Some(m) = self.members.get(id) {
                 if !keys.contains(&Key33(m.public)) {

@@ -165,13 +165,11 @@ impl Forger {
                 .body,
         );
         out.push(self.on(0, Family::Solution, solution.clone(), false));
-        let approvals: Vec<Bytes> = (0..self.keys.len())
-            .map(|k| Bytes(self.sign(k, tx, round, Payload::Approval(Approval::approve(sref, 0)))))
-            .collect();
         let mut confirmations = Vec::new();
         for k in 0..self.keys.len() {
-            out.push(self.on(k, Family::Voting, approvals[k].0.clone(), false));
-            let confirm = Approval::confirm(sref, 0, approvals.clone());
+            let approval = self.sign(k, tx, round, Payload::Approval(Approval::approve(sref, 0)));
+            out.push(self.on(k, Family::Voting, approval, false));
+            let confirm = Approval::confirm(sref, 0);
             let c = self.sign(k, tx, round, Payload::Approval(confirm));
             confirmations.push(Bytes(c.clone()));
             out.push(self.on(k, Family::Voting, c, false));

@@ -231,8 +231,8 @@ pub enum Stance {
     Reject,
     /// This node backs the solution in this voting round.
     Approve,
-    /// A quorum approved the solution in this round (the approvals are the
-    /// proof) and this node now locks on it.
+    /// This node saw a quorum approve the solution in this round and now
+    /// locks on it.
     Confirm,
 }
 
@@ -259,16 +259,20 @@ impl Stance {
 /// voting: the sender's ballot on the solution whose reference is
 /// `solution`, in voting round `vround`: a rejection of an invalid proof
 /// of work, an approval backing the solution for the round, or a
-/// confirmation carrying a quorum's approvals of it as `proof`.
+/// confirmation (the sender saw a quorum approve it in the round).
 ///
 /// On the wire the stance is two booleans, `[solution, approve, confirm,
-/// vround, proof]`; a confirmation that does not approve is refused.
+/// vround]`; a confirmation that does not approve is refused. A
+/// confirmation carries no proof: the approvals travel once each, from
+/// their voters and again with every resend of a node that saw them, so
+/// what each node receives per transaction, and a commit certificate, grow
+/// linearly with the cluster. (Ledgers written before this carry a fifth
+/// element, the approvals, in each confirmation; readers skip it.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approval {
     pub solution: [u8; 16],
     pub stance: Stance,
     pub vround: u32,
-    pub proof: Vec<Bytes>,
 }
 
 /// The wire layout of [`Approval`].
@@ -283,8 +287,6 @@ struct ApprovalWire {
     confirm: bool,
     #[n(3)]
     vround: u32,
-    #[n(4)]
-    proof: Vec<Bytes>,
 }
 
 impl<C> Encode<C> for Approval {
@@ -299,7 +301,6 @@ impl<C> Encode<C> for Approval {
             approve,
             confirm,
             vround: self.vround,
-            proof: self.proof.clone(),
         }
         .encode(e, ctx)
     }
@@ -314,7 +315,6 @@ impl<'b, C> Decode<'b, C> for Approval {
             solution: w.solution,
             stance,
             vround: w.vround,
-            proof: w.proof,
         })
     }
 }
@@ -326,18 +326,15 @@ impl Approval {
             solution,
             stance: Stance::Approve,
             vround,
-            proof: Vec::new(),
         }
     }
 
-    /// A confirmation of `solution` in round `vround`, proven by a
-    /// quorum's approvals.
-    pub fn confirm(solution: [u8; 16], vround: u32, proof: Vec<Bytes>) -> Approval {
+    /// A confirmation of `solution` in round `vround`.
+    pub fn confirm(solution: [u8; 16], vround: u32) -> Approval {
         Approval {
             solution,
             stance: Stance::Confirm,
             vround,
-            proof,
         }
     }
 
@@ -629,12 +626,18 @@ mod tests {
     /// them; the combination that means nothing is refused.
     #[test]
     fn approval_layout_and_the_illegal_stance() {
-        let a = Approval::confirm([1; 16], 3, vec![Bytes(vec![7])]);
-        let mut want = vec![0x85, 0x50];
+        let a = Approval::confirm([1; 16], 3);
+        let mut want = vec![0x84, 0x50];
         want.extend([1; 16]);
-        want.extend([0xf5, 0xf5, 0x03, 0x81, 0x41, 0x07]);
+        want.extend([0xf5, 0xf5, 0x03]);
         assert_eq!(minicbor::to_vec(&a).expect("encodes"), want);
         assert_eq!(minicbor::decode::<Approval>(&want).expect("decodes"), a);
+        // A confirmation of an older ledger, with its approvals as a fifth
+        // element: they are skipped.
+        let mut old = vec![0x85, 0x50];
+        old.extend([1; 16]);
+        old.extend([0xf5, 0xf5, 0x03, 0x81, 0x41, 0x07]);
+        assert_eq!(minicbor::decode::<Approval>(&old).expect("decodes"), a);
         let mut reject = minicbor::to_vec(Approval::reject([1; 16])).expect("encodes");
         assert_eq!(reject[18..20], [0xf4, 0xf4]);
         reject[19] = 0xf5;
@@ -704,14 +707,12 @@ mod tests {
                     Just(Stance::Confirm)
                 ],
                 any::<u32>(),
-                proptest::collection::vec(bytes(), 0..3)
             )
-                .prop_map(|(solution, stance, vround, proof)| {
+                .prop_map(|(solution, stance, vround)| {
                     Payload::Approval(Approval {
                         solution,
                         stance,
                         vround,
-                        proof,
                     })
                 }),
             id().prop_map(|responder| Payload::Sync(Sync { responder })),
@@ -864,6 +865,7 @@ mod tests {
                 seed: u64::MAX,
             }),
             Payload::Approval(Approval::approve([1; 16], u32::MAX)),
+            Payload::Approval(Approval::confirm([1; 16], u32::MAX)),
             Payload::Status(Status {
                 incarnation: u64::MAX,
                 name: "x".repeat(32),
@@ -889,7 +891,11 @@ mod tests {
             }
             .encode();
             let env = crate::wire::sign(&ClusterId([9; 16]), &key, body);
-            assert!(env.len() <= 200, "{kind} is {} bytes", env.len());
+            assert!(
+                env.len() <= crate::wire::MAX_SIGNED,
+                "{kind} is {} bytes",
+                env.len()
+            );
         }
     }
 

@@ -19,15 +19,30 @@ pub use messages::{
 pub use roster::{Change, RosterView};
 pub use topics::{Family, Topics};
 
+/// Members a roster may hold: the genesis and every change keep to it, and
+/// the certificate limit below follows from it.
+pub const MAX_MEMBERS: usize = 64;
 /// Largest envelope of a single-signature phase message (init, pubkey,
-/// election, solution, voting). Real ones are well under 200 bytes.
+/// election, solution, voting) a node takes.
 pub const MAX_PHASE_MESSAGE: usize = 512;
+/// Largest single-signature message a node writes, with a 32-byte name
+/// and the largest numbers (`phase_messages_are_small` checks every kind).
+pub const MAX_SIGNED: usize = 200;
 /// Largest envelope on a `roster/<id>` topic: a change request or a
 /// node's report of the roster, each with up to 64 members and their names.
 pub const MAX_ROSTER_MESSAGE: usize = 8 * 1024;
-/// Largest envelope that carries a certificate (a challenge with its election
-/// votes, a commit with its confirmations).
-pub const MAX_CERT_MESSAGE: usize = 32 * 1024;
+/// What a commit certificate holds per member of the roster, at most: its
+/// election vote in the challenge and its confirmation (each one signed
+/// message in a byte string), and its public key twice (in the challenge
+/// and in the commit), each with its CBOR header.
+pub const CERT_PER_MEMBER: usize = 2 * (MAX_SIGNED + 2) + 2 * (33 + 2);
+/// Largest envelope that carries a certificate (a challenge with its
+/// election votes, a commit with its confirmations): what a roster of
+/// [`MAX_MEMBERS`] needs when every member votes and confirms and the
+/// challenge carries a roster change, plus the fixed parts (the leader's
+/// and the miner's messages, headers and the signature). It follows the
+/// member limit, so no roster can outgrow it.
+pub const MAX_CERT_MESSAGE: usize = 2048 + MAX_ROSTER_MESSAGE + MAX_MEMBERS * CERT_PER_MEMBER;
 
 /// A cluster's id: the first 16 bytes of SHA-256 over its genesis record
 /// (see `protocol::genesis`). Every signature's domain names it, so two

@@ -1,0 +1,85 @@
+//! What the messages weigh: every kind seen in a real run, and the commit
+//! certificate as the cluster grows (one confirmation per member of the
+//! quorum, no approvals inside: linear in the roster).
+
+use super::*;
+use crate::wire::{Envelope, CERT_PER_MEMBER, MAX_SIGNED};
+
+/// The kind of a published message, with confirmations apart.
+fn kind_of(payload: &[u8]) -> Option<String> {
+    let env = Envelope::decode(payload, crate::wire::MAX_CERT_MESSAGE).ok()?;
+    let body = Body::decode(&env.body).ok()?;
+    Some(match body.payload {
+        Payload::Approval(Approval {
+            stance: Stance::Confirm,
+            ..
+        }) => "confirmation".into(),
+        other => other.kind().to_string(),
+    })
+}
+
+/// Runs `sim` until every node committed `height`, recording the smallest
+/// and largest message of each kind on the way.
+fn sizes_until(sim: &mut Sim, height: u64, steps: usize) -> BTreeMap<String, (usize, usize)> {
+    let mut sizes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for _ in 0..steps {
+        if sim.nodes.iter().all(|n| n.height() >= height) {
+            return sizes;
+        }
+        for (_, p) in sim.queues.iter().flatten() {
+            if let Some(kind) = kind_of(p) {
+                let e = sizes.entry(kind).or_insert((usize::MAX, 0));
+                e.0 = e.0.min(p.len());
+                e.1 = e.1.max(p.len());
+            }
+        }
+        sim.step();
+    }
+    panic!("no commit of {height} at every node within {steps} steps");
+}
+
+/// Sizes of every message kind seen in a real run (printed with
+/// `cargo test message_sizes -- --nocapture`); single-signature messages,
+/// confirmations included, stay within [`MAX_SIGNED`] bytes.
+#[test]
+fn message_sizes() {
+    let mut sim = Sim::new(4, 31);
+    sim.connect_all();
+    let sizes = sizes_until(&mut sim, 3, 200_000);
+    for (kind, (lo, hi)) in &sizes {
+        println!("{kind:>12}: {lo}..{hi} bytes");
+        if !matches!(kind.as_str(), "challenge" | "commit" | "roster view") {
+            assert!(*hi <= MAX_SIGNED, "{kind} is {hi} bytes");
+        }
+    }
+    assert_eq!(sizes.len(), 9, "every kind was seen: {sizes:?}");
+}
+
+/// A commit certificate holds per member at most a vote, a confirmation
+/// and two keys ([`CERT_PER_MEMBER`]), so it grows linearly: at 64 members
+/// with a majority quorum it fits in 16 KiB (a certificate whose
+/// confirmations carried their quorum's approvals grew as q², to over
+/// 100 KiB at 64). Printed with `cargo test certificates_grow_linearly --
+/// --nocapture`.
+#[test]
+fn certificates_grow_linearly() {
+    for n in [16, 32, 64] {
+        let mut sim = Sim::new(n, 5);
+        sim.connect_all();
+        assert!(sim.run_until(1, 2_000_000), "{n} members commit");
+        let commit = (sim.disks.iter())
+            .filter_map(|d| d.records.first().map(Vec::len))
+            .max()
+            .expect("a record");
+        println!("{n} members: commit certificate of {commit} bytes");
+        assert!(
+            commit <= 2048 + n * CERT_PER_MEMBER,
+            "{n} members: {commit} bytes"
+        );
+        if n == 64 {
+            assert!(commit <= 16 * 1024, "{commit} bytes at 64 members");
+        }
+        let first: Vec<_> = sim.ledgers.iter().map(|l| l.first()).collect();
+        assert!(first.windows(2).all(|w| w[0] == w[1]), "{n} members agree");
+    }
+}
