@@ -136,11 +136,12 @@ fn main() {
     });
     let t = totals.into_inner().expect("the workers have finished");
     println!(
-        "{} seeds, {} violations, {} steps, {} commits, {} faults; recovery after faults: mean {} ms, max {} ms (seed {}); {:.1} s",
+        "{} seeds, {} violations, {} steps, {} commits ({} after voting round 0), {} faults; recovery after faults: mean {} ms, max {} ms (seed {}); {:.1} s",
         t.runs,
         t.violations,
         t.steps,
         t.commits,
+        t.late_commits,
         t.faults,
         t.recovery_sum / t.recovered.max(1),
         t.recovery_max,
@@ -156,6 +157,7 @@ struct Totals {
     violations: u64,
     steps: u64,
     commits: u64,
+    late_commits: u64,
     faults: u64,
     recovered: u64,
     recovery_sum: u64,
@@ -169,6 +171,7 @@ impl Totals {
         self.violations += u64::from(o.violation.is_some());
         self.steps += o.steps;
         self.commits += o.commits;
+        self.late_commits += o.late_commits;
         self.faults += o.kept.len() as u64;
         if let Some(r) = o.recovery_ms {
             self.recovered += 1;

@@ -98,6 +98,9 @@ pub struct Checker {
     verified: BTreeMap<Vec<u8>, ([u8; 16], NodeId, u64)>,
     /// Signatures already checked (by anyone: the result is the same).
     sigs: SigCache,
+    /// Transactions first committed after voting round 0 (a split vote,
+    /// lost ballots or dead voters cost them a round or more).
+    late: u64,
 }
 
 impl Checker {
@@ -109,11 +112,17 @@ impl Checker {
             ids,
             agreed: BTreeMap::new(),
             verified: BTreeMap::new(),
+            late: 0,
         }
     }
 
     pub fn commits(&self) -> u64 {
         self.agreed.len() as u64
+    }
+
+    /// Transactions whose first commit came after voting round 0.
+    pub fn late_commits(&self) -> u64 {
+        self.late
     }
 
     fn name(&self, id: NodeId) -> String {
@@ -182,6 +191,7 @@ impl Checker {
             .map_err(|e| e.to_string())?;
         if tx == height + 1 {
             self.chain.push(done.clone()).map_err(|e| e.to_string())?;
+            self.late += u64::from(done.vround > 0);
         }
         Ok(done)
     }

@@ -79,6 +79,8 @@ pub struct Outcome {
     pub steps: u64,
     /// Distinct transactions committed.
     pub commits: u64,
+    /// Of those, how many were first committed after voting round 0.
+    pub late_commits: u64,
     /// Virtual time at the end and when the faults stopped (ms).
     pub end_ms: u64,
     pub heal_ms: u64,
@@ -186,6 +188,7 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
         kept,
         steps: w.steps,
         commits: w.checker.commits(),
+        late_commits: w.checker.late_commits(),
         end_ms: w.now,
         heal_ms: heal,
         recovery_ms: recovery,
