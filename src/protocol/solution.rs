@@ -3,12 +3,15 @@
 //! A miner publishes its seed with a reference to the challenge it solves.
 //! The preimage binds the challenge's salt and the solver's id, so a seed can
 //! neither be reused in another transaction nor claimed by another node.
-//! Every node checks the proof of work itself. After its first valid
-//! solution it waits a short window, then casts its first approval (phase 6)
-//! for the solution this phase prefers: the one with the most approvals
-//! already, ties to the lowest digest, so nodes that saw the same candidates
-//! agree whatever their order of arrival. An invalid solution gets one
-//! rejection per solver.
+//! Every node checks the proof of work itself. The leader approves the
+//! first valid solution it sees at once: its approval in voting round 0 is
+//! a proposal, and every node that holds that solution approves it as soon
+//! as it sees it, as Tendermint's proposer does. Only when the leader is
+//! silent does a node wait a short window after its first valid solution,
+//! then cast its first approval (phase 6) for the solution this phase
+//! prefers: the one with the most approvals already, ties to the lowest
+//! digest, so nodes that saw the same candidates agree whatever their
+//! order of arrival. An invalid solution gets one rejection per solver.
 
 use tracing::{debug, info, warn};
 
@@ -74,6 +77,35 @@ impl Node {
             })
             .min()
             .map(|(_, r)| r)
+    }
+
+    /// Whether a valid solution this node holds is proposed: this node
+    /// leads its challenge, or the challenge's leader (no known liar)
+    /// approved it in voting round 0.
+    fn proposed(&self) -> bool {
+        let ballots = self.tx.rounds.ballots();
+        self.tx.solutions.iter().any(|(r, sol)| {
+            self.tx.challenges.get(&sol.challenge).is_some_and(|ch| {
+                ch.leader == self.me
+                    || (!self.liars.contains(&ch.leader)
+                        && ballots
+                            .get(0, Stance::Approve, ch.leader)
+                            .is_some_and(|(s, _)| s == r))
+            })
+        })
+    }
+
+    /// Casts the first approval now, without waiting out the solution
+    /// window, if a solution this node holds is proposed.
+    pub(crate) fn take_proposal(&mut self, now: u64, out: &mut Output) {
+        if self.timers.runs(Timer::Window) && self.tx.rounds.approval().is_none() && self.proposed()
+        {
+            debug!(
+                "solution: tx {} approving the proposal at once",
+                self.height + 1
+            );
+            self.approve_best(now, out);
+        }
     }
 
     pub(crate) fn on_solution(

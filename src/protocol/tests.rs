@@ -688,6 +688,46 @@ mod solution_phase {
         panic!("no challenge opened");
     }
 
+    /// The leader approves the first valid solution it holds at once, and
+    /// a node that holds a solution the leader approved in voting round 0
+    /// approves it at once too: no one waits out the solution window.
+    #[test]
+    fn the_leaders_approval_is_a_proposal_taken_at_once() {
+        let mut sim = Sim::new(4, 17);
+        sim.connect_all();
+        let waiting = |sim: &Sim, i: usize| {
+            let n = &sim.nodes[i];
+            n.leader().is_some_and(|l| l != sim.ids[i].id)
+                && !n.tx.solutions.is_empty()
+                && n.timers.runs(Timer::Window)
+                && n.tx.rounds.approval().is_none()
+        };
+        let mut follower = None;
+        for _ in 0..100_000 {
+            for i in 0..4 {
+                let n = &sim.nodes[i];
+                if n.leader() == Some(sim.ids[i].id) && !n.tx.solutions.is_empty() {
+                    assert!(n.tx.rounds.approval().is_some(), "the leader waited");
+                }
+            }
+            follower = (0..4).find(|&i| waiting(&sim, i));
+            if follower.is_some() {
+                break;
+            }
+            sim.step();
+        }
+        let f = follower.expect("a node holding a solution, in its window");
+        let leader = sim.nodes[f].leader().expect("a leader");
+        let l = sim.ids.iter().position(|x| x.id == leader).expect("a member");
+        let s = *sim.nodes[f].tx.solutions.keys().next().expect("held");
+        let proposal = sim.signed(l, 1, 0, Payload::Approval(Approval::approve(s, 0)));
+        let at = sim.now;
+        sim.deliver(f, &sim.topic(l, Family::Voting), &proposal);
+        let approved = sim.nodes[f].tx.rounds.approval().map(|(v, (a, _))| (*v, *a));
+        assert_eq!(approved, Some((0, s)), "approved the proposal");
+        assert_eq!(sim.now, at, "at once");
+    }
+
     #[test]
     fn the_leader_is_known_once_its_challenge_is() {
         let mut sim = Sim::new(3, 16);

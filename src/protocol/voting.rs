@@ -61,6 +61,9 @@ impl Node {
                 return Ok(());
             }
         }
+        if a.vround == 0 && a.stance == Stance::Approve {
+            self.take_proposal(now, out);
+        }
         if a.vround > self.tx.rounds.current() {
             self.maybe_follow(a.vround, now, out);
         }
@@ -105,7 +108,8 @@ impl Node {
         self.tx.rounds.choose(v, || self.best_solution(v))
     }
 
-    /// The solution window closed: cast our first approval.
+    /// The solution window closed, or the leader proposed: cast our first
+    /// approval.
     pub(crate) fn approve_best(&mut self, now: u64, out: &mut Output) {
         self.timers.stop(Timer::Window);
         self.vote_in_round(self.tx.rounds.current(), now, out);
@@ -199,6 +203,7 @@ impl Node {
 
     /// A solution arrived: it may complete a confirmation or a commit.
     pub(crate) fn solution_arrived(&mut self, solution: [u8; 16], now: u64, out: &mut Output) {
+        self.take_proposal(now, out);
         // A round we entered holding nothing to approve can be voted now.
         let v = self.tx.rounds.current();
         if self.tx.rounds.approval_behind() && !self.timers.runs(Timer::Window) {
