@@ -4,14 +4,19 @@
 # seconds. Each node gets its key with `edgeminer keygen`, and one
 # `edgeminer genesis` lists them all (cluster "rate", difficulty range D).
 # Prints commits per minute and whether the ledgers agree.
+# EDGEMINER=path runs that binary instead of building this checkout's
+# (to compare two builds on one machine in one sitting).
 #   usage: scripts/cluster-rate.sh [NODES=4] [SECONDS=60] [DIFFICULTY=16..20]
 set -euo pipefail
 nodes=${1:-4}
 secs=${2:-60}
 difficulty=${3:-16..20}
 cd "$(dirname "$0")/.."
-cargo build --release -q --bin edgeminer
-bin=${CARGO_TARGET_DIR:-target}/release/edgeminer
+bin=${EDGEMINER:-}
+if [ -z "$bin" ]; then
+    cargo build --release -q --bin edgeminer
+    bin=${CARGO_TARGET_DIR:-target}/release/edgeminer
+fi
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' "$port" > "$work/m.conf"
