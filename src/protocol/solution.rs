@@ -28,6 +28,12 @@ fn preference(approvals: usize, digest: [u8; 20]) -> (std::cmp::Reverse<usize>, 
     (std::cmp::Reverse(approvals), digest)
 }
 
+/// Solutions held until their challenge arrives, per transaction: two
+/// per member a roster may hold (every member may find a seed before the
+/// challenge reaches a slow node, and a second election round may bring
+/// a second challenge).
+const MAX_ORPHANS: usize = 2 * crate::wire::MAX_MEMBERS;
+
 /// A valid solution of the current transaction.
 #[derive(Clone, Debug)]
 pub struct SolutionInfo {
@@ -123,7 +129,7 @@ impl Node {
         let Some(ch) = self.tx.challenges.get(&s.challenge).cloned() else {
             // Its challenge may still be on its way (no ordering across
             // topics): keep it for when the challenge arrives.
-            if self.tx.orphans.len() < 64 {
+            if self.tx.orphans.len() < MAX_ORPHANS {
                 self.tx
                     .orphans
                     .push((self.topics.own(Family::Solution, body.sender), env.encode()));
