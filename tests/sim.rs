@@ -96,15 +96,18 @@ fn the_checker_catches_an_unsafe_quorum() {
 /// `protocol/tests/catchup.rs` keeps that fix too), 48563 (with hash
 /// signatures: a new board whose add request was lost with a broker
 /// restart gave up within one init timeout, hearing a forger and its own
-/// echoes; the add then committed and the cluster lacked its quorum).
-/// Seeds found with hash
+/// echoes; the add then committed and the cluster lacked its quorum),
+/// 4565 (with hash signatures: a node committed, crashed before publishing
+/// its confirmation or its certificate, and came back past the others,
+/// who waited for that confirmation; a restarted node now publishes its
+/// last certificate again). Seeds found with hash
 /// signatures replay exactly only with them, as the soak runs:
 /// `cargo test --release --features sim-hash-signatures --test sim`.
 #[test]
 fn seeds_that_once_failed_now_pass() {
     let opt = Options::default();
     for seed in [
-        90, 540, 1138, 1396, 2645, 7778, 8358, 11518, 13073, 14867, 30339,
+        90, 540, 1138, 1396, 2645, 4565, 7778, 8358, 11518, 13073, 14867, 30339,
     ] {
         let o = sim::run(seed, &opt);
         if o.violation.is_some() {

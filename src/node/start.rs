@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{outgoing, NotAMember};
 use crate::config::NodeConfig;
@@ -19,6 +19,7 @@ use crate::pow::engine::Engine;
 use crate::protocol::{Durable, Node};
 use crate::store::ledger;
 use crate::store::records::RecordFile;
+use crate::wire::Commit;
 
 /// Who the node is: its id, and the name its roster gives it (the one
 /// every other node shows).
@@ -90,7 +91,12 @@ pub(super) fn open(cfg: &NodeConfig, engine: &dyn Engine) -> Result<Opened> {
     let clock = Clock(Instant::now());
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    let durable = Durable { history, votes };
+    let last = last_certificate(&ledger);
+    let durable = Durable {
+        history,
+        votes,
+        last,
+    };
     let node = Node::builder(protocol, &identity)
         .rng_seed(seed)
         .incarnation(unix_millis())
@@ -149,4 +155,22 @@ fn unix_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The certificate of the ledger's last record, which the node publishes
+/// again at its next connect (the ledger was checked whole at open; a
+/// record that no longer reads is only logged: the others can still ask).
+fn last_certificate(ledger: &RecordFile) -> Option<Commit> {
+    let last = ledger.len().checked_sub(1)?;
+    match ledger.read(last).map(|r| Commit::decode(&r)) {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            warn!("init: the ledger's last record does not decode: {e}");
+            None
+        }
+        Err(e) => {
+            warn!("init: the ledger's last record does not read: {e}");
+            None
+        }
+    }
 }

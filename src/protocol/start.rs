@@ -16,7 +16,7 @@ use super::{
     counters, init, sync, tx, Committed, Config, Counters, History, Node, Phase, VoteState,
 };
 use crate::identity::{Identity, NodeId};
-use crate::wire::{SigCache, Topics};
+use crate::wire::{Commit, Payload, SigCache, Topics};
 
 /// What a node had on disk when it started.
 #[derive(Clone, Debug)]
@@ -25,6 +25,11 @@ pub struct Durable {
     pub history: History,
     /// Its saved vote state.
     pub votes: Option<VoteState>,
+    /// The certificate of its last commit, published again at the next
+    /// connect: a node that crashed after writing a commit and before
+    /// publishing it would otherwise leave the others waiting for a
+    /// confirmation it will never send again (it has moved on).
+    pub last: Option<Commit>,
 }
 
 impl Durable {
@@ -33,6 +38,7 @@ impl Durable {
         Durable {
             history: History::new(&cfg.genesis),
             votes: None,
+            last: None,
         }
     }
 }
@@ -99,7 +105,11 @@ impl Builder<'_> {
             durable,
             sigs,
         } = self;
-        let Durable { history, votes } = durable.unwrap_or_else(|| Durable::fresh(&cfg));
+        let Durable {
+            history,
+            votes,
+            last,
+        } = durable.unwrap_or_else(|| Durable::fresh(&cfg));
         let topics = Topics::new(cfg.genesis.cluster());
         let ledger = &history.commits;
         let prev = history.prev();
@@ -147,6 +157,10 @@ impl Builder<'_> {
             node.timers
                 .set(Timer::Resend, now + node.cfg.election_timeout_ms);
             return node;
+        }
+        if let (Some(commit), Some(done)) = (last, ledger.last()) {
+            let msg = node.sign(done.tx, done.round, Payload::Commit(commit));
+            node.last_commit = Some(msg);
         }
         if let Some(v) = votes {
             node.restore_votes(v);

@@ -718,12 +718,20 @@ mod solution_phase {
         }
         let f = follower.expect("a node holding a solution, in its window");
         let leader = sim.nodes[f].leader().expect("a leader");
-        let l = sim.ids.iter().position(|x| x.id == leader).expect("a member");
+        let l = sim
+            .ids
+            .iter()
+            .position(|x| x.id == leader)
+            .expect("a member");
         let s = *sim.nodes[f].tx.solutions.keys().next().expect("held");
         let proposal = sim.signed(l, 1, 0, Payload::Approval(Approval::approve(s, 0)));
         let at = sim.now;
         sim.deliver(f, &sim.topic(l, Family::Voting), &proposal);
-        let approved = sim.nodes[f].tx.rounds.approval().map(|(v, (a, _))| (*v, *a));
+        let approved = sim.nodes[f]
+            .tx
+            .rounds
+            .approval()
+            .map(|(v, (a, _))| (*v, *a));
         assert_eq!(approved, Some((0, s)), "approved the proposal");
         assert_eq!(sim.now, at, "at once");
     }
@@ -1033,6 +1041,42 @@ mod voting_phase {
         let actions = again.handle(Input::Connected, 0);
         assert!(again.tx.solutions.contains_key(&approved));
         assert!(actions.publishes().any(|p| p.payload == envelope));
+    }
+
+    /// A node that wrote a commit and crashed before publishing it
+    /// publishes its certificate at its next connect: the others may wait
+    /// for its confirmation, which it never sends again once it has moved
+    /// on (simulation seed 4565).
+    #[test]
+    fn a_restarted_node_publishes_its_last_certificate_again() {
+        let mut sim = Sim::new(3, 27);
+        sim.connect_all();
+        assert!(sim.run_until(1, 50_000));
+        let mut history = History::new(&sim.cfg.genesis);
+        history
+            .push(sim.ledgers[0][0].clone())
+            .expect("the next commit");
+        let record = &sim.disks[0].records[0];
+        let durable = Durable {
+            history,
+            votes: None,
+            last: Some(crate::wire::Commit::decode(record).expect("a record")),
+        };
+        let mut again = Node::builder(sim.cfg.named(0), &sim.ids[0])
+            .incarnation(2)
+            .durable(durable)
+            .start(0);
+        let topic = again.topics().commit(sim.ids[0].id);
+        let actions = again.handle(Input::Connected, 0);
+        let sent: Vec<_> = actions.publishes().filter(|p| p.topic == topic).collect();
+        assert_eq!(sent.len(), 1, "the certificate, once");
+        let env = crate::wire::Envelope::decode(&sent[0].payload, crate::wire::MAX_CERT_MESSAGE)
+            .expect("an envelope");
+        let Payload::Commit(c) = Body::decode(&env.body).expect("a body").payload else {
+            panic!("not a commit");
+        };
+        assert_eq!(c.encode(), *record);
+        assert!(sent[0].retain);
     }
 
     /// A signed message of a later transaction means its signer committed

@@ -29,7 +29,7 @@ use crate::protocol::{
 };
 use crate::store::ledger;
 use crate::wire::roster::{Change, Entry};
-use crate::wire::{Body, Envelope, Family, Payload, SigCache, Stance, Topics};
+use crate::wire::{Body, Commit, Envelope, Family, Payload, SigCache, Stance, Topics};
 
 /// The broker publishes a will this long (at most) after it loses a client:
 /// 1.5 times the daemon's 5 s keep-alive.
@@ -677,6 +677,8 @@ impl World {
             .durable(Durable {
                 history: ledger,
                 votes,
+                last: (host.disk.records.last())
+                    .map(|r| Commit::decode(r).expect("the sim writes whole records")),
             })
             .sig_cache(self.sigs.clone())
             .start(self.now);
