@@ -44,7 +44,8 @@ struct Args {
     /// Run without faults.
     #[arg(long)]
     no_faults: bool,
-    /// Give up after this many steps per seed.
+    /// Give up after this many steps per seed (for up to 16 nodes; more
+    /// in proportion to N² for larger clusters).
     #[arg(long, default_value_t = 2_000_000)]
     max_steps: u64,
     /// Worker threads (default: all cores).

@@ -48,7 +48,8 @@ pub struct Options {
     pub trace: bool,
     /// Print the trace to stderr as it happens.
     pub live: bool,
-    /// Give up (as a progress failure) after this many steps.
+    /// Give up (as a progress failure) after this many steps, for up to
+    /// 16 nodes; a larger cluster gets more in proportion to N².
     pub max_steps: u64,
 }
 
@@ -139,6 +140,8 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
     let heal = plan.heal();
     let mut w = World::new(n, q, seed, plan, opt.trace, opt.live);
     let bound = progress_bound(&w.cfg);
+    // Every message goes to every node: steps per commit grow as N².
+    let budget = opt.max_steps.saturating_mul(((n * n) as u64 / 256).max(1));
     let mut base: Option<u64> = None;
     let mut recovery = None;
     while w.violation.is_none() {
@@ -171,7 +174,7 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
                 break;
             }
         }
-        if w.steps >= opt.max_steps || !w.step() {
+        if w.steps >= budget || !w.step() {
             let heights = w.hosts.iter().map(|h| h.disk.height()).collect();
             w.violation = Some(Violation::Progress {
                 heal,
