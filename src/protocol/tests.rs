@@ -62,6 +62,8 @@ pub(crate) struct Sim {
     pub now: u64,
     /// Deliver a random queued message rather than the oldest.
     pub reorder: bool,
+    /// Bytes delivered to each node so far.
+    pub received: Vec<u64>,
 }
 
 impl Sim {
@@ -105,6 +107,7 @@ impl Sim {
             up: vec![true; n],
             now: 0,
             reorder: false,
+            received: vec![0; n],
         }
     }
 
@@ -122,6 +125,7 @@ impl Sim {
 
     /// Hands node `i` one message.
     pub fn deliver(&mut self, i: usize, topic: &str, payload: &[u8]) {
+        self.received[i] += payload.len() as u64;
         self.input(
             i,
             Input::Message {

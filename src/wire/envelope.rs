@@ -141,6 +141,8 @@ struct Seen {
     /// costly as a tenth of a signature check), same bound and order.
     keys: BTreeMap<[u8; 33], VerifyingKey>,
     key_order: VecDeque<[u8; 33]>,
+    /// Signatures checked for real (not found here), since the start.
+    checks: u64,
 }
 
 impl Default for SigCache {
@@ -158,6 +160,7 @@ impl SigCache {
                 capacity: capacity.max(1),
                 keys: BTreeMap::new(),
                 key_order: VecDeque::new(),
+                checks: 0,
             })),
         }
     }
@@ -186,6 +189,12 @@ impl SigCache {
         Some(key)
     }
 
+    /// How many signatures were checked for real (each a P-256
+    /// verification), by this cache and its clones.
+    pub fn checks(&self) -> u64 {
+        self.seen().checks
+    }
+
     /// [`Envelope::verify`], remembering the envelopes that passed.
     pub fn verify(&self, cluster: &ClusterId, env: &Envelope, key: &VerifyingKey) -> bool {
         let point = key.to_encoded_point(true);
@@ -200,6 +209,7 @@ impl SigCache {
         if self.seen().set.contains(&id) {
             return true;
         }
+        self.seen().checks += 1;
         if !env.verify(cluster, key) {
             return false;
         }

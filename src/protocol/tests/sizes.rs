@@ -1,6 +1,7 @@
-//! What the messages weigh: every kind seen in a real run, and the commit
+//! What the messages weigh: every kind seen in a real run, the commit
 //! certificate as the cluster grows (one confirmation per member of the
-//! quorum, no approvals inside: linear in the roster).
+//! quorum, no approvals inside: linear in the roster), and what one
+//! transaction costs each node in signature checks and bytes.
 
 use super::*;
 use crate::wire::{Envelope, CERT_PER_MEMBER, MAX_SIGNED};
@@ -81,5 +82,45 @@ fn certificates_grow_linearly() {
         }
         let first: Vec<_> = sim.ledgers.iter().map(|l| l.first()).collect();
         assert!(first.windows(2).all(|w| w[0] == w[1]), "{n} members agree");
+    }
+}
+
+/// What one transaction costs each node as the cluster grows, between
+/// its first and its fourth commit: signatures checked (P-256
+/// verifications, each signature once) and bytes received. Checks grow
+/// linearly (a vote, a solution, an approval, a confirmation and a commit
+/// from each member, at most); bytes grow as N², because every member
+/// publishes its certificate, of O(N) bytes, to every other. Printed with
+/// `cargo test per_node_cost -- --nocapture`.
+#[test]
+fn per_node_cost_per_transaction() {
+    for n in [8, 16, 32, 64] {
+        let mut sim = Sim::new(n, 9);
+        sim.connect_all();
+        assert!(sim.run_until(1, 2_000_000), "{n} members commit");
+        let checks = |sim: &Sim| {
+            sim.nodes
+                .iter()
+                .map(|x| x.sigs.checks())
+                .collect::<Vec<_>>()
+        };
+        let (c0, b0) = (checks(&sim), sim.received.clone());
+        assert!(
+            sim.run_until(4, 6_000_000),
+            "{n} members commit thrice more"
+        );
+        let c1 = checks(&sim);
+        let per_tx = |a: u64, b: u64| (b - a) as f64 / 3.0;
+        let most_checks = (0..n).map(|i| per_tx(c0[i], c1[i])).fold(0.0, f64::max);
+        let most_bytes = (0..n)
+            .map(|i| per_tx(b0[i], sim.received[i]))
+            .fold(0.0, f64::max);
+        println!(
+            "{n} members: per transaction and node, at most {most_checks:.0} signatures checked, {most_bytes:.0} bytes received"
+        );
+        assert!(
+            most_checks <= (6 * n + 10) as f64,
+            "{n}: {most_checks} checks"
+        );
     }
 }
