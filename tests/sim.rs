@@ -100,14 +100,18 @@ fn the_checker_catches_an_unsafe_quorum() {
 /// 4565 (with hash signatures: a node committed, crashed before publishing
 /// its confirmation or its certificate, and came back past the others,
 /// who waited for that confirmation; a restarted node now publishes its
-/// last certificate again). Seeds found with hash
+/// last certificate again), 27605 (with hash signatures: a node's
+/// certificate and its confirmation were lost and it moved on, one member
+/// ahead being no evidence for the others; now a member sends its
+/// certificate to one still on a transaction it committed a while ago).
+/// Seeds found with hash
 /// signatures replay exactly only with them, as the soak runs:
 /// `cargo test --release --features sim-hash-signatures --test sim`.
 #[test]
 fn seeds_that_once_failed_now_pass() {
     let opt = Options::default();
     for seed in [
-        90, 540, 1138, 1396, 2645, 4565, 7778, 8358, 11518, 13073, 14867, 30339,
+        90, 540, 1138, 1396, 2645, 4565, 7778, 8358, 11518, 13073, 14867, 27605, 30339,
     ] {
         let o = sim::run(seed, &opt);
         if o.violation.is_some() {

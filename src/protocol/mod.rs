@@ -585,7 +585,8 @@ impl Node {
         if let Payload::PubKey(pk) = &body.payload {
             return self.on_pubkey(&env, &body, pk);
         }
-        if let Some(done) = self.already_committed(&body, now, out) {
+        let own_live = live && body.sender == route.sender && self.roster.contains(body.sender);
+        if let Some(done) = self.already_committed(&body, own_live, now, out) {
             return done;
         }
         let Some(key) = self.members.key(body.sender) else {
@@ -644,11 +645,14 @@ impl Node {
     /// Messages of a transaction we have committed change nothing, so they
     /// are dropped before their signature is checked (each node receives
     /// every commit N times; a certificate is kilobytes). A commit is still
-    /// compared with ours, by its certificate alone. `Some` when `body` is
-    /// such a message, with what taking it gave.
+    /// compared with ours, by its certificate alone. A member's own live
+    /// message of such a transaction (`own_live`) may mean it missed the
+    /// commit: see [`Node::remind`]. `Some` when `body` is such a message,
+    /// with what taking it gave.
     fn already_committed(
         &mut self,
         body: &Body,
+        own_live: bool,
         now: u64,
         out: &mut Output,
     ) -> Option<Result<(), Reject>> {
@@ -662,6 +666,9 @@ impl Node {
             | Payload::Solution(_)
             | Payload::Approval(_) => {
                 debug!(sender = %self.name_of(body.sender), tx = body.tx, "{}: stale, transaction already committed", body.kind().phase());
+                if own_live && self.is_member() {
+                    self.remind(body.sender, body.tx, now, out);
+                }
                 Some(Ok(()))
             }
             _ => None,

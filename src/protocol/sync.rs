@@ -65,6 +65,8 @@ pub struct CatchUp {
     asked: Option<(NodeId, u64)>,
     /// The member whose certificate answered the last request.
     answered_by: Option<NodeId>,
+    /// When this node last committed (the core's time).
+    committed_at: u64,
 }
 
 impl CatchUp {
@@ -278,6 +280,7 @@ impl Node {
     /// (a lying member's) runs into [`GIVE_UP_AFTER`] however often the
     /// cluster commits.
     pub(crate) fn progressed(&mut self, answered: bool, now: u64, out: &mut Output) {
+        self.catchup.committed_at = now;
         if !self.behind() {
             self.catchup.next_at = None;
             self.catchup.unanswered = 0;
@@ -321,6 +324,34 @@ impl Node {
         self.catchup.served.insert(body.sender, (body.tx, now));
         out.effect(Effect::ServeHistory { tx: body.tx });
         Ok(())
+    }
+
+    /// A member's own message of transaction `tx`, which this node has
+    /// committed, came just now: the member may have missed that commit
+    /// for good (every certificate of it and the confirmations it waits
+    /// for lost, while those who sent them moved on), and one member ahead
+    /// is not evidence enough for it to ask. So it gets the certificate as
+    /// if it had asked, once the commit is older than an election timeout
+    /// (a message sent just before the commit reached it is no sign) and at
+    /// most once per election timeout. What an impostor could get out of
+    /// this is a certificate anyone may have.
+    pub(crate) fn remind(&mut self, who: NodeId, tx: u64, now: u64, out: &mut Output) {
+        let every = self.cfg.election_timeout_ms;
+        let fresh = tx == self.height && now < self.catchup.committed_at + every;
+        let served =
+            (self.catchup.served.get(&who)).is_some_and(|&(t, at)| t == tx && now < at + every);
+        if tx == 0 || who == self.me || fresh || served {
+            return;
+        }
+        if self.catchup.served.len() >= MAX_SERVED {
+            self.catchup.served.clear();
+        }
+        self.catchup.served.insert(who, (tx, now));
+        tracing::debug!(
+            "voting: {} is still on tx {tx}; sending it the certificate",
+            self.name_of(who)
+        );
+        out.effect(Effect::ServeHistory { tx });
     }
 
     /// The answer to a sync request: ledger record `tx` as a signed commit

@@ -1083,6 +1083,38 @@ mod voting_phase {
         assert!(sent[0].retain);
     }
 
+    /// A member still sending messages of a transaction this node committed
+    /// a while ago missed that commit: it gets the certificate without
+    /// asking, at most once per election timeout; a message that merely
+    /// crossed the commit gets nothing (simulation seed 27605).
+    #[test]
+    fn a_member_still_on_a_committed_transaction_gets_its_certificate() {
+        let mut sim = Sim::new(3, 28);
+        sim.connect_all();
+        assert!(sim.run_until(1, 50_000));
+        let h = sim.nodes[0].height();
+        let serves = |sim: &mut Sim, at: u64| {
+            let a = sim.signed(1, h, 0, Payload::Approval(Approval::approve([3; 16], 0)));
+            let topic = sim.topic(1, Family::Voting);
+            let input = Input::Message {
+                topic: &topic,
+                payload: &a,
+                retained: false,
+            };
+            let out = sim.nodes[0].handle(input, at);
+            out.into_steps()
+                .filter(|s| matches!(s, Step::Effect(Effect::ServeHistory { tx }) if *tx == h))
+                .count()
+        };
+        let now = sim.now;
+        assert_eq!(serves(&mut sim, now), 0, "it crossed the commit");
+        let later = now + 2 * sim.cfg.election_timeout_ms;
+        assert_eq!(serves(&mut sim, later), 1, "still on it a while later");
+        assert_eq!(serves(&mut sim, later + 1), 0, "not again at once");
+        let again = later + sim.cfg.election_timeout_ms;
+        assert_eq!(serves(&mut sim, again), 1, "again after a timeout");
+    }
+
     /// A signed message of a later transaction means its signer committed
     /// the one before: a node whose copy of that commit was lost asks for it.
     #[test]
