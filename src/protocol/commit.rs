@@ -99,6 +99,16 @@ impl Node {
     /// Durably records a commit, tells the others, and starts the next
     /// transaction. `answered`: it is a certificate of the transaction this
     /// node asked for (catch-up), not a commit of its own voting.
+    ///
+    /// Only the transaction's leader publishes the certificate at once:
+    /// every member that saw the quorum's confirmations commits without
+    /// it, and one certificate of O(N) bytes per transaction keeps what
+    /// each node receives linear in the roster (a certificate from every
+    /// member was O(N²)). A member that missed the commit gets it from the
+    /// leader's, from [`Node::remind`] when its own messages of that
+    /// transaction show it is still there, or by asking (catch-up); every
+    /// member keeps its last certificate to publish, retained, whenever it
+    /// connects.
     pub(crate) fn apply_commit(
         &mut self,
         done: Committed,
@@ -123,11 +133,13 @@ impl Node {
         );
         if self.is_member() {
             let msg = self.sign(done.tx, done.round, Payload::Commit(commit));
-            out.effect(Effect::Publish(Publish {
-                topic: self.topics.commit(self.me),
-                payload: msg.clone(),
-                retain: true,
-            }));
+            if done.leader == self.me {
+                out.effect(Effect::Publish(Publish {
+                    topic: self.topics.commit(self.me),
+                    payload: msg.clone(),
+                    retain: true,
+                }));
+            }
             self.last_commit = Some(msg);
         }
         self.height = done.tx;

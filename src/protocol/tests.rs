@@ -913,9 +913,15 @@ mod voting_phase {
         assert!(sim.run_until(1, 50_000));
         let g = sim.cfg.genesis.clone();
         let r = g.roster();
-        // Rebuild the certificate from node 0's retained commit message.
-        let topic = sim.nodes[0].topics().commit(sim.ids[0].id);
+        // Rebuild the certificate from the leader's retained commit
+        // message (only the leader publishes it).
+        let leader = sim.ledgers[0][0].leader;
+        let topic = sim.nodes[0].topics().commit(leader);
         let msg = sim.retained.get(&topic).expect("commit retained").clone();
+        for id in sim.ids.iter().map(|i| i.id).filter(|id| *id != leader) {
+            let other = sim.nodes[0].topics().commit(id);
+            assert!(!sim.retained.contains_key(&other), "{id} published too");
+        }
         let env =
             crate::wire::Envelope::decode(&msg, crate::wire::MAX_CERT_MESSAGE).expect("decodes");
         let Payload::Commit(c) = Body::decode(&env.body).expect("body").payload else {
