@@ -42,12 +42,18 @@ pub fn sign(cluster: &ClusterId, key: &SigningKey, body: Vec<u8>) -> Vec<u8> {
     encode(&Envelope { body, sig })
 }
 
-/// P-256 ECDSA (RFC 6979 nonces), the only scheme a node ever uses.
+/// P-256 ECDSA over SHA-256 (RFC 6979 nonces), the only scheme a node
+/// ever uses. Signing is the `p256` crate's; checking is ring's, whose
+/// assembly (x86-64, aarch64, armv7) checks a signature several times
+/// faster than the portable `p256` arithmetic, and a node checks every
+/// member's messages while it signs only its own. Both take `r || s` and
+/// accept the same signatures (`ring_and_p256_accept_the_same_signatures`).
 #[cfg(not(feature = "sim-hash-signatures"))]
 mod scheme {
     use super::*;
-    use p256::ecdsa::signature::{Signer, Verifier};
+    use p256::ecdsa::signature::Signer;
     use p256::ecdsa::Signature;
+    use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
     pub fn sign(key: &SigningKey, input: &[u8]) -> [u8; 64] {
         let sig: Signature = key.sign(input);
@@ -57,10 +63,10 @@ mod scheme {
     }
 
     pub fn verify(key: &VerifyingKey, input: &[u8], sig: &[u8; 64]) -> bool {
-        match Signature::from_slice(sig) {
-            Ok(sig) => key.verify(input, &sig).is_ok(),
-            Err(_) => false,
-        }
+        let point = key.to_encoded_point(false);
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_bytes())
+            .verify(input, sig)
+            .is_ok()
     }
 }
 
@@ -230,6 +236,54 @@ impl SigCache {
 mod tests {
     use super::*;
     use rand_core::OsRng;
+
+    /// ring checks what `p256` signs, and refuses what `p256` refuses: a
+    /// changed byte, another key, a zero or out-of-range scalar. Both
+    /// accept `s` and `n - s` alike (ECDSA's malleability; the protocol
+    /// keys messages by their body, never by their signature bytes).
+    #[cfg(not(feature = "sim-hash-signatures"))]
+    #[test]
+    fn ring_and_p256_accept_the_same_signatures() {
+        use p256::ecdsa::signature::Verifier;
+        use p256::ecdsa::Signature;
+        let by_p256 = |k: &VerifyingKey, m: &[u8], s: &[u8; 64]| {
+            Signature::from_slice(s).is_ok_and(|s| k.verify(m, &s).is_ok())
+        };
+        for i in 0..32u8 {
+            let key = SigningKey::random(&mut OsRng);
+            let vk = *key.verifying_key();
+            let other = *SigningKey::random(&mut OsRng).verifying_key();
+            let msg = vec![i; 1 + i as usize * 7];
+            let sig = scheme::sign(&key, &msg);
+            let high_s = Signature::from_slice(&sig)
+                .map(|s| {
+                    let (r, s) = s.split_scalars();
+                    Signature::from_scalars(r, -*s).expect("n - s is in range")
+                })
+                .expect("own signature parses");
+            let mut flipped = sig;
+            flipped[i as usize % 64] ^= 1 << (i % 8);
+            let mut zero_r = sig;
+            zero_r[..32].fill(0);
+            let mut huge_s = sig;
+            huge_s[32..].fill(0xff);
+            let mut other_msg = msg.clone();
+            other_msg[0] ^= 0x80;
+            let cases: [(&VerifyingKey, &[u8], [u8; 64], bool); 7] = [
+                (&vk, &msg, sig, true),
+                (&vk, &msg, high_s.to_bytes().into(), true),
+                (&vk, &msg, flipped, false),
+                (&vk, &msg, zero_r, false),
+                (&vk, &msg, huge_s, false),
+                (&vk, &other_msg, sig, false),
+                (&other, &msg, sig, false),
+            ];
+            for (n, (k, m, s, valid)) in cases.iter().enumerate() {
+                assert_eq!(scheme::verify(k, m, s), *valid, "case {n}, key {i}");
+                assert_eq!(by_p256(k, m, s), *valid, "case {n}, key {i}");
+            }
+        }
+    }
 
     #[test]
     fn signature_is_bound_to_cluster_and_bytes() {
