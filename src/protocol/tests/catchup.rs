@@ -90,3 +90,41 @@ fn the_member_that_answered_is_asked_next() {
         assert_eq!(picks.len(), 3, "the rotation goes on: {picks:?}");
     }
 }
+
+/// A board of a 64-member cluster whose state directory was lost (a new
+/// SD card) starts again with its key only: from the messages the broker
+/// kept and those of the transactions going on, it fetches every
+/// transaction it lacks, checks each certificate, and takes part again.
+#[test]
+fn a_member_of_64_restarted_with_an_empty_state_catches_up() {
+    let mut sim = Sim::new(64, 12);
+    // One cache for all: each signature is checked once in the process,
+    // which changes nothing but the time the test takes.
+    let shared = SigCache::default();
+    let start = |sim: &Sim, i: usize| {
+        Node::builder(sim.cfg.named(i), &sim.ids[i])
+            .rng_seed([i as u8; 32])
+            .sig_cache(shared.clone())
+            .start(sim.now)
+    };
+    sim.nodes = (0..64).map(|i| start(&sim, i)).collect();
+    sim.connect_all();
+    assert!(sim.run_until(3, 4_000_000), "64 members commit 3");
+    let k = 17;
+    sim.up[k] = false;
+    sim.queues[k].clear();
+    sim.jobs[k] = None;
+    sim.disks[k] = memory::Disk::default();
+    sim.ledgers[k].clear();
+    sim.nodes[k] = start(&sim, k);
+    sim.up[k] = true;
+    let retained: Vec<_> = (sim.retained.iter())
+        .map(|(t, p)| (t.clone(), p.clone()))
+        .collect();
+    sim.queues[k].extend(retained);
+    sim.input(k, Input::Connected);
+    assert!(sim.run_until(5, 6_000_000), "every member reaches tx 5");
+    sim.check_agreement();
+    assert_eq!(sim.disks[k].records.len(), sim.disks[0].records.len());
+    assert_eq!(sim.ledgers[k][..3], sim.ledgers[0][..3], "fetched 1 to 3");
+}
