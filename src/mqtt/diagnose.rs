@@ -126,6 +126,9 @@ pub fn diagnose(err: &ConnectionError, ctx: &Context, connecting: bool) -> Diagn
         }
         _ => {}
     }
+    if let Some(d) = network(&chain, addr, connecting) {
+        return d;
+    }
     if matches!(err, ConnectionError::Timeout(_)) {
         return transient("timeout", format!("no answer from {addr} in time"));
     }
@@ -144,6 +147,46 @@ pub fn diagnose(err: &ConnectionError, ctx: &Context, connecting: bool) -> Diagn
         );
     }
     transient("other", format!("{addr}: {err}"))
+}
+
+/// The network under the connection failed: no route, no network, no
+/// answer, or (once connected) a reset. Said as what it is, never guessed
+/// to be a plain client at a TLS port. A reset while connecting is left to
+/// that guess: a TLS listener that reads an MQTT CONNECT closes on it.
+fn network(chain: &[&(dyn StdError + 'static)], addr: &str, connecting: bool) -> Option<Diagnosis> {
+    let e = chain.iter().find_map(|e| e.downcast_ref::<io::Error>())?;
+    /// EHOSTDOWN, which `io::ErrorKind` does not name.
+    const HOST_DOWN: i32 = 112;
+    let d = match e.kind() {
+        _ if e.raw_os_error() == Some(HOST_DOWN) => transient(
+            "unreachable",
+            format!("{addr} is down ({e}): is the broker's machine on?"),
+        ),
+        io::ErrorKind::HostUnreachable => transient(
+            "unreachable",
+            format!(
+                "no route to {addr} ({e}): is the broker's machine up, and this board's link to it?"
+            ),
+        ),
+        io::ErrorKind::NetworkUnreachable | io::ErrorKind::NetworkDown => transient(
+            "no-network",
+            format!("no network to reach {addr} ({e}): is this board's network up?"),
+        ),
+        io::ErrorKind::TimedOut => transient(
+            "timeout",
+            format!("no answer from {addr} ({e}): a cut link, or packets dropped on the way?"),
+        ),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted if !connecting => {
+            transient(
+                "reset",
+                format!(
+                    "the connection to {addr} was reset ({e}): a broker restart, or a link cut?"
+                ),
+            )
+        }
+        _ => return None,
+    };
+    Some(d)
 }
 
 fn refused(code: ConnectReturnCode, ctx: &Context) -> Diagnosis {
@@ -365,6 +408,51 @@ mod tests {
             "{}",
             d.message
         );
+    }
+
+    /// A cut link is not a TLS mix-up: each failure of the network says
+    /// what it is, and the error's own text appears once.
+    #[test]
+    fn network_failures_say_what_happened() {
+        let plain = Context {
+            ca_file: None,
+            ..ctx(None)
+        };
+        let cases = [
+            (
+                io::Error::from_raw_os_error(113),
+                true,
+                "no route to broker:8883",
+            ),
+            (
+                io::Error::from_raw_os_error(112),
+                true,
+                "broker:8883 is down",
+            ),
+            (
+                io::Error::from_raw_os_error(101),
+                true,
+                "no network to reach",
+            ),
+            (
+                io::Error::from_raw_os_error(110),
+                true,
+                "no answer from broker:8883",
+            ),
+            (io::Error::from_raw_os_error(104), false, "was reset"),
+        ];
+        for (e, connecting, want) in cases {
+            let text = e.to_string();
+            let d = diagnose(&ConnectionError::Io(e), &plain, connecting);
+            assert!(!d.fatal, "{d:?}");
+            assert!(d.message.contains(want), "{want}: {}", d.message);
+            assert!(!d.message.contains("mqtts://"), "{}", d.message);
+            assert_eq!(d.message.matches(&text).count(), 1, "{}", d.message);
+        }
+        // A reset while connecting, at a port that may be TLS: the guess.
+        let reset = ConnectionError::Io(io::Error::from_raw_os_error(104));
+        let d = diagnose(&reset, &plain, true);
+        assert_eq!(d.kind, "plain-to-tls", "{d:?}");
     }
 
     #[test]

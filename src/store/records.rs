@@ -22,10 +22,12 @@ const MAX_RECORD: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{path}: {source}")]
+    /// The I/O error is in the message and not a `source`, so that a
+    /// chain printed in full (`{:#}`) says it once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0} is not an edgeminer ledger (bad header)")]
     BadHeader(PathBuf),
@@ -40,9 +42,9 @@ pub enum RecordError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
-    move |source| RecordError::Io {
+    move |error| RecordError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -188,7 +190,7 @@ impl RecordFile {
         let Some(&at) = self.offsets.get(index) else {
             return Err(RecordError::Io {
                 path: self.path.clone(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!("no record {index}"),
                 ),
@@ -283,6 +285,17 @@ mod tests {
             f.append(r).expect("append");
         }
         (dir, want)
+    }
+
+    /// A full disk, as the daemon logs it (the whole chain of causes),
+    /// says "No space left on device" once.
+    #[test]
+    fn an_io_error_is_said_once() {
+        let err =
+            io(Path::new("/var/lib/edgeminer/ledger.bin"))(std::io::Error::from_raw_os_error(28));
+        let line = format!("{:#}", anyhow::Error::new(err).context("appending tx 7"));
+        assert_eq!(line.matches("os error 28").count(), 1, "{line}");
+        assert!(line.contains("ledger.bin"), "{line}");
     }
 
     #[test]
