@@ -273,10 +273,15 @@ impl Plan {
             });
         }
         if pct(rng, 20) {
-            more.push(Fault {
-                at: below(rng, window),
-                kind: FaultKind::Add { spare: 0 },
-            });
+            let at = below(rng, window);
+            // A full roster takes no other board: every node refuses the
+            // change (a 65th member), so the board would wait for ever.
+            if n < crate::wire::MAX_MEMBERS {
+                more.push(Fault {
+                    at,
+                    kind: FaultKind::Add { spare: 0 },
+                });
+            }
         }
         self.faults.extend(more);
         self.faults.sort_by_key(|f| f.at);
