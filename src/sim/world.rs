@@ -67,9 +67,12 @@ enum Ev {
         /// Sent from the broker's store on connecting.
         retained: bool,
     },
+    /// A seed found for `job`: the whole job, not its id, since a
+    /// restarted node numbers its jobs from 1 again and a seed mined
+    /// before the crash must not pass for one of the new job.
     Mined {
         host: usize,
-        job: u64,
+        job: Job,
         seed: u64,
     },
     Fault(usize),
@@ -349,15 +352,12 @@ impl World {
                 );
             }
             Ev::Mined { host, job, seed } => {
-                if self.hosts[host].node.is_some()
-                    && self.hosts[host]
-                        .mining
-                        .as_ref()
-                        .is_some_and(|j| j.id == job)
+                if self.hosts[host].node.is_some() && self.hosts[host].mining.as_ref() == Some(&job)
                 {
                     self.hosts[host].mining = None;
-                    self.note(|| format!("n{host} mined seed {seed} (job {job})"));
-                    self.input(host, Input::Mined { job, seed });
+                    let id = job.id;
+                    self.note(|| format!("n{host} mined seed {seed} (job {id})"));
+                    self.input(host, Input::Mined { job: id, seed });
                 }
             }
             Ev::Fault(i) => self.fault(i),
@@ -898,14 +898,7 @@ impl World {
         let u = (self.mine.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let took = (-(1.0 - u).ln() * self.hosts[h].mine_ms as f64) as u64;
         self.hosts[h].mining = Some(job.clone());
-        self.schedule(
-            self.now + 1 + took,
-            Ev::Mined {
-                host: h,
-                job: job.id,
-                seed,
-            },
-        );
+        self.schedule(self.now + 1 + took, Ev::Mined { host: h, job, seed });
     }
 
     /// The broker takes a message from `from` and fans it out.
