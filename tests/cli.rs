@@ -130,7 +130,7 @@ fn bad_settings_are_refused_clearly() {
 fn verify_names_a_tampered_entry() {
     // A genesis record and a garbage commit, through the ledger format.
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut f, _) = edgeminer::store::records::RecordFile::open(dir.path()).expect("open");
+    let mut f = edgeminer::store::records::RecordFile::open(dir.path()).expect("open");
     let members = vec![edgeminer::wire::roster::Entry {
         id: edgeminer::identity::NodeId([1; 8]),
         name: "a".into(),

@@ -326,7 +326,7 @@ fn doctor(from: &Path, to: &Path, tx: u64) {
     };
     let forger = Forger::new(Arc::new(genesis), minted(3));
     let (_, forged) = forger.transaction(tx, prev);
-    let (mut file, _) = edgeminer::store::records::RecordFile::open(to).expect("a new ledger");
+    let mut file = edgeminer::store::records::RecordFile::open(to).expect("a new ledger");
     for (i, r) in records.iter().enumerate() {
         let record = if i as u64 == tx {
             forged.encode()

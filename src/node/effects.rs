@@ -57,6 +57,8 @@ impl Effects {
                     .with_context(|| format!("writing the ledger in {}", dir.display()))?,
                 Persist::SaveVotes(bytes) => ledger::save_votes(dir, &bytes)
                     .with_context(|| format!("writing the vote state in {}", dir.display()))?,
+                Persist::SaveRosters(bytes) => ledger::save_rosters(dir, &bytes)
+                    .with_context(|| format!("writing the rosters in {}", dir.display()))?,
             }
         }
         for effect in out.then {

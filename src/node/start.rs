@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{outgoing, NotAMember};
 use crate::config::NodeConfig;
@@ -19,7 +19,6 @@ use crate::pow::engine::Engine;
 use crate::protocol::{Durable, Node};
 use crate::store::ledger;
 use crate::store::records::RecordFile;
-use crate::wire::Commit;
 
 /// Who the node is: its id, and the name its roster gives it (the one
 /// every other node shows).
@@ -65,16 +64,17 @@ pub(super) fn open(cfg: &NodeConfig, engine: &dyn Engine) -> Result<Opened> {
     let dir = cfg.storage.state_dir.clone();
     let identity = identity(cfg)?;
     let genesis = cfg.protocol.genesis.clone();
-    let (ledger, history) = ledger::open(&dir, &genesis)
+    let (ledger, head) = ledger::open(&dir, &genesis)
         .with_context(|| format!("opening the ledger in {}", dir.display()))?;
     let votes = ledger::load_votes(&dir)?;
     let mut protocol = cfg.protocol.clone();
     // The roster's name for this node is the one every other node shows.
-    if let Some(n) = history.roster().name(identity.id).filter(|n| !n.is_empty()) {
+    let chain = &head.chain;
+    if let Some(n) = chain.roster().name(identity.id).filter(|n| !n.is_empty()) {
         protocol.name = n.to_string();
     }
     let name = protocol.name.clone();
-    let roster = history.roster();
+    let roster = chain.roster();
     let (lo, hi) = genesis.difficulty();
     info!(
         "init: node {name} ({}) in cluster '{}' ({}): {} members, quorum {}, difficulty {lo}..{hi}, {} committed transactions, {} mining threads ({})",
@@ -83,7 +83,7 @@ pub(super) fn open(cfg: &NodeConfig, engine: &dyn Engine) -> Result<Opened> {
         genesis.id(),
         roster.len(),
         roster.quorum(),
-        history.height(),
+        chain.height(),
         cfg.mining.threads,
         engine.name()
     );
@@ -91,12 +91,7 @@ pub(super) fn open(cfg: &NodeConfig, engine: &dyn Engine) -> Result<Opened> {
     let clock = Clock(Instant::now());
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    let last = last_certificate(&ledger);
-    let durable = Durable {
-        history,
-        votes,
-        last,
-    };
+    let durable = Durable { head, votes };
     let node = Node::builder(protocol, &identity)
         .rng_seed(seed)
         .incarnation(unix_millis())
@@ -155,22 +150,4 @@ fn unix_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// The certificate of the ledger's last record, which the node publishes
-/// again at its next connect (the ledger was checked whole at open; a
-/// record that no longer reads is only logged: the others can still ask).
-fn last_certificate(ledger: &RecordFile) -> Option<Commit> {
-    let last = ledger.len().checked_sub(1)?;
-    match ledger.read(last).map(|r| Commit::decode(&r)) {
-        Ok(Ok(c)) => Some(c),
-        Ok(Err(e)) => {
-            warn!("init: the ledger's last record does not decode: {e}");
-            None
-        }
-        Err(e) => {
-            warn!("init: the ledger's last record does not read: {e}");
-            None
-        }
-    }
 }

@@ -6,6 +6,7 @@
 use tracing::{error, info, warn};
 
 use super::certificate::{verify_commit_with, CertError, Committed};
+use super::head::{saved_rosters, RECENT};
 use super::history::roster_at;
 use super::timers::Timer;
 use super::tx::TxState;
@@ -61,15 +62,20 @@ impl Node {
     /// Already committed here: a duplicate answer, or a late copy. Compare
     /// cheaply; verify fully only when it differs. (Its envelope's
     /// signature is not checked: the certificate is.)
+    ///
+    /// Only transactions among the last [`super::head::RECENT`] are
+    /// compared: older references are on disk, not in memory.
     fn compare_old(&self, body: &Body, c: &Commit) {
-        let ours = self.history.get((body.tx - 1) as usize).copied();
+        let ours = self.reference_at(body.tx);
         let theirs = Envelope::decode(&c.solution.0, wire::MAX_PHASE_MESSAGE)
             .ok()
             .map(|e| reference(&e.body));
         if ours.is_none() || theirs == ours {
             return;
         }
-        let prev = self.prev_of(body.tx);
+        let Some(prev) = self.reference_at(body.tx - 1) else {
+            return;
+        };
         let Some(roster) = roster_at(&self.rosters, body.tx) else {
             return;
         };
@@ -85,15 +91,15 @@ impl Node {
         }
     }
 
-    fn prev_of(&self, tx: u64) -> [u8; 16] {
-        if tx <= 1 {
-            self.cfg.genesis.prev()
-        } else {
-            self.history
-                .get((tx - 2) as usize)
-                .copied()
-                .unwrap_or([0; 16])
+    /// The reference of committed transaction `tx` (the genesis's for 0),
+    /// if it is among the recent ones.
+    fn reference_at(&self, tx: u64) -> Option<[u8; 16]> {
+        if tx == 0 {
+            return Some(self.cfg.genesis.prev());
         }
+        let back = usize::try_from(self.height.checked_sub(tx)?).ok()?;
+        let i = self.recent.len().checked_sub(back + 1)?;
+        self.recent.get(i).copied()
     }
 
     /// Durably records a commit, tells the others, and starts the next
@@ -144,7 +150,10 @@ impl Node {
         }
         self.height = done.tx;
         self.prev = done.reference;
-        self.history.push(done.reference);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(done.reference);
         let change = done.change.clone();
         out.event(Event::Committed(done));
         // The open transaction's state and its timers start afresh.
@@ -203,6 +212,12 @@ impl Node {
         self.catchup.forget(|id| next.contains(id));
         self.roster = next.clone();
         self.rosters.push(next);
+        // Before anything else is appended: see `head`.
+        out.persist(Persist::SaveRosters(saved_rosters(
+            &self.cfg.genesis,
+            tx,
+            &self.rosters,
+        )));
         out.effect(Effect::Publish(self.roster_message()));
         match (was_member, self.is_member()) {
             (true, false) => {

@@ -1,11 +1,14 @@
-//! A verified ledger: the commits since the genesis and the rosters they
-//! put in force.
+//! A verified ledger: its head (height, the reference the next
+//! transaction builds on, every roster since the genesis) and, for the
+//! tools that list it, its commits.
 //!
 //! Checking a ledger means checking each certificate against the roster in
 //! force at its height, then applying the roster change it carries, if any,
-//! for the transactions after it: a node at start, `edgeminer verify`, a
-//! node catching up and the simulation's checker all go through
-//! [`History::verify_next`] and [`History::push`].
+//! for the transactions after it: a node that checks its whole ledger,
+//! `edgeminer verify`, a node catching up and the simulation's checker all
+//! go through [`Chain::verify_next`] and [`Chain::push`]. A [`Chain`] holds
+//! nothing per transaction, so a node's memory does not grow with its
+//! ledger; [`History`] keeps every commit, for `ledger` and the checker.
 
 use super::certificate::{verify_commit_with, Committed};
 use super::genesis::Genesis;
@@ -13,45 +16,40 @@ use super::roster::Roster;
 use super::Reject;
 use crate::wire::{Commit, SigCache};
 
-/// Commits (transaction 1 first) and every roster since the genesis.
+/// The head of a verified ledger.
 #[derive(Clone, Debug)]
-pub struct History {
-    pub commits: Vec<Committed>,
+pub struct Chain {
+    height: u64,
     /// The genesis roster first, then one per committed change.
     rosters: Vec<Roster>,
     prev: [u8; 16],
 }
 
-impl History {
+impl Chain {
     /// A ledger with nothing committed yet.
-    pub fn new(genesis: &Genesis) -> History {
-        History {
-            commits: Vec::new(),
+    pub fn new(genesis: &Genesis) -> Chain {
+        Chain {
+            height: 0,
             rosters: vec![genesis.roster()],
             prev: genesis.prev(),
         }
     }
 
-    /// Verifies commit records (transaction 1 first) and builds the
-    /// history; on the first bad one, its transaction and why.
-    pub fn verify(
-        genesis: &Genesis,
-        records: &[Vec<u8>],
-        sigs: &SigCache,
-    ) -> Result<History, (u64, Reject)> {
-        let mut h = History::new(genesis);
-        for r in records {
-            let tx = h.height() + 1;
-            let commit = Commit::decode(r).map_err(|e| (tx, Reject::Wire(e)))?;
-            let done = h.verify_next(genesis, &commit, sigs).map_err(|e| (tx, e))?;
-            h.push(done).map_err(|e| (tx, e))?;
+    /// A head taken on trust from what the node wrote itself: `rosters`
+    /// (the genesis roster first) in force after `height`, whose last
+    /// reference is `prev`. [`super::head::resume`] checks it against the
+    /// ledger's last certificate.
+    pub(crate) fn from_parts(height: u64, prev: [u8; 16], rosters: Vec<Roster>) -> Chain {
+        Chain {
+            height,
+            rosters,
+            prev,
         }
-        Ok(h)
     }
 
     /// Committed transactions.
     pub fn height(&self) -> u64 {
-        self.commits.len() as u64
+        self.height
     }
     /// The reference the next transaction builds on.
     pub fn prev(&self) -> [u8; 16] {
@@ -78,16 +76,29 @@ impl History {
         verify_commit_with(
             genesis,
             self.roster(),
-            self.height() + 1,
+            self.height + 1,
             &self.prev,
             commit,
             sigs,
         )
     }
 
+    /// Decodes and checks the record of the next transaction, and appends it.
+    pub fn check(
+        &mut self,
+        genesis: &Genesis,
+        record: &[u8],
+        sigs: &SigCache,
+    ) -> Result<Committed, Reject> {
+        let commit = Commit::decode(record).map_err(Reject::Wire)?;
+        let done = self.verify_next(genesis, &commit, sigs)?;
+        self.push(&done)?;
+        Ok(done)
+    }
+
     /// Appends a verified commit of the next transaction, and the roster
     /// its change puts in force.
-    pub fn push(&mut self, done: Committed) -> Result<(), Reject> {
+    pub fn push(&mut self, done: &Committed) -> Result<(), Reject> {
         if let Some(change) = &done.change {
             let next = self
                 .roster()
@@ -96,6 +107,77 @@ impl History {
             self.rosters.push(next);
         }
         self.prev = done.reference;
+        self.height = done.tx;
+        Ok(())
+    }
+}
+
+/// Commits (transaction 1 first) and the head they make.
+#[derive(Clone, Debug)]
+pub struct History {
+    pub commits: Vec<Committed>,
+    chain: Chain,
+}
+
+impl History {
+    /// A ledger with nothing committed yet.
+    pub fn new(genesis: &Genesis) -> History {
+        History {
+            commits: Vec::new(),
+            chain: Chain::new(genesis),
+        }
+    }
+
+    /// Verifies commit records (transaction 1 first) and builds the
+    /// history; on the first bad one, its transaction and why.
+    pub fn verify(
+        genesis: &Genesis,
+        records: &[Vec<u8>],
+        sigs: &SigCache,
+    ) -> Result<History, (u64, Reject)> {
+        let mut h = History::new(genesis);
+        for r in records {
+            let tx = h.height() + 1;
+            let done = h.chain.check(genesis, r, sigs).map_err(|e| (tx, e))?;
+            h.commits.push(done);
+        }
+        Ok(h)
+    }
+
+    /// The head these commits make.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+    /// Committed transactions.
+    pub fn height(&self) -> u64 {
+        self.chain.height()
+    }
+    /// The reference the next transaction builds on.
+    pub fn prev(&self) -> [u8; 16] {
+        self.chain.prev()
+    }
+    /// The roster in force for the next transaction.
+    pub fn roster(&self) -> &Roster {
+        self.chain.roster()
+    }
+    /// Every roster so far, the genesis roster first.
+    pub fn rosters(&self) -> &[Roster] {
+        self.chain.rosters()
+    }
+
+    /// Checks the certificate of the next transaction on its own.
+    pub fn verify_next(
+        &self,
+        genesis: &Genesis,
+        commit: &Commit,
+        sigs: &SigCache,
+    ) -> Result<Committed, Reject> {
+        self.chain.verify_next(genesis, commit, sigs)
+    }
+
+    /// Appends a verified commit of the next transaction.
+    pub fn push(&mut self, done: Committed) -> Result<(), Reject> {
+        self.chain.push(&done)?;
         self.commits.push(done);
         Ok(())
     }

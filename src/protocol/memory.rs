@@ -11,11 +11,24 @@ use super::{Effect, Event, Node, Persist, Publish};
 use crate::pow::Job;
 
 /// What a board keeps across restarts: its ledger's commit records
-/// (transaction 1 first) and its vote state.
+/// (transaction 1 first), its rosters file and its vote state.
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     pub records: Vec<Vec<u8>>,
+    pub rosters: Option<Vec<u8>>,
     pub votes: Option<Vec<u8>>,
+}
+
+impl super::head::Records for Disk {
+    type Error = String;
+    fn height(&self) -> u64 {
+        self.records.len() as u64
+    }
+    fn record(&self, tx: u64) -> Result<Vec<u8>, String> {
+        let i = usize::try_from(tx).ok().and_then(|t| t.checked_sub(1));
+        i.and_then(|i| self.records.get(i).cloned())
+            .ok_or_else(|| format!("no record of tx {tx}"))
+    }
 }
 
 impl Disk {
@@ -24,6 +37,7 @@ impl Disk {
         match p {
             Persist::AppendLedger(record) => self.records.push(record),
             Persist::SaveVotes(v) => self.votes = Some(v),
+            Persist::SaveRosters(r) => self.rosters = Some(r),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod election;
 pub mod electorate;
 pub mod gate;
 pub mod genesis;
+pub mod head;
 pub mod held;
 pub mod history;
 pub mod init;
@@ -64,7 +65,8 @@ use timers::{Timer, Timers};
 pub use certificate::{verify_commit, CertError, Committed};
 pub use counters::Counters;
 pub use genesis::Genesis;
-pub use history::History;
+pub use head::Resumed;
+pub use history::{Chain, History};
 pub use output::{Effect, Event, Output, Persist, Step};
 pub use persist::VoteState;
 pub use roster::Roster;
@@ -283,7 +285,9 @@ pub struct Node {
     /// Committed transactions so far and the reference of the last one.
     pub(crate) height: u64,
     pub(crate) prev: [u8; 16],
-    pub(crate) history: Vec<[u8; 16]>,
+    /// References of the last transactions (at most [`head::RECENT`]),
+    /// oldest first, ending with `prev`: older ones are on disk only.
+    pub(crate) recent: std::collections::VecDeque<[u8; 16]>,
     pub(crate) last_commit: Option<Vec<u8>>,
     pub(crate) tx: tx::TxState,
     /// Every timer but catch-up's retry.

@@ -18,6 +18,10 @@ pub enum Persist {
     AppendLedger(Vec<u8>),
     /// Replace the saved vote state with this one (durably).
     SaveVotes(Vec<u8>),
+    /// Replace the rosters file with this one (durably): after every
+    /// committed roster change, before the next append (see
+    /// [`super::head`]).
+    SaveRosters(Vec<u8>),
 }
 
 /// What the driver does once the writes are durable, in order.

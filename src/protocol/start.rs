@@ -11,34 +11,31 @@ use std::collections::BTreeSet;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use super::head::Resumed;
 use super::timers::{Timer, Timers};
-use super::{
-    counters, init, sync, tx, Committed, Config, Counters, History, Node, Phase, VoteState,
-};
+use super::{counters, init, sync, tx, Config, Counters, Node, Phase, Roster, VoteState};
 use crate::identity::{Identity, NodeId};
-use crate::wire::{Commit, Payload, SigCache, Topics};
+use crate::wire::{Payload, SigCache, Topics};
 
 /// What a node had on disk when it started.
 #[derive(Clone, Debug)]
 pub struct Durable {
-    /// Its verified ledger: commits and the rosters they put in force.
-    pub history: History,
+    /// Its ledger's head: height, the rosters in force, the last commit
+    /// (whose certificate is published again at the next connect: a node
+    /// that crashed after writing a commit and before publishing it would
+    /// otherwise leave the others waiting for a confirmation it will never
+    /// send again) and the last references.
+    pub head: Resumed,
     /// Its saved vote state.
     pub votes: Option<VoteState>,
-    /// The certificate of its last commit, published again at the next
-    /// connect: a node that crashed after writing a commit and before
-    /// publishing it would otherwise leave the others waiting for a
-    /// confirmation it will never send again (it has moved on).
-    pub last: Option<Commit>,
 }
 
 impl Durable {
     /// An empty state directory.
     pub fn fresh(cfg: &Config) -> Durable {
         Durable {
-            history: History::new(&cfg.genesis),
+            head: Resumed::empty(&cfg.genesis),
             votes: None,
-            last: None,
         }
     }
 }
@@ -105,15 +102,15 @@ impl Builder<'_> {
             durable,
             sigs,
         } = self;
-        let Durable {
-            history,
-            votes,
+        let Durable { head, votes } = durable.unwrap_or_else(|| Durable::fresh(&cfg));
+        let Resumed {
+            chain,
             last,
-        } = durable.unwrap_or_else(|| Durable::fresh(&cfg));
+            recent,
+            ..
+        } = head;
         let topics = Topics::new(cfg.genesis.cluster());
-        let ledger = &history.commits;
-        let prev = history.prev();
-        let roster = history.roster().clone();
+        let roster = chain.roster().clone();
         let member = roster.contains(identity.id);
         let mut node = Node {
             topics,
@@ -126,17 +123,17 @@ impl Builder<'_> {
             started_at: now,
             members: init::Members::default(),
             roster,
-            rosters: history.rosters().to_vec(),
+            rosters: chain.rosters().to_vec(),
             change_request: None,
             add_requested: false,
-            removed_at: removed_at(ledger, identity.id),
+            removed_at: removed_at(chain.rosters(), identity.id),
             stopped: None,
             refusals: counters::RefusalLog::default(),
             held: Default::default(),
             liars: BTreeSet::new(),
-            height: ledger.len() as u64,
-            prev,
-            history: ledger.iter().map(|c| c.reference).collect(),
+            height: chain.height(),
+            prev: chain.prev(),
+            recent: recent.into(),
             last_commit: None,
             tx: tx::TxState::default(),
             timers: Timers::default(),
@@ -158,7 +155,7 @@ impl Builder<'_> {
                 .set(Timer::Resend, now + node.cfg.election_timeout_ms);
             return node;
         }
-        if let (Some(commit), Some(done)) = (last, ledger.last()) {
+        if let Some((done, commit)) = last {
             let msg = node.sign(done.tx, done.round, Payload::Commit(commit));
             node.last_commit = Some(msg);
         }
@@ -175,17 +172,16 @@ impl Builder<'_> {
 }
 
 /// The transaction whose change last removed `me`, unless a later one
-/// added it back.
-fn removed_at(ledger: &[Committed], me: NodeId) -> Option<u64> {
+/// added it back (`rosters` oldest first; each is in force from the
+/// transaction after the change that made it).
+fn removed_at(rosters: &[Roster], me: NodeId) -> Option<u64> {
     let mut at = None;
-    for c in ledger {
-        if let Some(change) = &c.change {
-            if change.remove.contains(&me) {
-                at = Some(c.tx);
-            }
-            if change.add.iter().any(|e| e.id == me) {
-                at = None;
-            }
+    for pair in rosters.windows(2) {
+        if pair[0].contains(me) && !pair[1].contains(me) {
+            at = Some(pair[1].since() - 1);
+        }
+        if !pair[0].contains(me) && pair[1].contains(me) {
+            at = None;
         }
     }
     at

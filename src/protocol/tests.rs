@@ -1062,16 +1062,10 @@ mod voting_phase {
         let mut sim = Sim::new(3, 27);
         sim.connect_all();
         assert!(sim.run_until(1, 50_000));
-        let mut history = History::new(&sim.cfg.genesis);
-        history
-            .push(sim.ledgers[0][0].clone())
-            .expect("the next commit");
-        let record = &sim.disks[0].records[0];
-        let durable = Durable {
-            history,
-            votes: None,
-            last: Some(crate::wire::Commit::decode(record).expect("a record")),
-        };
+        let disk = &sim.disks[0];
+        let head = super::head::resume(&sim.cfg.genesis, None, disk, &Default::default())
+            .expect("the ledger resumes");
+        let durable = Durable { head, votes: None };
         let mut again = Node::builder(sim.cfg.named(0), &sim.ids[0])
             .incarnation(2)
             .durable(durable)
@@ -1085,7 +1079,7 @@ mod voting_phase {
         let Payload::Commit(c) = Body::decode(&env.body).expect("a body").payload else {
             panic!("not a commit");
         };
-        assert_eq!(c.encode(), *record);
+        assert_eq!(c.encode(), disk.records[0]);
         assert!(sent[0].retain);
     }
 

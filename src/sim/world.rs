@@ -20,16 +20,17 @@ use super::forge::Forger;
 use super::plan::{FaultKind, Plan};
 use crate::identity::Identity;
 use crate::pow::{self, Job};
+use crate::protocol::head;
 use crate::protocol::memory::{self, Disk, Outward};
 use crate::protocol::reference;
 use crate::protocol::roster::sign_change;
 use crate::protocol::{
-    quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish, Step,
-    VoteState,
+    quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish,
+    Resumed, Step, VoteState,
 };
 use crate::store::ledger;
 use crate::wire::roster::{Change, Entry};
-use crate::wire::{Body, Commit, Envelope, Family, Payload, SigCache, Stance, Topics};
+use crate::wire::{Body, Envelope, Family, Payload, SigCache, Stance, Topics};
 
 /// The broker publishes a will this long (at most) after it loses a client:
 /// 1.5 times the daemon's 5 s keep-alive.
@@ -649,17 +650,10 @@ impl World {
         if host.node.is_some() || host.dead_for_good {
             return;
         }
-        let ledger =
-            match ledger::verify_records_with(&self.cfg.genesis, &host.disk.records, &self.sigs) {
-                Ok(l) => l,
-                Err(e) => {
-                    self.fail(Violation::Durability {
-                        node: h,
-                        reason: format!("the ledger does not load: {e}"),
-                    });
-                    return;
-                }
-            };
+        let Some(head) = self.resume(h) else {
+            return;
+        };
+        let host = &self.hosts[h];
         let votes = host
             .disk
             .votes
@@ -674,12 +668,7 @@ impl World {
         let node = Node::builder(cfg, &host.identity)
             .rng_seed(rng_seed)
             .incarnation(incarnation)
-            .durable(Durable {
-                history: ledger,
-                votes,
-                last: (host.disk.records.last())
-                    .map(|r| Commit::decode(r).expect("the sim writes whole records")),
-            })
+            .durable(Durable { head, votes })
             .sig_cache(self.sigs.clone())
             .start(self.now);
         if node.height() != host.disk.height() {
@@ -693,6 +682,32 @@ impl World {
         host.restarts += 1;
         host.node = Some(node);
         self.want_session(h);
+    }
+
+    /// What `h` resumes from its disk, as the daemon does (its rosters file
+    /// and last certificate); checked against the whole ledger, which must
+    /// give the same head.
+    fn resume(&mut self, h: usize) -> Option<Resumed> {
+        let disk = &self.hosts[h].disk;
+        let g = &self.cfg.genesis;
+        let whole = ledger::verify_records_with(g, &disk.records, &self.sigs);
+        let head = head::resume(g, disk.rosters.as_deref(), disk, &self.sigs);
+        let reason = match (&whole, &head) {
+            (Err(e), _) => format!("the ledger does not load: {e}"),
+            (_, Err(e)) => format!("the ledger does not resume: {e}"),
+            (Ok(w), Ok(r)) => {
+                let (a, b) = (w.chain(), &r.chain);
+                if (a.height(), a.prev(), a.rosters()) == (b.height(), b.prev(), b.rosters()) {
+                    return head.ok();
+                }
+                format!(
+                    "the resumed head ({:?}) differs from the whole ledger's",
+                    r.checked
+                )
+            }
+        };
+        self.fail(Violation::Durability { node: h, reason });
+        None
     }
 
     /// Connects `h` soon if it runs, has a link and the broker is up.

@@ -4,7 +4,9 @@
 //! The first ledger record is the cluster's genesis (its canonical
 //! encoding), so the ledger can be re-verified with nothing but the state
 //! directory, and a node refuses a state directory that belongs to another
-//! cluster. Every commit is re-verified at load against the roster in force
+//! cluster. A node resumes from its rosters file and its last certificate
+//! ([`crate::protocol::head`]), in time that does not grow with the ledger;
+//! `ledger` and `verify` check every certificate against the roster in force
 //! at its height: a ledger that fails is never trusted silently.
 //!
 //! A genesis that continues another cluster's ledger (recovery from a lost
@@ -17,10 +19,13 @@ use tracing::info;
 
 use super::records::{self, RecordFile};
 use crate::protocol::genesis::GenesisError;
-use crate::protocol::{Genesis, History, Reject, VoteState};
+use crate::protocol::head::{self, Checked, Records, ResumeError};
+use crate::protocol::{Genesis, History, Reject, Resumed, VoteState};
 use crate::wire::{ClusterId, SigCache};
 
 pub const VOTES_FILE: &str = "votes.cbor";
+/// The rosters in force, written after every committed roster change.
+pub const ROSTERS_FILE: &str = "rosters.cbor";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -40,6 +45,8 @@ pub enum LedgerError {
     BadEntry { tx: u64, reason: Reject },
     #[error("reading the vote state {0}: {1}")]
     Votes(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Rosters(PathBuf, std::io::Error),
     #[error("moving the ledger of the cluster this one continues aside: {0}")]
     Archive(std::io::Error),
 }
@@ -65,15 +72,32 @@ fn decode_genesis(path: &Path, bytes: &[u8]) -> Result<Genesis, LedgerError> {
     Genesis::decode(bytes).map_err(|e| LedgerError::BadGenesis(path.to_path_buf(), e))
 }
 
-/// Opens (or starts) the ledger of a running node and verifies it.
-pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, History), LedgerError> {
+/// The commit records of an open ledger file (record 0 is the genesis,
+/// transaction `t` is record `t`).
+struct Commits<'a>(&'a RecordFile);
+
+impl Records for Commits<'_> {
+    type Error = records::RecordError;
+    fn height(&self) -> u64 {
+        self.0.len().saturating_sub(1) as u64
+    }
+    fn record(&self, tx: u64) -> Result<Vec<u8>, Self::Error> {
+        self.0.read(tx as usize)
+    }
+}
+
+/// Opens (or starts) the ledger of a running node and resumes its head:
+/// from the rosters file and the last certificate, or, when they do not
+/// agree or the file is missing, by checking every certificate (and then
+/// writing the rosters file, so the next start is quick).
+pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), LedgerError> {
     archive_parent(dir, genesis)?;
-    let (mut file, records) = RecordFile::open(dir)?;
-    let Some((first, rest)) = records.split_first() else {
+    let mut file = RecordFile::open(dir)?;
+    if file.is_empty() {
         file.append(&genesis.encode())?;
-        return Ok((file, History::new(genesis)));
-    };
-    let found = decode_genesis(file.path(), first)?;
+        return Ok((file, Resumed::empty(genesis)));
+    }
+    let found = decode_genesis(file.path(), &file.read(0)?)?;
     if found.id() != genesis.id() {
         return Err(LedgerError::OtherCluster {
             path: file.path().to_path_buf(),
@@ -83,8 +107,32 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, History), Ledg
             want_id: genesis.id(),
         });
     }
-    let history = verify_records(genesis, rest)?;
-    Ok((file, history))
+    let path = dir.join(ROSTERS_FILE);
+    let saved = records::read_optional(&path).map_err(|e| LedgerError::Rosters(path.clone(), e))?;
+    let sigs = SigCache::with_capacity(64);
+    let resumed =
+        head::resume(genesis, saved.as_deref(), &Commits(&file), &sigs).map_err(|e| match e {
+            ResumeError::Read { error, .. } => LedgerError::Ledger(error),
+            ResumeError::Bad { tx, reason } => LedgerError::BadEntry { tx, reason },
+        })?;
+    if let Checked::Whole(why) = &resumed.checked {
+        info!(
+            "init: checked all {} certificates of the ledger ({why}); writing {}",
+            resumed.chain.height(),
+            path.display()
+        );
+        let c = &resumed.chain;
+        records::write_atomic(
+            &path,
+            &head::saved_rosters(genesis, c.height(), c.rosters()),
+        )
+        .map_err(|e| LedgerError::Rosters(path.clone(), e))?;
+    }
+    Ok((file, resumed))
+}
+
+pub fn save_rosters(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    records::write_atomic(&dir.join(ROSTERS_FILE), bytes)
 }
 
 /// When `genesis` continues the cluster whose ledger is in `dir`, moves
@@ -98,19 +146,21 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), LedgerError> {
     if !path.exists() {
         return Ok(());
     }
-    let records = records::read_records(dir)?;
-    let Some(first) = records.first() else {
+    let old = RecordFile::open(dir)?;
+    if old.is_empty() {
         return Ok(());
-    };
-    let Ok(found) = Genesis::decode(first) else {
+    }
+    let Ok(found) = Genesis::decode(&old.read(0)?) else {
         return Ok(());
     };
     if found.id() != parent.cluster {
         return Ok(());
     }
+    let had = (old.len() - 1) as u64;
+    drop(old);
     let aside = dir.join(format!("ledger-{}.bin", found.id()));
     std::fs::rename(&path, &aside).map_err(LedgerError::Archive)?;
-    let had = (records.len() - 1) as u64;
+    let _ = std::fs::remove_file(dir.join(records::INDEX_FILE));
     if had > parent.height {
         tracing::warn!(
             "init: this node's ledger of '{}' goes on to tx {had}, beyond tx {} where this cluster continues it: transactions {}..={had} are not part of the new cluster (kept in {})",
@@ -121,12 +171,13 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), LedgerError> {
         );
     }
     let _ = std::fs::remove_file(dir.join(VOTES_FILE));
+    let _ = std::fs::remove_file(dir.join(ROSTERS_FILE));
     info!(
         "init: this cluster continues '{}' ({}) after tx {}: its ledger of {} transactions is now {}",
         found.cluster(),
         found.id(),
         parent.height,
-        records.len() - 1,
+        had,
         aside.display()
     );
     Ok(())

@@ -2,7 +2,8 @@
 //!
 //! `ledger.bin` is an 8-byte header and then records `[len u32 LE]
 //! [SHA-256(payload)[..4]] [payload]`. An append is synced before it
-//! returns, so the node publishes only what is on disk. A crash in the middle
+//! returns, so the node publishes only what is on disk; `ledger.idx`
+//! ([`super::index`]) says where each record starts. A crash in the middle
 //! of an append leaves a torn or checksum-failing last record: `open` cuts it
 //! off (it was never acknowledged); damage followed by more data is reported
 //! as corruption, never silently skipped. What the records mean is
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tracing::warn;
+
+use super::index::Index;
+pub use super::index::INDEX_FILE;
 
 pub const LEDGER_FILE: &str = "ledger.bin";
 const HEADER: &[u8; 8] = b"EMLEDG1\n";
@@ -41,7 +45,7 @@ pub enum RecordError {
     TooLarge(usize),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
     move |error| RecordError::Io {
         path: path.to_path_buf(),
         error,
@@ -61,60 +65,80 @@ fn unborn(data: &[u8]) -> bool {
     data.len() < HEADER.len() && HEADER.starts_with(data)
 }
 
-/// Parses records; returns them, their offsets and the length of the good
-/// prefix. `Err(Corrupt)` when damage is followed by more data.
-#[allow(clippy::type_complexity)]
-fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<u64>, usize), RecordError> {
-    if data.len() < HEADER.len() || &data[..HEADER.len()] != HEADER {
-        return Err(RecordError::BadHeader(path.to_path_buf()));
-    }
-    let mut records = Vec::new();
-    let mut offsets = Vec::new();
-    let mut pos = HEADER.len();
-    while pos < data.len() {
-        let rest = &data[pos..];
-        let good = rest.len() >= 8 && {
-            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            len <= MAX_RECORD && rest.len() >= 8 + len && checksum(&rest[8..8 + len]) == rest[4..8]
-        };
-        if !good {
+/// Reads the records of `file` from byte `pos` (the start of record
+/// `index`) up to `len`, giving each one's offset and payload to `each`;
+/// returns where the good prefix ends. Damage followed by more data that
+/// could be a record is [`RecordError::Corrupt`]; anything else after the
+/// good prefix is a torn tail.
+fn scan(
+    path: &Path,
+    file: &File,
+    mut pos: u64,
+    len: u64,
+    mut index: usize,
+    mut each: impl FnMut(u64, Vec<u8>) -> Result<(), RecordError>,
+) -> Result<u64, RecordError> {
+    use std::io::{BufReader, Seek, SeekFrom};
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    reader.seek(SeekFrom::Start(pos)).map_err(io(path))?;
+    while len - pos >= 8 {
+        let rest = len - pos;
+        let mut head = [0u8; 8];
+        reader.read_exact(&mut head).map_err(io(path))?;
+        let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if n > MAX_RECORD || rest < 8 + n as u64 {
+            break;
+        }
+        let mut payload = vec![0u8; n];
+        reader.read_exact(&mut payload).map_err(io(path))?;
+        if checksum(&payload) != head[4..8] {
             // A torn tail is the only damage a crash can cause: it must be
-            // the last thing in the file. Anything after a bad record that
-            // could be a record means the file was damaged otherwise.
-            let len = if rest.len() >= 4 {
-                u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
-            } else {
-                0
-            };
-            if len <= MAX_RECORD && rest.len() > 8 + len && len > 0 {
+            // the last thing in the file.
+            if rest > 8 + n as u64 && n > 0 {
                 return Err(RecordError::Corrupt {
                     path: path.to_path_buf(),
-                    index: records.len(),
-                    offset: pos as u64,
+                    index,
+                    offset: pos,
                 });
             }
-            return Ok((records, offsets, pos));
+            break;
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        records.push(rest[8..8 + len].to_vec());
-        offsets.push(pos as u64);
-        pos += 8 + len;
+        each(pos, payload)?;
+        pos += 8 + n as u64;
+        index += 1;
     }
-    Ok((records, offsets, pos))
+    Ok(pos)
 }
 
-/// The open ledger file of a running node.
+/// The start of `file` when it is a ledger: `Ok(false)` when it is one
+/// still being created ([`unborn`]).
+fn header_ok(path: &Path, file: &File, len: u64) -> Result<bool, RecordError> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; (len as usize).min(HEADER.len())];
+    file.read_exact_at(&mut head, 0).map_err(io(path))?;
+    if unborn(&head) {
+        return Ok(false);
+    }
+    if head != HEADER {
+        return Err(RecordError::BadHeader(path.to_path_buf()));
+    }
+    Ok(true)
+}
+
+/// The open ledger file of a running node. Nothing per record is kept in
+/// memory: where each record starts is in the index file.
 pub struct RecordFile {
     file: File,
     path: PathBuf,
-    /// Where each record starts (8 bytes per record, for serving history).
-    offsets: Vec<u64>,
+    index: Index,
     end: u64,
 }
 
 impl RecordFile {
-    /// Opens (creating when missing) and reads all records; cuts a torn tail.
-    pub fn open(dir: &Path) -> Result<(RecordFile, Vec<Vec<u8>>), RecordError> {
+    /// Opens (creating when missing) the ledger; cuts a torn tail. Reads
+    /// only what the index does not cover yet (all of it when the index is
+    /// missing or does not match).
+    pub fn open(dir: &Path) -> Result<RecordFile, RecordError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -127,45 +151,70 @@ impl RecordFile {
             .create(true)
             .open(&path)
             .map_err(io(&path))?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data).map_err(io(&path))?;
-        if unborn(&data) {
+        let len = file.metadata().map_err(io(&path))?.len();
+        let mut index = Index::open(dir)?;
+        if !header_ok(&path, &file, len)? {
             file.set_len(0).map_err(io(&path))?;
             file.write_all(HEADER).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
             sync_dir(dir);
+            index.clear()?;
             let end = HEADER.len() as u64;
-            let offsets = Vec::new();
-            return Ok((
-                RecordFile {
-                    file,
-                    path,
-                    offsets,
-                    end,
-                },
-                Vec::new(),
-            ));
+            return Ok(RecordFile {
+                file,
+                path,
+                index,
+                end,
+            });
         }
-        let (records, offsets, good) = parse(&path, &data)?;
-        if good < data.len() {
+        let from = Self::indexed_end(&path, &file, &mut index, len)?;
+        let count = index.len() as usize;
+        let good = scan(&path, &file, from, len, count, |at, _| index.push(at))?;
+        if good < len {
             warn!(
                 "ledger: {} ends with {} bytes of an unfinished write (a crash); cutting them off",
                 path.display(),
-                data.len() - good
+                len - good
             );
-            file.set_len(good as u64).map_err(io(&path))?;
+            file.set_len(good).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
         }
-        let end = good as u64;
-        Ok((
-            RecordFile {
-                file,
-                path,
-                offsets,
-                end,
-            },
-            records,
-        ))
+        index.sync()?;
+        Ok(RecordFile {
+            file,
+            path,
+            index,
+            end: good,
+        })
+    }
+
+    /// Where the records the index covers end; an index that does not
+    /// match the ledger is emptied (and rebuilt by the caller's scan).
+    fn indexed_end(
+        path: &Path,
+        file: &File,
+        index: &mut Index,
+        len: u64,
+    ) -> Result<u64, RecordError> {
+        let first = HEADER.len() as u64;
+        let Some(last) = index.len().checked_sub(1) else {
+            return Ok(first);
+        };
+        if index.tail_ok(first, len)? {
+            let at = index.get(last)?;
+            if let Ok(n) = record_at(file, path, last as usize, at).map(|p| p.len()) {
+                if at + 8 + n as u64 <= len {
+                    return Ok(at + 8 + n as u64);
+                }
+            }
+        }
+        warn!(
+            "ledger: the index {} does not match {}; reading the whole ledger to rebuild it",
+            super::index::INDEX_FILE,
+            path.display()
+        );
+        index.clear()?;
+        Ok(first)
     }
 
     /// Appends one record and syncs it to disk before returning.
@@ -179,15 +228,14 @@ impl RecordFile {
         rec.extend_from_slice(payload);
         self.file.write_all(&rec).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
-        self.offsets.push(self.end);
+        self.index.push(self.end)?;
         self.end += rec.len() as u64;
         Ok(())
     }
 
     /// Reads record `index` back from disk (and checks it).
     pub fn read(&self, index: usize) -> Result<Vec<u8>, RecordError> {
-        use std::os::unix::fs::FileExt;
-        let Some(&at) = self.offsets.get(index) else {
+        if index as u64 >= self.index.len() {
             return Err(RecordError::Io {
                 path: self.path.clone(),
                 error: std::io::Error::new(
@@ -195,42 +243,46 @@ impl RecordFile {
                     format!("no record {index}"),
                 ),
             });
-        };
-        let mut head = [0u8; 8];
-        self.file
-            .read_exact_at(&mut head, at)
-            .map_err(io(&self.path))?;
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if len > MAX_RECORD {
-            return Err(RecordError::Corrupt {
-                path: self.path.clone(),
-                index,
-                offset: at,
-            });
         }
-        let mut payload = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut payload, at + 8)
-            .map_err(io(&self.path))?;
-        if checksum(&payload) != head[4..8] {
-            return Err(RecordError::Corrupt {
-                path: self.path.clone(),
-                index,
-                offset: at,
-            });
-        }
-        Ok(payload)
+        let at = self.index.get(index as u64)?;
+        record_at(&self.file, &self.path, index, at)
     }
 
     pub fn len(&self) -> usize {
-        self.offsets.len()
+        self.index.len() as usize
     }
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.index.len() == 0
     }
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// Bytes in the ledger file.
+    pub fn bytes(&self) -> u64 {
+        self.end
+    }
+}
+
+/// The checked payload of record `index`, which starts at byte `at`.
+fn record_at(file: &File, path: &Path, index: usize, at: u64) -> Result<Vec<u8>, RecordError> {
+    use std::os::unix::fs::FileExt;
+    let corrupt = || RecordError::Corrupt {
+        path: path.to_path_buf(),
+        index,
+        offset: at,
+    };
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, at).map_err(io(path))?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len > MAX_RECORD {
+        return Err(corrupt());
+    }
+    let mut payload = vec![0u8; len];
+    file.read_exact_at(&mut payload, at + 8).map_err(io(path))?;
+    if checksum(&payload) != head[4..8] {
+        return Err(corrupt());
+    }
+    Ok(payload)
 }
 
 /// Read-only load (for `ledger` and `verify` while a node runs): an
@@ -238,11 +290,16 @@ impl RecordFile {
 /// creating has no records.
 pub fn read_records(dir: &Path) -> Result<Vec<Vec<u8>>, RecordError> {
     let path = dir.join(LEDGER_FILE);
-    let data = fs::read(&path).map_err(io(&path))?;
-    if unborn(&data) {
-        return Ok(Vec::new());
+    let file = File::open(&path).map_err(io(&path))?;
+    let len = file.metadata().map_err(io(&path))?.len();
+    let mut records = Vec::new();
+    if header_ok(&path, &file, len)? {
+        scan(&path, &file, HEADER.len() as u64, len, 0, |_, r| {
+            records.push(r);
+            Ok(())
+        })?;
     }
-    Ok(parse(&path, &data)?.0)
+    Ok(records)
 }
 
 fn sync_dir(dir: &Path) {
@@ -276,9 +333,23 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 mod tests {
     use super::*;
 
+    /// Every record of an open file, read back through its index.
+    fn all(f: &RecordFile) -> Vec<Vec<u8>> {
+        (0..f.len())
+            .map(|i| f.read(i).expect("read back"))
+            .collect()
+    }
+
+    /// Opens the ledger in `dir` and reads every record back.
+    fn open_all(dir: &Path) -> Result<(RecordFile, Vec<Vec<u8>>), RecordError> {
+        let f = RecordFile::open(dir)?;
+        let recs = all(&f);
+        Ok((f, recs))
+    }
+
     fn filled(n: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut f, recs) = RecordFile::open(dir.path()).expect("open");
+        let (mut f, recs) = open_all(dir.path()).expect("open");
         assert!(recs.is_empty());
         let want: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 10 + i]).collect();
         for r in &want {
@@ -301,7 +372,7 @@ mod tests {
     #[test]
     fn round_trip_and_reopen() {
         let (dir, want) = filled(5);
-        let (f, got) = RecordFile::open(dir.path()).expect("reopen");
+        let (f, got) = open_all(dir.path()).expect("reopen");
         assert_eq!(got, want);
         assert_eq!(f.len(), 5);
         for (i, w) in want.iter().enumerate() {
@@ -321,12 +392,12 @@ mod tests {
             f.set_len(len - cut).expect("truncate");
             drop(f);
             assert_eq!(read_records(dir.path()).expect("read-only").len(), 2);
-            let (mut lf, got) = RecordFile::open(dir.path()).expect("open cuts the tail");
+            let (mut lf, got) = open_all(dir.path()).expect("open cuts the tail");
             assert_eq!(got, want[..2]);
             lf.append(&want[2]).expect("append again");
             drop(lf);
         }
-        let (_, got) = RecordFile::open(dir.path()).expect("reopen");
+        let (_, got) = open_all(dir.path()).expect("reopen");
         assert_eq!(got, want);
     }
 
@@ -337,7 +408,7 @@ mod tests {
     fn a_cut_at_every_offset_keeps_the_whole_records() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(LEDGER_FILE);
-        let (mut f, _) = RecordFile::open(dir.path()).expect("open");
+        let (mut f, _) = open_all(dir.path()).expect("open");
         let want: Vec<Vec<u8>> = (0..4).map(|i| vec![0xA0 + i as u8; 1 + 37 * i]).collect();
         // File length after the header and after each record.
         let mut ends = vec![fs::metadata(&path).expect("stat").len()];
@@ -351,11 +422,11 @@ mod tests {
             fs::write(&path, &full[..cut as usize]).expect("write");
             let whole = ends.iter().filter(|e| **e <= cut).count().saturating_sub(1);
             let (mut lf, got) =
-                RecordFile::open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+                open_all(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             assert_eq!(got, want[..whole], "cut at {cut}");
             lf.append(b"next").expect("append after the cut");
             drop(lf);
-            let (_, again) = RecordFile::open(dir.path()).expect("reopen");
+            let (_, again) = open_all(dir.path()).expect("reopen");
             assert_eq!(again.len(), whole + 1, "cut at {cut}");
             assert_eq!(again[whole], b"next");
         }
@@ -369,17 +440,76 @@ mod tests {
         let last = data.len() - 1;
         data[last] ^= 1;
         fs::write(&path, &data).expect("write");
-        assert_eq!(RecordFile::open(dir.path()).expect("cut").1.len(), 2);
+        assert_eq!(open_all(dir.path()).expect("cut").1.len(), 2);
 
         let (dir, _) = filled(3);
         let path = dir.path().join(LEDGER_FILE);
         let mut data = fs::read(&path).expect("read");
         data[HEADER.len() + 9] ^= 1;
         fs::write(&path, &data).expect("write");
+        // With its index, a node opens without reading old records: the
+        // damage shows when the record is read (and `verify` reads all).
+        let f = RecordFile::open(dir.path()).expect("open by the index");
+        assert!(matches!(
+            f.read(0),
+            Err(RecordError::Corrupt { index: 0, .. })
+        ));
+        assert_eq!(f.read(2).expect("the others read").len(), 12);
+        drop(f);
+        assert!(matches!(
+            read_records(dir.path()),
+            Err(RecordError::Corrupt { index: 0, .. })
+        ));
+        // Without it, the whole file is read and the damage refused.
+        fs::remove_file(dir.path().join(super::super::index::INDEX_FILE)).expect("rm");
         assert!(matches!(
             RecordFile::open(dir.path()),
             Err(RecordError::Corrupt { index: 0, .. })
         ));
+    }
+
+    /// An index that lags (entries lost to a power cut), is damaged, or is
+    /// missing is completed or rebuilt from the ledger at open.
+    #[test]
+    fn a_lost_or_damaged_index_is_rebuilt() {
+        let (dir, want) = filled(200);
+        let idx = dir.path().join(super::super::index::INDEX_FILE);
+        let full = fs::read(&idx).expect("read index");
+        type Hurt = Box<dyn Fn(&mut Vec<u8>)>;
+        let damage: Vec<Hurt> = vec![
+            Box::new(|d| d.truncate(8 + 8 * 150)),
+            Box::new(|d| d.truncate(8 + 8 * 150 + 3)),
+            Box::new(|d| {
+                let n = d.len();
+                d[n - 20..].fill(0)
+            }),
+            Box::new(|d| d.truncate(0)),
+            Box::new(|d| d[0] ^= 1),
+            Box::new(|d| {
+                let n = d.len();
+                d[n - 8..].copy_from_slice(&u64::MAX.to_le_bytes())
+            }),
+        ];
+        for (i, hurt) in damage.iter().enumerate() {
+            let mut data = full.clone();
+            hurt(&mut data);
+            fs::write(&idx, &data).expect("write index");
+            let (mut f, got) = open_all(dir.path()).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!(got, want, "case {i}");
+            f.append(b"after").expect("append");
+            drop(f);
+            let (f, got) = open_all(dir.path()).expect("reopen");
+            assert_eq!(got.len(), 201, "case {i}");
+            assert_eq!(got[200], b"after");
+            // Back to the 200 records for the next case.
+            let end = f.index.get(200).expect("offset");
+            drop(f);
+            let l = OpenOptions::new()
+                .write(true)
+                .open(dir.path().join(LEDGER_FILE));
+            l.expect("open").set_len(end).expect("cut");
+            fs::write(&idx, &full).expect("restore index");
+        }
     }
 
     #[test]
@@ -391,7 +521,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("temp dir");
             fs::write(dir.path().join(LEDGER_FILE), &HEADER[..cut]).expect("write");
             assert_eq!(read_records(dir.path()).expect("read-only").len(), 0);
-            let (mut f, recs) = RecordFile::open(dir.path()).expect("open starts it again");
+            let (mut f, recs) = open_all(dir.path()).expect("open starts it again");
             assert!(recs.is_empty());
             f.append(b"first").expect("append");
             drop(f);

@@ -157,3 +157,64 @@ fn board_outside_a_fixed_roster_refuses_to_start() {
     let member = Node::builder(cfg.clone(), &ids[0]).start(0);
     assert!(member.refusal().is_none());
 }
+
+/// A node resumes its ledger from its rosters file and the last
+/// certificate, and gets the head that checking every certificate gives:
+/// after a change, with the file one change behind (a crash between the
+/// append and the file), without the file, and not with another cluster's.
+#[test]
+fn a_resumed_head_is_the_whole_ledgers_head() {
+    use crate::protocol::head::{resume, saved_rosters, Checked};
+    let mut sim = Sim::new(4, 3);
+    sim.connect_all();
+    assert!(sim.run_until(2, 50_000));
+    let base = sim.nodes[0].roster().hash();
+    let admin = sim.admin.clone();
+    let gone = sim.ids[3].id;
+    let change = Change {
+        base,
+        quorum: 2,
+        add: vec![],
+        remove: vec![gone],
+    };
+    request(&mut sim, &admin, change);
+    assert!(sim.run_until(5, 200_000));
+    let at = change_tx(&sim, 0).expect("a committed change");
+    let g = sim.cfg.genesis.clone();
+    let sigs = SigCache::default();
+    let disk = sim.disks[0].clone();
+    let whole = History::verify(&g, &disk.records, &sigs).expect("the ledger checks");
+    let same = |r: &crate::protocol::Resumed, w: &crate::protocol::Chain| {
+        (r.chain.height(), r.chain.prev(), r.chain.rosters()) == (w.height(), w.prev(), w.rosters())
+    };
+    let quick = resume(&g, disk.rosters.as_deref(), &disk, &sigs).expect("resumes");
+    assert_eq!(quick.checked, Checked::Tail);
+    assert!(same(&quick, whole.chain()));
+    assert_eq!(quick.chain.roster().len(), 3);
+    let (done, _) = quick.last.as_ref().expect("a last commit");
+    assert_eq!(done.tx, whole.height());
+
+    // Cut just after the change, with the file written before it.
+    let mut cut = disk.clone();
+    cut.records.truncate(at as usize);
+    let before = saved_rosters(&g, at - 1, &whole.rosters()[..1]);
+    let upto = History::verify(&g, &cut.records, &sigs).expect("checks");
+    let r = resume(&g, Some(&before), &cut, &sigs).expect("resumes");
+    assert_eq!(r.checked, Checked::Tail);
+    assert!(same(&r, upto.chain()));
+    assert_eq!(
+        r.chain.roster().len(),
+        3,
+        "the last record's change applied"
+    );
+
+    let r = resume(&g, None, &disk, &sigs).expect("resumes");
+    assert!(matches!(r.checked, Checked::Whole(_)));
+    assert!(same(&r, whole.chain()));
+
+    let other = Sim::new(4, 4).cfg.genesis;
+    let theirs = saved_rosters(&other, whole.height(), &[other.roster()]);
+    let r = resume(&g, Some(&theirs), &disk, &sigs).expect("resumes");
+    assert!(matches!(&r.checked, Checked::Whole(why) if why.contains("another cluster")));
+    assert!(same(&r, whole.chain()));
+}
