@@ -387,6 +387,15 @@ fn verify(args: StateArgs) -> Result<u8> {
                 r.len(),
                 r.quorum()
             );
+            let file = args.state_dir.join(store::records::LEDGER_FILE);
+            if let (Ok(m), n @ 1..) = (std::fs::metadata(&file), history.height()) {
+                println!(
+                    "verify: {} holds {} bytes, {} per transaction",
+                    file.display(),
+                    m.len(),
+                    m.len() / n
+                );
+            }
             Ok(exit::OK)
         }
         Err(store::ledger::LedgerError::BadEntry { tx, reason }) => {

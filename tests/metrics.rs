@@ -278,6 +278,19 @@ fn metrics_of_a_live_cluster() {
     let commits = first.get("edgeminer_commits_total", &[]).unwrap_or(0.0);
     let height = first.get("edgeminer_ledger_height", &[]).unwrap_or(0.0);
     assert!(height >= commits && commits >= 3.0, "{commits} {height}");
+    // The genesis record, then at least one certificate per transaction.
+    let bytes = first.get("edgeminer_ledger_bytes", &[]).unwrap_or(0.0);
+    assert!(
+        bytes > 300.0 * height,
+        "{bytes} B for {height} transactions"
+    );
+    let written = first
+        .get("edgeminer_disk_written_bytes_total", &[])
+        .unwrap_or(0.0);
+    assert!(
+        written > 300.0 * commits,
+        "{written} B written for {commits} commits"
+    );
     let elections = first.get("edgeminer_elections_total", &[]).unwrap_or(0.0);
     assert!(
         elections >= commits,

@@ -1,6 +1,7 @@
 //! A node killed with SIGKILL and started again on the same state directory
-//! keeps its identity, reloads and re-verifies its ledger, fetches every
-//! commit it missed, and ends with the same ledger as the others.
+//! keeps its identity, resumes its ledger from the last certificate (not
+//! by checking every one again), fetches every commit it missed, and ends
+//! with the same ledger as the others.
 
 mod common;
 
@@ -45,6 +46,13 @@ fn killed_node_restarts_and_catches_up() {
         "k4 did not catch up:\n{}",
         logs(&nodes)
     );
+    let log = nodes[3].log_text();
+    assert!(
+        log.contains(&format!("resumed the ledger at tx {at_kill} from"))
+            || log.contains(&format!("resumed the ledger at tx {} from", at_kill - 1)),
+        "{log}"
+    );
+    assert!(!log.contains("checked all"), "{log}");
     stop_and_compare(&mut nodes, at_kill + 10);
     let out = edgeminer(&["verify", "--state-dir", state.to_str().expect("utf-8")]);
     assert!(out.status.success());

@@ -97,6 +97,8 @@ struct Handles {
     candidates: Counter,
     commits: Counter,
     height: Gauge,
+    ledger_bytes: Gauge,
+    written: Counter,
     elections: Counter,
     rejected: Family<Refusal, Counter>,
     reconnects: Counter,
@@ -173,6 +175,18 @@ impl Metrics {
             "ledger_height",
             "Transactions in this node's ledger",
             h.height.clone(),
+        );
+        r.register_with_unit(
+            "ledger",
+            "Size of this node's ledger file",
+            Unit::Bytes,
+            h.ledger_bytes.clone(),
+        );
+        r.register_with_unit(
+            "disk_written",
+            "Bytes this node wrote to its state directory since it started (ledger records and their index, vote state, rosters)",
+            Unit::Bytes,
+            h.written.clone(),
         );
         r.register(
             "elections",
@@ -293,6 +307,12 @@ impl Metrics {
         self.roster(node);
         self.h.commits.inc_by(s.commits);
         self.counters(node.counters());
+    }
+
+    /// The ledger file's size, and bytes just written to the state directory.
+    pub fn disk(&mut self, ledger_bytes: u64, written: u64) {
+        self.h.ledger_bytes.set(int(ledger_bytes));
+        self.h.written.inc_by(written);
     }
 
     /// The roster's size, quorum and version, and which members are online.

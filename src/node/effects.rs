@@ -30,6 +30,15 @@ pub(super) struct Done {
     pub commits: u64,
     /// Why the node must stop: it is no longer a member of its cluster.
     pub stop: Option<String>,
+    /// The disk: bytes in the ledger file after the output, and bytes the
+    /// output wrote (records, their index entries, the small state files).
+    pub disk: Disk,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Disk {
+    pub ledger_bytes: u64,
+    pub written: u64,
 }
 
 impl Effects {
@@ -50,7 +59,9 @@ impl Effects {
         pool: &Pool,
     ) -> Result<Done> {
         let Store { dir, ledger } = &mut self.store;
+        let mut written = 0;
         for write in out.persist {
+            written += bytes_written(&write);
             match write {
                 Persist::AppendLedger(record) => ledger
                     .append(&record)
@@ -79,7 +90,13 @@ impl Effects {
                 },
             }
         }
-        let mut done = Done::default();
+        let mut done = Done {
+            disk: Disk {
+                ledger_bytes: ledger.bytes(),
+                written,
+            },
+            ..Done::default()
+        };
         for event in out.events {
             match event {
                 Event::Stop(why) => done.stop = Some(node.stop_message(&why)),
@@ -97,5 +114,14 @@ impl Effects {
             }
         }
         Ok(done)
+    }
+}
+
+/// What a durable write puts on the disk: a ledger record with its 8-byte
+/// header and its 8-byte index entry, or a whole small file.
+fn bytes_written(p: &Persist) -> u64 {
+    match p {
+        Persist::AppendLedger(r) => r.len() as u64 + 16,
+        Persist::SaveVotes(b) | Persist::SaveRosters(b) => b.len() as u64,
     }
 }

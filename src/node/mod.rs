@@ -116,6 +116,7 @@ pub async fn run(
         };
         let done = effects.carry_out(output, &node, &link, &pool)?;
         tele.after_output(&node, done.commits);
+        tele.disk(done.disk.ledger_bytes, done.disk.written);
         if let Some(why) = done.stop {
             tele.stopping();
             leave(&pool, &node, link).await;

@@ -265,6 +265,13 @@ impl Telemetry {
         }
     }
 
+    /// The ledger file's size and what the last output wrote, for metrics.
+    pub fn disk(&mut self, ledger_bytes: u64, written: u64) {
+        if let Some(m) = &mut self.metrics {
+            m.disk(ledger_bytes, written);
+        }
+    }
+
     /// After every output of the core (empty ones too): the core's side of
     /// the standing, to every audience.
     pub fn after_output(&mut self, node: &Node, commits: u64) {

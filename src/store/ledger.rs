@@ -20,7 +20,7 @@ use tracing::info;
 use super::records::{self, RecordFile};
 use crate::protocol::genesis::GenesisError;
 use crate::protocol::head::{self, Checked, Records, ResumeError};
-use crate::protocol::{Genesis, History, Reject, Resumed, VoteState};
+use crate::protocol::{Chain, Genesis, History, Reject, Resumed, VoteState};
 use crate::wire::{ClusterId, SigCache};
 
 pub const VOTES_FILE: &str = "votes.cbor";
@@ -93,9 +93,16 @@ impl Records for Commits<'_> {
 pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), LedgerError> {
     archive_parent(dir, genesis)?;
     let mut file = RecordFile::open(dir)?;
+    let path = dir.join(ROSTERS_FILE);
+    let write_rosters = |chain: &Chain| {
+        let bytes = head::saved_rosters(genesis, chain.height(), chain.rosters());
+        records::write_atomic(&path, &bytes).map_err(|e| LedgerError::Rosters(path.clone(), e))
+    };
     if file.is_empty() {
+        let empty = Resumed::empty(genesis);
+        write_rosters(&empty.chain)?;
         file.append(&genesis.encode())?;
-        return Ok((file, Resumed::empty(genesis)));
+        return Ok((file, empty));
     }
     let found = decode_genesis(file.path(), &file.read(0)?)?;
     if found.id() != genesis.id() {
@@ -107,7 +114,6 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), Ledg
             want_id: genesis.id(),
         });
     }
-    let path = dir.join(ROSTERS_FILE);
     let saved = records::read_optional(&path).map_err(|e| LedgerError::Rosters(path.clone(), e))?;
     let sigs = SigCache::with_capacity(64);
     let resumed =
@@ -115,18 +121,20 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), Ledg
             ResumeError::Read { error, .. } => LedgerError::Ledger(error),
             ResumeError::Bad { tx, reason } => LedgerError::BadEntry { tx, reason },
         })?;
-    if let Checked::Whole(why) = &resumed.checked {
-        info!(
-            "init: checked all {} certificates of the ledger ({why}); writing {}",
+    match &resumed.checked {
+        Checked::Whole(why) => {
+            info!(
+                "init: checked all {} certificates of the ledger ({why}); writing {}",
+                resumed.chain.height(),
+                path.display()
+            );
+            write_rosters(&resumed.chain)?;
+        }
+        _ => info!(
+            "init: resumed the ledger at tx {} from its last certificate and {}",
             resumed.chain.height(),
             path.display()
-        );
-        let c = &resumed.chain;
-        records::write_atomic(
-            &path,
-            &head::saved_rosters(genesis, c.height(), c.rosters()),
-        )
-        .map_err(|e| LedgerError::Rosters(path.clone(), e))?;
+        ),
     }
     Ok((file, resumed))
 }
