@@ -41,6 +41,9 @@ pub enum Command {
     /// Re-check every committed entry (proof of work, certificates, and
     /// every signer against the roster in force at its height).
     Verify(StateArgs),
+    /// Drop a stopped node's oldest transactions, keeping the last ones
+    /// and a head that every later certificate still checks against.
+    Prune(PruneArgs),
     /// Create the node's key in its state directory and print its id.
     Keygen(StateArgs),
     /// Write a cluster's genesis (its name, members, quorum, difficulty
@@ -295,6 +298,20 @@ pub struct LedgerArgs {
     pub state_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// Transactions to keep (the newest).
+    #[arg(long)]
+    pub keep: u64,
+    /// Keep the whole old ledger under this name (a hard link on the same
+    /// filesystem; check it with `verify` after copying it as `ledger.bin`
+    /// into an empty directory).
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

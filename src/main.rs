@@ -12,7 +12,7 @@ use clap::Parser;
 
 use edgeminer::cli::{
     BenchArgs, ChangeArgs, Cli, Command, DemoArgs, Format, GenesisArgs, LedgerArgs, LogFormat,
-    RosterArgs, RosterCommand, StateArgs, StatusArgs,
+    PruneArgs, RosterArgs, RosterCommand, StateArgs, StatusArgs,
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
@@ -117,6 +117,7 @@ fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
         Command::Demo(args) => demo(args, screen),
         Command::Ledger(args) => ledger(args),
         Command::Verify(args) => verify(args),
+        Command::Prune(args) => prune(args),
         Command::Keygen(StateArgs { state_dir }) => {
             let id = Identity::create_new(&state_dir)
                 .with_context(|| format!("creating a key in {}", state_dir.display()))?;
@@ -330,14 +331,44 @@ fn demo(args: DemoArgs, screen: Option<Arc<Screen>>) -> Result<u8> {
 }
 
 fn ledger(args: LedgerArgs) -> Result<u8> {
-    let commits = store::ledger::read(&args.state_dir)
+    let history = store::ledger::read(&args.state_dir)
         .with_context(|| format!("reading the ledger in {}", args.state_dir.display()))?
-        .map(|(_, h)| h.commits)
-        .unwrap_or_default();
+        .map(|(_, h)| h);
+    if let Some(n @ 1..) = history.as_ref().map(|h| h.pruned()) {
+        eprintln!("ledger: transactions 1..={n} were pruned from this ledger");
+    }
+    let commits = history.map(|h| h.commits).unwrap_or_default();
     match args.format {
         Format::Table => print!("{}", report::table(&commits, &HashMap::new())),
         Format::Csv => print!("{}", report::csv(&commits)),
         Format::Json => println!("{}", report::json(&commits)),
+    }
+    Ok(exit::OK)
+}
+
+fn prune(args: PruneArgs) -> Result<u8> {
+    let dir = &args.state_dir;
+    let done = store::prune::prune(dir, args.keep, args.archive.as_deref())
+        .with_context(|| format!("pruning the ledger in {}", dir.display()))?;
+    match done {
+        None => println!(
+            "prune: nothing to drop in {} (it holds no more than {} transactions after its base)",
+            dir.display(),
+            args.keep
+        ),
+        Some(p) => {
+            println!(
+                "prune: dropped transactions 1..={}, kept {}..={}; ledger.bin {} → {} bytes",
+                p.upto,
+                p.upto + 1,
+                p.height,
+                p.before,
+                p.after
+            );
+            if let Some(a) = &p.archive {
+                println!("prune: the whole old ledger is {}", a.display());
+            }
+        }
     }
     Ok(exit::OK)
 }
@@ -354,10 +385,18 @@ fn verify(args: StateArgs) -> Result<u8> {
         Ok(Some((genesis, history))) => {
             println!(
                 "verify: {} transactions of cluster '{}' ({}) check (proof of work, election and approval certificates, every signer a member of the roster in force)",
-                history.height(),
+                history.height() - history.pruned(),
                 genesis.cluster(),
                 genesis.id()
             );
+            if history.pruned() > 0 {
+                println!(
+                    "verify: transactions 1..={} were pruned: the ledger holds {}..={}, checked from its base record (the head the pruned ones made, written by `edgeminer prune` from a ledger it checked whole)",
+                    history.pruned(),
+                    history.pruned() + 1,
+                    history.height()
+                );
+            }
             if let Some(p) = genesis.parent() {
                 println!(
                     "verify: this cluster continues cluster {} after its tx {} (head {})",
@@ -388,7 +427,8 @@ fn verify(args: StateArgs) -> Result<u8> {
                 r.quorum()
             );
             let file = args.state_dir.join(store::records::LEDGER_FILE);
-            if let (Ok(m), n @ 1..) = (std::fs::metadata(&file), history.height()) {
+            let held = history.height() - history.pruned();
+            if let (Ok(m), n @ 1..) = (std::fs::metadata(&file), held) {
                 println!(
                     "verify: {} holds {} bytes, {} per transaction",
                     file.display(),

@@ -80,12 +80,16 @@ impl Effects {
                 Effect::Mine(job) => pool.start(job),
                 Effect::StopMining => pool.stop(),
                 // Record 0 describes the cluster; transaction t is record t.
-                Effect::ServeHistory { tx } => match ledger.read(tx as usize) {
-                    Ok(record) => {
+                Effect::ServeHistory { tx } => match ledger.read_tx(tx) {
+                    Ok(Some(record)) => {
                         if let Some(p) = node.history_message(tx, &record) {
                             link.publish(outgoing(p));
                         }
                     }
+                    Ok(None) => debug!(
+                        "voting: tx {tx} is not in this ledger (pruned up to tx {})",
+                        ledger.pruned()
+                    ),
                     Err(e) => warn!("voting: cannot serve tx {tx} from the ledger: {e}"),
                 },
             }

@@ -18,7 +18,6 @@ use crate::mqtt::{self, BrokerConfig, Event, Link};
 use crate::pow::engine::Engine;
 use crate::protocol::{Durable, Node};
 use crate::store::ledger;
-use crate::store::records::RecordFile;
 
 /// Who the node is: its id, and the name its roster gives it (the one
 /// every other node shows).
@@ -31,7 +30,7 @@ pub(super) struct Who {
 /// The state directory and the ledger file open in it.
 pub(super) struct Store {
     pub dir: PathBuf,
-    pub ledger: RecordFile,
+    pub ledger: ledger::Ledger,
 }
 
 /// What the loop starts from.

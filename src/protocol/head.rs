@@ -61,10 +61,63 @@ pub fn saved_rosters(genesis: &Genesis, height: u64, rosters: &[Roster]) -> Vec<
     })
 }
 
+/// The genesis roster, then `views`.
+fn rosters_from(genesis: &Genesis, views: &[RosterView]) -> Result<Vec<Roster>, String> {
+    let mut rosters = vec![genesis.roster()];
+    for v in views {
+        rosters.push(Roster::from_view(genesis.id(), v).map_err(|e| e.to_string())?);
+    }
+    Ok(rosters)
+}
+
+/// The record that stands for the transactions a pruned ledger dropped:
+/// the head they made (height, last reference, rosters). It follows the
+/// genesis record; a node writes it only from a ledger it checked whole.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(array)]
+struct Base {
+    #[n(0)]
+    magic: String,
+    #[n(1)]
+    height: u64,
+    #[n(2)]
+    prev: Bytes,
+    /// The rosters after the genesis roster, oldest first.
+    #[n(3)]
+    rosters: Vec<RosterView>,
+}
+
+const BASE_MAGIC: &str = "edgeminer/base";
+
+/// The base record of a ledger pruned up to `chain`'s head.
+pub fn encode_base(chain: &Chain) -> Vec<u8> {
+    wire::encode(&Base {
+        magic: BASE_MAGIC.into(),
+        height: chain.height(),
+        prev: Bytes(chain.prev().to_vec()),
+        rosters: chain.rosters().iter().skip(1).map(Roster::view).collect(),
+    })
+}
+
+/// The head a base record stands for; `None` when `record` is not a base
+/// record (it is a commit certificate).
+pub fn decode_base(genesis: &Genesis, record: &[u8]) -> Option<Result<Chain, String>> {
+    let base: Base = wire::decode_exact(record).ok()?;
+    if base.magic != BASE_MAGIC {
+        return None;
+    }
+    let chain = rosters_from(genesis, &base.rosters).and_then(|rosters| {
+        let prev: [u8; 16] = (base.prev.0.as_slice().try_into())
+            .map_err(|_| "the base record's reference is not 16 bytes".to_string())?;
+        Ok(Chain::from_parts(base.height, prev, rosters))
+    });
+    Some(chain.map_err(|e| format!("the base record is invalid: {e}")))
+}
+
 /// How a resumed head was checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Checked {
-    /// Nothing committed yet.
+    /// Nothing after the start (the genesis, or a pruned ledger's base).
     Empty,
     /// The rosters file and the last certificate.
     Tail,
@@ -104,23 +157,31 @@ pub enum ResumeError<E: std::fmt::Display> {
     Bad { tx: u64, reason: Reject },
 }
 
-/// The head of `records`, from the rosters file (`saved`) and the last
+/// The head of `records`, which follow `start` (the genesis's head, or a
+/// pruned ledger's base): from the rosters file (`saved`) and the last
 /// certificate when they agree, else from every certificate.
 pub fn resume<R: Records>(
     genesis: &Genesis,
+    start: &Chain,
     saved: Option<&[u8]>,
     records: &R,
     sigs: &SigCache,
 ) -> Result<Resumed, ResumeError<R::Error>> {
-    if records.height() == 0 {
-        return Ok(Resumed::empty(genesis));
+    if records.height() <= start.height() {
+        let recent = (start.height() > 0).then(|| start.prev());
+        return Ok(Resumed {
+            chain: start.clone(),
+            last: None,
+            recent: recent.into_iter().collect(),
+            checked: Checked::Empty,
+        });
     }
-    let why = match saved.map(|s| tail(genesis, s, records, sigs)) {
+    let why = match saved.map(|s| tail(genesis, start, s, records, sigs)) {
         Some(Ok(r)) => return Ok(r),
         Some(Err(why)) => why,
         None => "there is no rosters file".to_string(),
     };
-    whole(genesis, records, sigs, why)
+    whole(genesis, start, records, sigs, why)
 }
 
 /// The reference a commit record builds the next transaction on (not
@@ -133,6 +194,7 @@ fn reference_of(record: &[u8]) -> Option<[u8; 16]> {
 
 fn tail<R: Records>(
     genesis: &Genesis,
+    start: &Chain,
     saved: &[u8],
     records: &R,
     sigs: &SigCache,
@@ -149,12 +211,8 @@ fn tail<R: Records>(
             saved.height
         ));
     }
-    let mut rosters = vec![genesis.roster()];
-    for v in &saved.rosters {
-        let r = Roster::from_view(genesis.id(), v)
-            .map_err(|e| format!("a roster in the rosters file is invalid: {e}"))?;
-        rosters.push(r);
-    }
+    let mut rosters = rosters_from(genesis, &saved.rosters)
+        .map_err(|e| format!("a roster in the rosters file is invalid: {e}"))?;
     // The roster the last transaction made, if the file has it already.
     let made = match rosters.last() {
         Some(r) if r.since() > height && rosters.len() > 1 => rosters.pop(),
@@ -165,10 +223,9 @@ fn tail<R: Records>(
             .record(tx)
             .map_err(|e| format!("reading transaction {tx}: {e}"))
     };
-    let prev = match height {
-        1 => genesis.prev(),
-        _ => reference_of(&read(height - 1)?)
-            .ok_or_else(|| format!("transaction {} does not decode", height - 1))?,
+    let prev = match height - 1 {
+        h if h == start.height() => start.prev(),
+        h => reference_of(&read(h)?).ok_or_else(|| format!("transaction {h} does not decode"))?,
     };
     let mut chain = Chain::from_parts(height - 1, prev, rosters);
     let commit = Commit::decode(&read(height)?)
@@ -188,6 +245,9 @@ fn tail<R: Records>(
     } else {
         vec![done.reference]
     };
+    if rosters_differ(start, &chain) {
+        return Err("the rosters file does not continue the base record's rosters".into());
+    }
     Ok(Resumed {
         chain,
         last: Some((done, commit)),
@@ -196,17 +256,23 @@ fn tail<R: Records>(
     })
 }
 
+/// Whether `chain`'s rosters do not begin with `start`'s.
+fn rosters_differ(start: &Chain, chain: &Chain) -> bool {
+    !chain.rosters().starts_with(start.rosters())
+}
+
 fn whole<R: Records>(
     genesis: &Genesis,
+    start: &Chain,
     records: &R,
     sigs: &SigCache,
     why: String,
 ) -> Result<Resumed, ResumeError<R::Error>> {
     let height = records.height();
-    let mut chain = Chain::new(genesis);
+    let mut chain = start.clone();
     let mut recent = VecDeque::with_capacity(RECENT);
     let mut last = None;
-    for tx in 1..=height {
+    for tx in start.height() + 1..=height {
         let record = records
             .record(tx)
             .map_err(|error| ResumeError::Read { tx, error })?;

@@ -112,19 +112,28 @@ impl Chain {
     }
 }
 
-/// Commits (transaction 1 first) and the head they make.
+/// Commits (transaction 1 first, or the first after a pruned ledger's
+/// base) and the head they make.
 #[derive(Clone, Debug)]
 pub struct History {
     pub commits: Vec<Committed>,
     chain: Chain,
+    /// Transactions before the first commit held (pruned).
+    pruned: u64,
 }
 
 impl History {
     /// A ledger with nothing committed yet.
     pub fn new(genesis: &Genesis) -> History {
+        History::starting(Chain::new(genesis))
+    }
+
+    /// Nothing held after `start` (a pruned ledger's base).
+    fn starting(start: Chain) -> History {
         History {
             commits: Vec::new(),
-            chain: Chain::new(genesis),
+            pruned: start.height(),
+            chain: start,
         }
     }
 
@@ -135,7 +144,17 @@ impl History {
         records: &[Vec<u8>],
         sigs: &SigCache,
     ) -> Result<History, (u64, Reject)> {
-        let mut h = History::new(genesis);
+        History::verify_from(genesis, Chain::new(genesis), records, sigs)
+    }
+
+    /// [`History::verify`] of the records that follow `start`.
+    pub fn verify_from(
+        genesis: &Genesis,
+        start: Chain,
+        records: &[Vec<u8>],
+        sigs: &SigCache,
+    ) -> Result<History, (u64, Reject)> {
+        let mut h = History::starting(start);
         for r in records {
             let tx = h.height() + 1;
             let done = h.chain.check(genesis, r, sigs).map_err(|e| (tx, e))?;
@@ -144,6 +163,10 @@ impl History {
         Ok(h)
     }
 
+    /// Transactions pruned from the ledger (before the first commit held).
+    pub fn pruned(&self) -> u64 {
+        self.pruned
+    }
     /// The head these commits make.
     pub fn chain(&self) -> &Chain {
         &self.chain

@@ -1063,8 +1063,14 @@ mod voting_phase {
         sim.connect_all();
         assert!(sim.run_until(1, 50_000));
         let disk = &sim.disks[0];
-        let head = super::head::resume(&sim.cfg.genesis, None, disk, &Default::default())
-            .expect("the ledger resumes");
+        let head = super::head::resume(
+            &sim.cfg.genesis,
+            &Chain::new(&sim.cfg.genesis),
+            None,
+            disk,
+            &Default::default(),
+        )
+        .expect("the ledger resumes");
         let durable = Durable { head, votes: None };
         let mut again = Node::builder(sim.cfg.named(0), &sim.ids[0])
             .incarnation(2)

@@ -25,7 +25,7 @@ use crate::protocol::memory::{self, Disk, Outward};
 use crate::protocol::reference;
 use crate::protocol::roster::sign_change;
 use crate::protocol::{
-    quorum, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish,
+    quorum, Chain, Config, Durable, Effect, Event, Genesis, Input, Node, Output, Persist, Publish,
     Resumed, Step, VoteState,
 };
 use crate::store::ledger;
@@ -691,7 +691,7 @@ impl World {
         let disk = &self.hosts[h].disk;
         let g = &self.cfg.genesis;
         let whole = ledger::verify_records_with(g, &disk.records, &self.sigs);
-        let head = head::resume(g, disk.rosters.as_deref(), disk, &self.sigs);
+        let head = head::resume(g, &Chain::new(g), disk.rosters.as_deref(), disk, &self.sigs);
         let reason = match (&whole, &head) {
             (Err(e), _) => format!("the ledger does not load: {e}"),
             (_, Err(e)) => format!("the ledger does not resume: {e}"),

@@ -47,17 +47,14 @@ pub enum LedgerError {
     Votes(PathBuf, std::io::Error),
     #[error("{0}: {1}")]
     Rosters(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    BadBase(PathBuf, String),
     #[error("moving the ledger of the cluster this one continues aside: {0}")]
     Archive(std::io::Error),
 }
 
-/// Verifies commit records (transaction 1 first) by their certificates
-/// alone, each against the roster in force at its height.
-pub fn verify_records(genesis: &Genesis, records: &[Vec<u8>]) -> Result<History, LedgerError> {
-    verify_records_with(genesis, records, &SigCache::with_capacity(64))
-}
-
-/// [`verify_records`] with a cache of signatures already checked (the
+/// Verifies commit records (transaction 1 first) by their certificates,
+/// with a cache of signatures already checked (the
 /// simulation shares one among all its nodes and their restarts).
 pub(crate) fn verify_records_with(
     genesis: &Genesis,
@@ -72,25 +69,92 @@ fn decode_genesis(path: &Path, bytes: &[u8]) -> Result<Genesis, LedgerError> {
     Genesis::decode(bytes).map_err(|e| LedgerError::BadGenesis(path.to_path_buf(), e))
 }
 
-/// The commit records of an open ledger file (record 0 is the genesis,
-/// transaction `t` is record `t`).
-struct Commits<'a>(&'a RecordFile);
+/// A node's open ledger: the record file, and where its transactions
+/// start. Record 0 is the genesis; then transaction `t` is record `t`, or,
+/// in a ledger pruned up to transaction `B` (`edgeminer prune`), record 1
+/// is the base record standing for transactions 1..=B and transaction `t`
+/// is record `t - B + 1`.
+pub struct Ledger {
+    file: RecordFile,
+    /// The base record's height (0: nothing pruned).
+    base: u64,
+}
 
-impl Records for Commits<'_> {
+impl Ledger {
+    fn index(&self, tx: u64) -> Option<usize> {
+        if tx <= self.base || tx == 0 {
+            return None;
+        }
+        let skip = self.base.saturating_sub(1);
+        usize::try_from(tx - skip)
+            .ok()
+            .filter(|i| *i < self.file.len())
+    }
+    /// The last transaction in the ledger.
+    pub fn height(&self) -> u64 {
+        let n = self.file.len() as u64;
+        match self.base {
+            0 => n.saturating_sub(1),
+            b => b + n.saturating_sub(2),
+        }
+    }
+    /// Transactions pruned (before the first one held).
+    pub fn pruned(&self) -> u64 {
+        self.base
+    }
+    /// The record of transaction `tx`; `None` when it is not held (pruned,
+    /// or not committed yet).
+    pub fn read_tx(&self, tx: u64) -> Result<Option<Vec<u8>>, records::RecordError> {
+        self.index(tx).map(|i| self.file.read(i)).transpose()
+    }
+    /// Appends the record of the next transaction (synced).
+    pub fn append(&mut self, record: &[u8]) -> Result<(), records::RecordError> {
+        self.file.append(record)
+    }
+    /// Bytes in the ledger file.
+    pub fn bytes(&self) -> u64 {
+        self.file.bytes()
+    }
+}
+
+impl Records for Ledger {
     type Error = records::RecordError;
     fn height(&self) -> u64 {
-        self.0.len().saturating_sub(1) as u64
+        Ledger::height(self)
     }
     fn record(&self, tx: u64) -> Result<Vec<u8>, Self::Error> {
-        self.0.read(tx as usize)
+        self.read_tx(tx)?.ok_or_else(|| records::RecordError::Io {
+            path: self.file.path().to_path_buf(),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no tx {tx}")),
+        })
     }
+}
+
+/// Where a ledger's transactions start: the genesis's head, or the head
+/// its base record stands for.
+fn start_of(genesis: &Genesis, path: &Path, second: Option<&[u8]>) -> Result<Chain, LedgerError> {
+    match second.and_then(|r| head::decode_base(genesis, r)) {
+        None => Ok(Chain::new(genesis)),
+        Some(Ok(chain)) => Ok(chain),
+        Some(Err(e)) => Err(LedgerError::BadBase(path.to_path_buf(), e)),
+    }
+}
+
+/// Where the ledger whose records (genesis first) are `raw` starts.
+pub(super) fn start_chain(dir: &Path, raw: &[Vec<u8>]) -> Result<Chain, LedgerError> {
+    let path = dir.join(records::LEDGER_FILE);
+    let Some(first) = raw.first() else {
+        return Err(LedgerError::Ledger(records::RecordError::BadHeader(path)));
+    };
+    let genesis = decode_genesis(&path, first)?;
+    start_of(&genesis, &path, raw.get(1).map(Vec::as_slice))
 }
 
 /// Opens (or starts) the ledger of a running node and resumes its head:
 /// from the rosters file and the last certificate, or, when they do not
 /// agree or the file is missing, by checking every certificate (and then
 /// writing the rosters file, so the next start is quick).
-pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), LedgerError> {
+pub fn open(dir: &Path, genesis: &Genesis) -> Result<(Ledger, Resumed), LedgerError> {
     archive_parent(dir, genesis)?;
     let mut file = RecordFile::open(dir)?;
     let path = dir.join(ROSTERS_FILE);
@@ -102,7 +166,7 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), Ledg
         let empty = Resumed::empty(genesis);
         write_rosters(&empty.chain)?;
         file.append(&genesis.encode())?;
-        return Ok((file, empty));
+        return Ok((Ledger { file, base: 0 }, empty));
     }
     let found = decode_genesis(file.path(), &file.read(0)?)?;
     if found.id() != genesis.id() {
@@ -114,10 +178,20 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), Ledg
             want_id: genesis.id(),
         });
     }
+    let second = if file.len() > 1 {
+        Some(file.read(1)?)
+    } else {
+        None
+    };
+    let start = start_of(genesis, file.path(), second.as_deref())?;
+    let ledger = Ledger {
+        file,
+        base: start.height(),
+    };
     let saved = records::read_optional(&path).map_err(|e| LedgerError::Rosters(path.clone(), e))?;
     let sigs = SigCache::with_capacity(64);
     let resumed =
-        head::resume(genesis, saved.as_deref(), &Commits(&file), &sigs).map_err(|e| match e {
+        head::resume(genesis, &start, saved.as_deref(), &ledger, &sigs).map_err(|e| match e {
             ResumeError::Read { error, .. } => LedgerError::Ledger(error),
             ResumeError::Bad { tx, reason } => LedgerError::BadEntry { tx, reason },
         })?;
@@ -125,7 +199,7 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), Ledg
         Checked::Whole(why) => {
             info!(
                 "init: checked all {} certificates of the ledger ({why}); writing {}",
-                resumed.chain.height(),
+                resumed.chain.height() - ledger.pruned(),
                 path.display()
             );
             write_rosters(&resumed.chain)?;
@@ -136,7 +210,7 @@ pub fn open(dir: &Path, genesis: &Genesis) -> Result<(RecordFile, Resumed), Ledg
             path.display()
         ),
     }
-    Ok((file, resumed))
+    Ok((ledger, resumed))
 }
 
 pub fn save_rosters(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -191,8 +265,8 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Read-only view for `ledger` and `verify`, safe while the node runs.
-/// `None` when the directory has no ledger yet.
+/// Read-only view for `ledger` and `verify`, safe while the node runs:
+/// every certificate checked. `None` when the directory has no ledger yet.
 pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, LedgerError> {
     if !dir.join(records::LEDGER_FILE).exists() {
         return Ok(None);
@@ -202,7 +276,10 @@ pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, LedgerError> {
         return Ok(None);
     };
     let genesis = decode_genesis(&dir.join(records::LEDGER_FILE), first)?;
-    let history = verify_records(&genesis, rest)?;
+    let start = start_chain(dir, &records)?;
+    let rest = if start.height() > 0 { &rest[1..] } else { rest };
+    let history = History::verify_from(&genesis, start, rest, &SigCache::with_capacity(64))
+        .map_err(|(tx, reason)| LedgerError::BadEntry { tx, reason })?;
     Ok(Some((genesis, history)))
 }
 

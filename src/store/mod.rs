@@ -8,4 +8,5 @@
 
 mod index;
 pub mod ledger;
+pub mod prune;
 pub mod records;

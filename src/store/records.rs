@@ -43,6 +43,8 @@ pub enum RecordError {
     },
     #[error("a record of {0} bytes is larger than the 1 MiB limit")]
     TooLarge(usize),
+    #[error("{0} is in use by another edgeminer process (a node running on this state directory, or a prune); stop it first")]
+    Busy(PathBuf),
 }
 
 pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
@@ -151,6 +153,12 @@ impl RecordFile {
             .create(true)
             .open(&path)
             .map_err(io(&path))?;
+        // One writer per state directory: a second node on it would append
+        // a second chain of commits to the same file.
+        file.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => RecordError::Busy(path.clone()),
+            fs::TryLockError::Error(e) => io(&path)(e),
+        })?;
         let len = file.metadata().map_err(io(&path))?.len();
         let mut index = Index::open(dir)?;
         if !header_ok(&path, &file, len)? {
@@ -530,6 +538,20 @@ mod tests {
                 vec![b"first".to_vec()]
             );
         }
+    }
+
+    #[test]
+    fn one_writer_per_state_directory() {
+        let (dir, _) = filled(2);
+        let first = RecordFile::open(dir.path()).expect("open");
+        assert!(matches!(
+            RecordFile::open(dir.path()),
+            Err(RecordError::Busy(_))
+        ));
+        // Readers (`ledger`, `verify`) read on.
+        assert_eq!(read_records(dir.path()).expect("read").len(), 2);
+        drop(first);
+        RecordFile::open(dir.path()).expect("free again");
     }
 
     #[test]

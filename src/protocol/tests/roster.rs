@@ -187,7 +187,8 @@ fn a_resumed_head_is_the_whole_ledgers_head() {
     let same = |r: &crate::protocol::Resumed, w: &crate::protocol::Chain| {
         (r.chain.height(), r.chain.prev(), r.chain.rosters()) == (w.height(), w.prev(), w.rosters())
     };
-    let quick = resume(&g, disk.rosters.as_deref(), &disk, &sigs).expect("resumes");
+    let quick =
+        resume(&g, &Chain::new(&g), disk.rosters.as_deref(), &disk, &sigs).expect("resumes");
     assert_eq!(quick.checked, Checked::Tail);
     assert!(same(&quick, whole.chain()));
     assert_eq!(quick.chain.roster().len(), 3);
@@ -199,7 +200,7 @@ fn a_resumed_head_is_the_whole_ledgers_head() {
     cut.records.truncate(at as usize);
     let before = saved_rosters(&g, at - 1, &whole.rosters()[..1]);
     let upto = History::verify(&g, &cut.records, &sigs).expect("checks");
-    let r = resume(&g, Some(&before), &cut, &sigs).expect("resumes");
+    let r = resume(&g, &Chain::new(&g), Some(&before), &cut, &sigs).expect("resumes");
     assert_eq!(r.checked, Checked::Tail);
     assert!(same(&r, upto.chain()));
     assert_eq!(
@@ -208,13 +209,13 @@ fn a_resumed_head_is_the_whole_ledgers_head() {
         "the last record's change applied"
     );
 
-    let r = resume(&g, None, &disk, &sigs).expect("resumes");
+    let r = resume(&g, &Chain::new(&g), None, &disk, &sigs).expect("resumes");
     assert!(matches!(r.checked, Checked::Whole(_)));
     assert!(same(&r, whole.chain()));
 
     let other = Sim::new(4, 4).cfg.genesis;
     let theirs = saved_rosters(&other, whole.height(), &[other.roster()]);
-    let r = resume(&g, Some(&theirs), &disk, &sigs).expect("resumes");
+    let r = resume(&g, &Chain::new(&g), Some(&theirs), &disk, &sigs).expect("resumes");
     assert!(matches!(&r.checked, Checked::Whole(why) if why.contains("another cluster")));
     assert!(same(&r, whole.chain()));
 }
