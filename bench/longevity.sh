@@ -31,7 +31,7 @@
 #    growth. WEAR_SECONDS=0 skips this part.
 # The page cache is not dropped: a start reads a ledger the copy has just
 # brought into memory, as a node restarted on a running board does.
-set -euo pipefail
+set -Eeuo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
@@ -84,6 +84,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "longevity: stopped by a failed command at line $LINENO" >&2' ERR
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -133,6 +134,9 @@ one_start() {
     local src=$1 log=$work/node.log state=$work/state
     rm -rf "$state"
     cp -a "$src/n1" "$state"
+    # Empty before the spawn: the shell truncates it in the child, maybe
+    # after the first look below.
+    : >"$log"
     broker
     local t0 pid i ready=
     t0=$EPOCHREALTIME
