@@ -185,8 +185,8 @@ fn write_state(
     records: &[Vec<u8>],
     votes: Option<&[u8]>,
 ) -> Result<()> {
-    let (mut file, history) = ledger::open(dir, genesis)?;
-    ensure!(history.height() == 0, "{} has a ledger", dir.display());
+    let (mut file, head) = ledger::open(dir, genesis)?;
+    ensure!(head.chain.height() == 0, "{} has a ledger", dir.display());
     for r in records {
         file.append(r)?;
     }
