@@ -7,12 +7,19 @@
 //! journald (the `JOURNAL_STREAM` variable systemd sets for a service whose
 //! output goes to the journal) lines carry no timestamp, since the journal
 //! records its own, and never ANSI colours, even if stderr is also a
-//! terminal; the level stays on every line. Outside journald, text is
-//! coloured only when stderr is a terminal.
+//! terminal; the level becomes the line's journal priority (the `<N>`
+//! prefix journald reads on a stream: `journalctl -p warning` shows the
+//! warnings and errors). Outside journald, text is coloured only when
+//! stderr is a terminal.
+//!
+//! A log that can no longer be written (a closed pipe, a full disk) is
+//! dropped: it never stops the node.
 
+use std::io::Write;
 use std::sync::Arc;
 
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriter};
 use tracing_subscriber::EnvFilter;
 
 use crate::progress::{LogWriter, Screen};
@@ -98,6 +105,65 @@ impl Options {
     pub fn timestamps(&self) -> bool {
         !self.journald
     }
+
+    /// The level written on each line: not under journald, where it is
+    /// the line's priority.
+    pub fn levels(&self) -> bool {
+        !self.journald
+    }
+}
+
+/// The syslog priority journald reads from a `<N>` prefix.
+fn priority(level: &Level) -> &'static [u8] {
+    match *level {
+        Level::ERROR => b"<3>",
+        Level::WARN => b"<4>",
+        Level::INFO => b"<6>",
+        _ => b"<7>",
+    }
+}
+
+/// Writes each event with its journal priority in front.
+pub struct Journald<M>(pub M);
+
+/// One event's writer: the prefix goes with the first bytes, in the same
+/// write, so that lines of concurrent events never split it from its line.
+pub struct Prefixed<W> {
+    prefix: &'static [u8],
+    inner: W,
+}
+
+impl<W: Write> Write for Prefixed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.prefix.is_empty() {
+            return self.inner.write(buf);
+        }
+        let mut line = Vec::with_capacity(self.prefix.len() + buf.len());
+        line.extend_from_slice(self.prefix);
+        line.extend_from_slice(buf);
+        self.inner.write_all(&line)?;
+        self.prefix = b"";
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Journald<M> {
+    type Writer = Prefixed<M::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        Prefixed {
+            prefix: b"<6>",
+            inner: self.0.make_writer(),
+        }
+    }
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        Prefixed {
+            prefix: priority(meta.level()),
+            inner: self.0.make_writer_for(meta),
+        }
+    }
 }
 
 /// Installs the global subscriber, writing to stderr (through `screen`,
@@ -108,13 +174,15 @@ pub fn init(opts: &Options, screen: Option<Arc<Screen>>) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(opts.default_filter()));
     let writer = match screen {
         Some(s) => BoxMakeWriter::new(LogWriter(s)),
+        None if opts.journald => BoxMakeWriter::new(Journald(std::io::stderr)),
         None => BoxMakeWriter::new(std::io::stderr),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .log_internal_errors(false)
         .with_target(false)
-        .with_level(true)
+        .with_level(opts.levels())
         .with_ansi(opts.ansi());
     // Four arms: each combination is a different subscriber type.
     match (opts.json, opts.timestamps()) {
@@ -166,6 +234,45 @@ mod tests {
         assert!(!o.timestamps());
         let o = opts(true, false, true);
         assert!(!o.ansi() && !o.timestamps());
+    }
+
+    /// A shared buffer the test reads back.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn journald_lines_carry_their_priority() {
+        let buf = Buffer::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(Journald(move || sink.clone()))
+            .without_time()
+            .with_level(false)
+            .with_target(false)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("init: one");
+            tracing::warn!("election: two");
+            tracing::error!("voting: three");
+        });
+        let text = String::from_utf8(buf.0.lock().expect("buffer").clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            ["<6>init: one", "<4>election: two", "<3>voting: three"],
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! chain of causes, and map to named exit codes.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -62,7 +62,10 @@ fn main() -> ExitCode {
                 // Every line of a JSON log is JSON, the last one too.
                 tracing::error!("edgeminer: {e:#}");
             } else {
-                eprintln!("edgeminer: {e:#}");
+                // A closed or full stderr loses the line, not the exit code;
+                // under journald it is an error entry.
+                let priority = if opts.journald { "<3>" } else { "" };
+                let _ = writeln!(std::io::stderr(), "{priority}edgeminer: {e:#}");
             }
             let config = e.downcast_ref::<BadConfig>().is_some()
                 || e.downcast_ref::<node::NotAMember>().is_some()

@@ -1,7 +1,8 @@
 //! The log's contract, on the real binary running a short demo: one line
 //! per phase event naming the phase, the transaction and the round; JSON
 //! lines with `--log-format json`; no timestamps and no colours under
-//! journald; only warnings with `-q`.
+//! journald, where each line carries its priority instead; only warnings
+//! with `-q`; a closed log pipe stops nothing.
 
 mod common;
 
@@ -104,6 +105,9 @@ fn json_lines_carry_level_message_and_node() {
     assert_eq!(committed, 4, "every node commits tx 2: {messages:#?}");
 }
 
+/// Under journald every line starts with its priority (`<6>` info, `<4>`
+/// warning, `<3>` error), which journald turns into the entry's priority,
+/// then the text: no time, no colour, no level word, no leading space.
 #[test]
 fn journald_lines_have_no_time_and_no_colour() {
     let out = demo(&[], &[("JOURNAL_STREAM", "1:1")]);
@@ -111,16 +115,18 @@ fn journald_lines_have_no_time_and_no_colour() {
     assert!(!stderr.contains('\u{1b}'), "ANSI escapes:\n{stderr}");
     let mut info = 0;
     for line in stderr.lines() {
+        let Some(text) = ["<6>", "<4>", "<3>"]
+            .iter()
+            .find_map(|p| line.strip_prefix(p))
+        else {
+            panic!("no priority: {line}");
+        };
         assert!(
-            !line.starts_with(|c: char| c.is_ascii_digit()),
-            "a timestamp: {line}"
+            !text.starts_with(|c: char| c.is_ascii_digit() || c.is_whitespace()),
+            "a timestamp or a space: {line}"
         );
-        let level = line.split_whitespace().next().unwrap_or_default();
-        assert!(
-            ["INFO", "WARN", "ERROR"].contains(&level),
-            "no level: {line}"
-        );
-        info += usize::from(level == "INFO");
+        assert!(!text.starts_with("INFO"), "a level word: {line}");
+        info += usize::from(line.starts_with("<6>"));
     }
     assert!(info > 0, "no info lines:\n{stderr}");
     assert!(stderr.contains(": election: tx 1 round "), "{stderr}");
@@ -152,4 +158,33 @@ fn a_failure_is_a_json_line_too() {
     assert_eq!(v["level"], "ERROR", "{last}");
     let message = v["fields"]["message"].as_str().expect("a message");
     assert!(message.starts_with("edgeminer: "), "{message}");
+}
+
+/// A log nobody reads any more (`edgeminer ... 2>&1 | head -1`, a full
+/// disk under a redirected log) never stops the program: its lines are
+/// dropped and it runs to its end.
+#[test]
+fn a_closed_log_pipe_stops_nothing() {
+    let mut child = Command::new(common::BIN)
+        .args(["demo", "--rounds", "3", "--difficulty", "8..10"])
+        .args(["--threads", "1"])
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start demo");
+    drop(child.stderr.take());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("demo did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }
