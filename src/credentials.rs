@@ -10,6 +10,7 @@
 //! values may be bare or quoted as TOML strings, so a two-key TOML file is
 //! one too. `#` starts a comment line.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -65,8 +66,15 @@ pub enum CredentialsError {
     Missing { path: PathBuf, key: &'static str },
 }
 
-/// Refuses a file that users other than its owner and group can access.
+/// Refuses a file that anyone but its owner can access, as OpenSSH does
+/// with a private key. A file systemd hands the service
+/// (`LoadCredential=`, under `$CREDENTIALS_DIRECTORY`) is accepted as it
+/// is: systemd makes it readable by the service's user alone.
 pub fn check_private(path: &Path) -> Result<(), CredentialsError> {
+    check_private_in(path, std::env::var_os("CREDENTIALS_DIRECTORY").as_deref())
+}
+
+fn check_private_in(path: &Path, credentials: Option<&OsStr>) -> Result<(), CredentialsError> {
     let mode = std::fs::metadata(path)
         .map_err(|source| CredentialsError::Io {
             path: path.to_path_buf(),
@@ -74,7 +82,8 @@ pub fn check_private(path: &Path) -> Result<(), CredentialsError> {
         })?
         .permissions()
         .mode();
-    if mode & 0o007 != 0 {
+    let from_systemd = credentials.is_some_and(|d| path.starts_with(d));
+    if mode & 0o077 != 0 && !from_systemd {
         return Err(CredentialsError::Exposed {
             path: path.to_path_buf(),
             mode: mode & 0o777,
@@ -226,6 +235,13 @@ mod tests {
         assert!(msg.contains("chmod 600") && msg.contains("644"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
-        assert_eq!(load(&path).expect("group may read").username, "u");
+        let msg = load(&path).expect_err("group may not read").to_string();
+        assert!(msg.contains("chmod 600") && msg.contains("640"), "{msg}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(load(&path).expect("owner only").username, "u");
+        // What systemd's LoadCredential= hands the service is its alone.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).expect("chmod");
+        check_private_in(&path, Some(dir.path().as_os_str())).expect("a systemd credential");
+        assert!(check_private_in(&path, Some(OsStr::new("/run/credentials/x"))).is_err());
     }
 }
