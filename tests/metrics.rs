@@ -4,7 +4,9 @@
 //! figures checked against what the cluster did: commits, elections,
 //! candidates, phase, members, temperature, a refused message, a reconnect.
 //! The Grafana dashboard and docs/METRICS.md are checked against the names
-//! a node really exports.
+//! a node really exports, and `promtool check metrics` (Debian's
+//! `prometheus` package) lints a live scrape. tests/prometheus.rs runs the
+//! dashboard's queries in a real Prometheus.
 
 mod common;
 
@@ -180,6 +182,70 @@ impl Exposition {
     fn names(&self) -> BTreeSet<String> {
         self.samples.iter().map(|s| s.name.clone()).collect()
     }
+}
+
+/// The body of a scrape in the Prometheus text format, unparsed.
+fn scrape_text(port: u16) -> Result<String, String> {
+    let mut resp = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .map_err(|e| e.to_string())?;
+    resp.body_mut().read_to_string().map_err(|e| e.to_string())
+}
+
+/// Debian's `prometheus` package installs promtool in /usr/bin.
+fn find_promtool() -> std::path::PathBuf {
+    for p in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    if let Ok(out) = std::process::Command::new("sh")
+        .args(["-c", "command -v promtool"])
+        .output()
+    {
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !s.is_empty() {
+            return s.into();
+        }
+    }
+    panic!("promtool is not installed: `sudo apt-get install -y prometheus` (.ci/run does)");
+}
+
+/// `promtool check metrics` on an exposition: its exit code and output.
+fn promtool_check(text: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(find_promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool's output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
+}
+
+#[test]
+fn promtool_sees_what_it_lints() {
+    // promtool itself: a unit that is no base unit is a problem (exit 3),
+    // and a clean exposition passes, so that the check below can fail.
+    let (code, said) = promtool_check("# HELP x_bits Bits.\n# TYPE x_bits gauge\nx_bits 1\n");
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("base unit"), "{said}");
+    let (code, said) = promtool_check("# HELP x_bytes Bytes.\n# TYPE x_bytes gauge\nx_bytes 1\n");
+    assert_eq!(code, Some(0), "{said}");
 }
 
 fn scrape(port: u16, openmetrics: bool) -> Result<Exposition, String> {
@@ -386,6 +452,21 @@ fn metrics_of_a_live_cluster() {
         })
     });
     assert!(ok, "the stranger's key is not counted:\n{}", logs(&nodes));
+
+    // Every family is there now (the temperature and refusals too):
+    // promtool's lint finds no problem in any node's scrape.
+    for &p in &ports {
+        let text = scrape_text(p).expect("a scrape");
+        if p == ports[0] {
+            assert!(text.contains("\nedgeminer_temperature_celsius "), "{text}");
+        }
+        assert!(
+            text.contains("\nedgeminer_rejected_messages_total{"),
+            "{text}"
+        );
+        let (code, said) = promtool_check(&text);
+        assert_eq!(code, Some(0), "promtool check metrics: {said}\n{text}");
+    }
 
     // OpenMetrics for scrapers that ask for it (Prometheus does).
     let om = scrape(ports[0], true).expect("OpenMetrics");
