@@ -4,7 +4,10 @@
 //! figures checked against what the cluster did: commits, elections,
 //! candidates, phase, members, temperature, a refused message, a reconnect.
 //! The Grafana dashboard and docs/METRICS.md are checked against the names
-//! a node really exports.
+//! a node really exports, `promtool check metrics` (Debian's `prometheus`
+//! package) lints a live scrape, and the standard process metrics are
+//! checked against `ps`. tests/prometheus.rs runs the dashboard's queries in
+//! a real Prometheus.
 
 mod common;
 
@@ -182,6 +185,89 @@ impl Exposition {
     }
 }
 
+/// The body of a scrape in the Prometheus text format, unparsed.
+fn scrape_text(port: u16) -> Result<String, String> {
+    let mut resp = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .map_err(|e| e.to_string())?;
+    resp.body_mut().read_to_string().map_err(|e| e.to_string())
+}
+
+/// Debian's `prometheus` package installs promtool in /usr/bin.
+fn find_promtool() -> std::path::PathBuf {
+    for p in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    if let Ok(out) = std::process::Command::new("sh")
+        .args(["-c", "command -v promtool"])
+        .output()
+    {
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !s.is_empty() {
+            return s.into();
+        }
+    }
+    panic!("promtool is not installed: `sudo apt-get install -y prometheus` (.ci/run does)");
+}
+
+/// `promtool check metrics` on an exposition: its exit code and output.
+fn promtool_check(text: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(find_promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool's output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
+}
+
+/// `ps -o FIELD= -p PID`, as a number.
+fn ps(pid: u32, field: &str) -> f64 {
+    let out = std::process::Command::new("ps")
+        .args(["-o", &format!("{field}="), "-p", &pid.to_string()])
+        .output()
+        .expect("ps (package procps)");
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ps -o {field}: {s:?}"))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+#[test]
+fn promtool_sees_what_it_lints() {
+    // promtool itself: a unit that is no base unit is a problem (exit 3),
+    // and a clean exposition passes, so that the check below can fail.
+    let (code, said) = promtool_check("# HELP x_bits Bits.\n# TYPE x_bits gauge\nx_bits 1\n");
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("base unit"), "{said}");
+    let (code, said) = promtool_check("# HELP x_bytes Bytes.\n# TYPE x_bytes gauge\nx_bytes 1\n");
+    assert_eq!(code, Some(0), "{said}");
+}
+
 fn scrape(port: u16, openmetrics: bool) -> Result<Exposition, String> {
     let mut req = ureq::get(&format!("http://127.0.0.1:{port}/metrics"));
     if openmetrics {
@@ -220,6 +306,7 @@ fn metrics_of_a_live_cluster() {
     let sensor = dir.path().join("temp");
     set_temp(&sensor, 51_250);
     let ports = [free_port(), free_port(), free_port()];
+    let started = unix_now();
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let args = |i: usize| -> Vec<String> {
         let mut a: Vec<String> = [
@@ -265,7 +352,11 @@ fn metrics_of_a_live_cluster() {
 
     let first = &last[&ports[0]];
     for (k, v) in first.types.iter() {
-        assert!(k.starts_with("edgeminer_"), "{k}");
+        // The standard process metrics have no prefix, as in every exporter.
+        assert!(
+            k.starts_with("edgeminer_") || k.starts_with("process_"),
+            "{k}"
+        );
         assert!(first.help.contains(k), "{k} has no HELP");
         assert!(["counter", "gauge"].contains(&v.as_str()), "{k}: {v}");
     }
@@ -386,6 +477,60 @@ fn metrics_of_a_live_cluster() {
         })
     });
     assert!(ok, "the stranger's key is not counted:\n{}", logs(&nodes));
+
+    // Every family is there now (the temperature and refusals too):
+    // promtool's lint finds no problem in any node's scrape.
+    for &p in &ports {
+        let text = scrape_text(p).expect("a scrape");
+        if p == ports[0] {
+            assert!(text.contains("\nedgeminer_temperature_celsius "), "{text}");
+        }
+        assert!(
+            text.contains("\nedgeminer_rejected_messages_total{"),
+            "{text}"
+        );
+        let (code, said) = promtool_check(&text);
+        assert_eq!(code, Some(0), "promtool check metrics: {said}\n{text}");
+    }
+
+    // The standard process metrics, against what `ps` says of the process.
+    let pid = nodes[0].pid();
+    let e = scrape(ports[0], false).expect("a scrape");
+    let get = |n: &str| e.get(n, &[]).unwrap_or_else(|| panic!("no {n}"));
+    let rss = get("process_resident_memory_bytes");
+    let ps_rss = ps(pid, "rss") * 1024.0;
+    assert!(
+        (rss - ps_rss).abs() <= (ps_rss / 4.0).max(4e6),
+        "resident {rss} B, ps says {ps_rss} B"
+    );
+    let vsz = get("process_virtual_memory_bytes");
+    let ps_vsz = ps(pid, "vsz") * 1024.0;
+    assert!(
+        (vsz - ps_vsz).abs() <= ps_vsz / 4.0,
+        "virtual {vsz} B, ps says {ps_vsz} B"
+    );
+    let start = get("process_start_time_seconds");
+    assert!(
+        start >= started - 5.0 && start <= unix_now() + 5.0,
+        "started at {start}, the test started it at {started}"
+    );
+    // ps -o times: the CPU seconds the process used, whole.
+    let cpu = get("process_cpu_seconds_total");
+    let ps_cpu = ps(pid, "times");
+    assert!(
+        cpu > 0.0 && (cpu - ps_cpu).abs() <= 2.0 + ps_cpu / 10.0,
+        "CPU {cpu} s, ps says {ps_cpu} s"
+    );
+    let (open, max) = (get("process_open_fds"), get("process_max_fds"));
+    // stdin, stdout, the log, the broker connection, the metrics socket.
+    assert!(open >= 5.0 && open < max, "{open} open of {max}");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("Max open files");
+    assert_eq!(soft.parse::<f64>().ok(), Some(max), "{limits}");
 
     // OpenMetrics for scrapers that ask for it (Prometheus does).
     let om = scrape(ports[0], true).expect("OpenMetrics");

@@ -5,9 +5,11 @@
 //! protocol's state (phase, transaction, round, counters), and at every
 //! status tick (5 s) the pool's candidate count, hash rate and threads. [`server`] serves the
 //! registry over HTTP on its own thread, so a slow or hostile scraper never
-//! holds up the node. Every name starts with `edgeminer_`; docs/METRICS.md
-//! lists them and `deploy/grafana/` has a dashboard built on them.
+//! holds up the node. Every name starts with `edgeminer_`, but for the
+//! standard `process_*` metrics ([`process`]); docs/METRICS.md lists them
+//! and `deploy/grafana/` has a dashboard built on them.
 
+pub mod process;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -141,7 +143,10 @@ fn int(n: impl TryInto<i64>) -> i64 {
 
 impl Metrics {
     pub fn new(who: &Identity) -> Metrics {
-        let mut r = Registry::with_prefix("edgeminer");
+        // The node's own metrics under `edgeminer_`, then the process
+        // metrics, without a prefix (see the end).
+        let mut root = Registry::default();
+        let r = root.sub_registry_with_prefix("edgeminer");
         let info = Info::new(vec![
             ("version", env!("CARGO_PKG_VERSION").to_string()),
             ("cluster", who.cluster.clone()),
@@ -223,9 +228,11 @@ impl Metrics {
             "Election round of the transaction under way",
             h.round.clone(),
         );
+        // Not `difficulty_bits`: `promtool check metrics` refuses a unit in
+        // a name that is not a base unit, and bits are not one.
         r.register(
-            "difficulty_bits",
-            "Leading zero bits the open challenge asks for (0 when none is open)",
+            "difficulty",
+            "Leading zero bits of the SHA-1 hash the open challenge asks for (0 when none is open)",
             h.difficulty.clone(),
         );
         r.register(
@@ -273,8 +280,10 @@ impl Metrics {
             h.temperature.clone(),
         );
         h.active.set(int(who.threads));
+        root.sub_registry_with_labels(std::iter::empty())
+            .register_collector(Box::new(process::Process::this()));
         Metrics {
-            registry: Arc::new(r),
+            registry: Arc::new(root),
             h,
             seen: Seen::default(),
         }

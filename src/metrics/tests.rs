@@ -34,9 +34,23 @@ fn every_name_has_the_prefix_help_and_type() {
             line.split(['{', ' ']).next()
         };
         let name = name.unwrap_or_default();
-        assert!(name.starts_with("edgeminer_"), "{line}");
+        // The standard process metrics have no prefix, as in every exporter.
+        assert!(
+            name.starts_with("edgeminer_") || name.starts_with("process_"),
+            "{line}"
+        );
     }
     assert!(typed >= 15, "{text}");
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(sample(&text, name).is_some(), "no {name}:\n{text}");
+    }
     assert_eq!(sample(&text, "edgeminer_mining_threads"), Some(4.0));
     assert!(text.contains(r#"edgeminer_node_info{version="#), "{text}");
 }
