@@ -185,15 +185,20 @@ impl Node {
         Ok(())
     }
 
-    /// Leaves init for the first election once enough members are online.
+    /// Leaves init for the first election once enough members are online:
+    /// all of them, or a quorum after the init wait. A node that has run
+    /// before (it has a ledger, or a vote of the open transaction) does
+    /// not wait: the cluster has started, a member still gone may be dead,
+    /// and the others may be electing it meanwhile.
     pub(crate) fn maybe_start(&mut self, now: u64, out: &mut Output) {
         if self.phase != Phase::Init {
             return;
         }
         let online = self.online().len();
         let waited = now.saturating_sub(self.started_at) >= self.cfg.init_timeout_ms;
+        let resumed = self.height > 0 || self.tx.election.my_vote().is_some();
         let (n, q) = (self.roster.len(), self.roster.quorum());
-        if online >= n || (waited && online >= q) {
+        if online >= n || ((waited || resumed) && online >= q) {
             let round = self.tx.election.round();
             info!(
                 "init: {online} of {n} members online (quorum {q}); starting tx {} round {round}",

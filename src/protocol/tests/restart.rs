@@ -138,3 +138,27 @@ fn joining_from_init_takes_as_many_members_as_following() {
     assert_eq!(sim.nodes[3].phase(), Phase::Election);
     assert_eq!(rounds_sent(&sim, &out, 3, Family::Election), [5]);
 }
+
+/// A member with a ledger starts again into a cluster that has already
+/// run: once a quorum is online it votes at once, whoever else is still
+/// gone, instead of waiting out the init timeout (which stays for a
+/// cluster's first start: `waits_for_all_members_then_elects`).
+#[test]
+fn a_restarted_member_with_a_quorum_online_does_not_wait() {
+    let mut sim = Sim::new(5, 44);
+    sim.connect_all();
+    assert!(sim.run_until(1, 50_000), "tx 1 commits");
+    // Member 0 dies; the broker publishes its will.
+    sim.up[0] = false;
+    let will = sim.nodes[0].last_will();
+    sim.broadcast(will.topic, will.payload, true);
+    let before = sim.now;
+    restart(&mut sim, 3, &[Family::PubKey, Family::Init]);
+    assert_eq!(sim.now, before, "no time passed");
+    assert_eq!(sim.nodes[3].members_online(), 4);
+    assert_eq!(sim.nodes[3].phase(), Phase::Election);
+    assert_eq!(sim.nodes[3].height(), 1);
+    // And the cluster carries on with it.
+    assert!(sim.run_until(3, 50_000));
+    sim.check_agreement();
+}
