@@ -135,9 +135,12 @@ impl Node {
         now: u64,
         out: &mut Output,
     ) -> Result<(), Reject> {
-        if body.sender == self.me && !p.online && p.incarnation == self.incarnation {
+        if body.sender == self.me && !p.online && p.incarnation <= self.incarnation {
             // Our own will, published by a broker that lost us for a while
-            // (or that is out of date): we are here, say so.
+            // (or that is out of date), or the will of an earlier start of
+            // ours that the broker published after we came back: the
+            // others ignore an older incarnation, but nodes that connect
+            // later would read "gone". We are here, say so.
             out.effect(Effect::Publish(self.presence_message(true)));
             return Ok(());
         }

@@ -162,3 +162,30 @@ fn a_restarted_member_with_a_quorum_online_does_not_wait() {
     assert!(sim.run_until(3, 50_000));
     sim.check_agreement();
 }
+
+/// The will of a member's earlier start may reach the broker after the
+/// member is back (the broker takes a while to notice a dead client), and
+/// would leave its retained presence saying "gone" for every node that
+/// connects later. The member says it is online again.
+#[test]
+fn a_will_of_an_earlier_start_is_answered_with_presence() {
+    let mut sim = restarted(45, 1, &[Family::PubKey, Family::Init]);
+    let old = Node::builder(sim.cfg.named(1), &sim.ids[1])
+        .incarnation(1)
+        .start(0)
+        .last_will();
+    let now = sim.now;
+    let out = sim.nodes[1].handle(
+        Input::Message {
+            topic: &old.topic,
+            payload: &old.payload,
+            retained: false,
+        },
+        now,
+    );
+    let online = sim.nodes[1].presence_message(true);
+    assert!(
+        out.publishes().any(|p| *p == online),
+        "the presence of this start, online, retained"
+    );
+}
