@@ -157,16 +157,21 @@ impl Node {
             return Ok(());
         }
         let changed = m.online != p.online;
+        // A newer start of a member we took for online: it died and came
+        // back before its will said so, and missed as much as one that was
+        // gone.
+        let restarted = p.online && m.online && p.incarnation > m.incarnation;
         m.incarnation = p.incarnation;
         m.online = p.online;
         m.threads = p.threads;
         if !p.name.is_empty() {
             m.name = p.name.clone();
         }
-        if changed && body.sender != self.me {
+        if (changed || restarted) && body.sender != self.me {
             if p.online {
+                let again = if restarted { " again (restarted)" } else { "" };
                 info!(
-                    "init: {} ({}) is online with {} threads, version {}",
+                    "init: {} ({}) is online{again} with {} threads, version {}",
                     p.name, body.sender, p.threads, p.version
                 );
                 // It missed whatever we sent while it was away; retained

@@ -189,3 +189,41 @@ fn a_will_of_an_earlier_start_is_answered_with_presence() {
         "the presence of this start, online, retained"
     );
 }
+
+/// A member that died and started again before its will reached the
+/// broker was online all along for the others, yet missed what they sent
+/// meanwhile: its newer presence makes them send their messages of the
+/// open transaction again, as when a member comes back from "gone". (In
+/// the restart storm of the simulation, the restarted member was a
+/// transaction behind and elected; without the votes of the next
+/// transaction, the evidence that it is behind, it caught up only a round
+/// later.)
+#[test]
+fn a_member_back_before_its_will_gets_the_open_transaction_again() {
+    let mut sim = Sim::new(5, 46);
+    sim.connect_all();
+    assert!(sim.run_until(1, 50_000), "tx 1 commits");
+    let (_, vote) = sim.nodes[0]
+        .tx
+        .election
+        .my_vote()
+        .expect("a vote of tx 2")
+        .clone();
+    let again = Node::builder(sim.cfg.named(1), &sim.ids[1])
+        .incarnation(2)
+        .start(sim.now)
+        .presence_message(true);
+    let now = sim.now;
+    let out = sim.nodes[0].handle(
+        Input::Message {
+            topic: &again.topic,
+            payload: &again.payload,
+            retained: false,
+        },
+        now,
+    );
+    assert!(
+        out.publishes().any(|p| p.payload == vote),
+        "node 0 sends its vote again"
+    );
+}
