@@ -66,14 +66,17 @@ fn simulated_clusters_keep_agreement_and_progress_under_faults() {
 /// Restart storms (a member crashes and starts again every 2 to 4 s for
 /// two minutes of virtual time, with the daemon's timeouts): commits go
 /// on, no gap between them longer than three election timeouts.
-/// `EDGEMINER_SIM_STORMS` (default 20) chooses how many, from seed 0.
+/// `EDGEMINER_SIM_STORMS` (default 4: a storm is two minutes of a busy
+/// cluster, tens of seconds of a core each with real signatures in a test
+/// build) chooses how many, from seed 0; `cargo test --release --features
+/// sim-hash-signatures --test sim` runs them ten times faster.
 #[test]
 fn restart_storms_never_stall() {
     let opt = Options {
         storm: true,
         ..Options::default()
     };
-    let seeds = env_u64("EDGEMINER_SIM_STORMS", 20);
+    let seeds = env_u64("EDGEMINER_SIM_STORMS", 4);
     let next = AtomicU64::new(0);
     let failed = Mutex::new(None::<String>);
     let longest = AtomicU64::new(0);
