@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example sim -- --seeds 100000
 //! cargo run --release --example sim -- --seed 42 --faults 0,3 --trace
+//! cargo run --release --example sim -- --seeds 1000 --storm
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +45,12 @@ struct Args {
     /// Run without faults.
     #[arg(long)]
     no_faults: bool,
+    /// Run restart storms instead of the drawn faults: a member crashes and
+    /// starts again every 2 to 4 s for two minutes of virtual time, with
+    /// the daemon's timeouts, and no gap between commits may last longer
+    /// than three election timeouts (needs a quorum below the cluster size).
+    #[arg(long, conflicts_with = "no_faults")]
+    storm: bool,
     /// Give up after this many steps per seed (for up to 16 nodes; more
     /// in proportion to N² for larger clusters).
     #[arg(long, default_value_t = 2_000_000)]
@@ -70,6 +77,7 @@ fn main() {
         nodes: args.nodes,
         quorum: args.quorum,
         faults: !args.no_faults,
+        storm: args.storm,
         keep: args.faults.clone(),
         trace: args.trace,
         live: args.live,
@@ -80,8 +88,15 @@ fn main() {
         let o = sim::run(seed, &opt);
         print!("{}", o.report(usize::MAX));
         println!(
-            "{} steps, {} commits, {} ms virtual, faults over at {} ms, recovery {:?} ms",
-            o.steps, o.commits, o.end_ms, o.heal_ms, o.recovery_ms
+            "{} steps, {} commits, {} ms virtual, faults over at {} ms, recovery {:?} ms{}",
+            o.steps,
+            o.commits,
+            o.end_ms,
+            o.heal_ms,
+            o.recovery_ms,
+            o.longest_gap_ms
+                .map(|g| format!(", longest gap between commits in the storm {g} ms"))
+                .unwrap_or_default()
         );
         std::process::exit(i32::from(o.violation.is_some()));
     }
@@ -149,6 +164,12 @@ fn main() {
         t.recovery_max_seed,
         started.elapsed().as_secs_f64()
     );
+    if args.storm {
+        println!(
+            "restart storms: longest gap between commits {} ms (seed {})",
+            t.gap_max, t.gap_max_seed
+        );
+    }
     std::process::exit(i32::from(t.violations > 0));
 }
 
@@ -164,6 +185,8 @@ struct Totals {
     recovery_sum: u64,
     recovery_max: u64,
     recovery_max_seed: u64,
+    gap_max: u64,
+    gap_max_seed: u64,
 }
 
 impl Totals {
@@ -174,6 +197,12 @@ impl Totals {
         self.commits += o.commits;
         self.late_commits += o.late_commits;
         self.faults += o.kept.len() as u64;
+        if let Some(g) = o.longest_gap_ms {
+            if g > self.gap_max {
+                self.gap_max = g;
+                self.gap_max_seed = o.seed;
+            }
+        }
         if let Some(r) = o.recovery_ms {
             self.recovered += 1;
             self.recovery_sum += r;

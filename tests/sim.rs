@@ -8,6 +8,9 @@
 //! `EDGEMINER_SIM_START` choose the seeds; a failure prints the seed, the
 //! faults that matter, the command that replays it and the end of its trace.
 //!
+//! Restart storms run apart, with their own check of the gaps between
+//! commits.
+//!
 //! The second test makes sure the checker can fail: with a quorum of one
 //! (unsafe by design), some run must show two different commits.
 
@@ -58,6 +61,47 @@ fn simulated_clusters_keep_agreement_and_progress_under_faults() {
         end - start
     );
     assert!(total >= end - start, "the runs committed almost nothing");
+}
+
+/// Restart storms (a member crashes and starts again every 2 to 4 s for
+/// two minutes of virtual time, with the daemon's timeouts): commits go
+/// on, no gap between them longer than three election timeouts.
+/// `EDGEMINER_SIM_STORMS` (default 4: a storm is two minutes of a busy
+/// cluster, tens of seconds of a core each with real signatures in a test
+/// build) chooses how many, from seed 0; `cargo test --release --features
+/// sim-hash-signatures --test sim` runs them ten times faster.
+#[test]
+fn restart_storms_never_stall() {
+    let opt = Options {
+        storm: true,
+        ..Options::default()
+    };
+    let seeds = env_u64("EDGEMINER_SIM_STORMS", 4);
+    let next = AtomicU64::new(0);
+    let failed = Mutex::new(None::<String>);
+    let longest = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..num_cpus::get().max(1) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= seeds {
+                    return;
+                }
+                let o = sim::run(seed, &opt);
+                longest.fetch_max(o.longest_gap_ms.unwrap_or(0), Ordering::Relaxed);
+                let mut f = failed.lock().expect("no thread panics holding it");
+                if o.violation.is_some() && f.is_none() {
+                    *f = Some(o.report(200));
+                }
+            });
+        }
+    });
+    if let Some(r) = failed.into_inner().expect("the workers have finished") {
+        panic!("a restart storm failed:\n{r}");
+    }
+    let longest = longest.load(Ordering::Relaxed);
+    eprintln!("{seeds} restart storms, longest gap between commits {longest} ms");
+    assert!(longest > 0, "the storms measured no gap at all");
 }
 
 #[test]

@@ -191,17 +191,29 @@ impl Node {
                 return Ok(());
             }
         };
-        if body.round > at && self.phase != Phase::Init && self.tx.challenges.is_empty() {
+        let enough = voters >= self.roster.follow_threshold() && self.tx.challenges.is_empty();
+        if enough && self.phase == Phase::Init && body.round >= at {
+            // Enough others (at least one of them honest) already vote in
+            // this transaction: the cluster runs, and this node (restarted,
+            // or slower to see every member online) joins the round they
+            // are in instead of waiting out its init wait, so that a round
+            // that elects it gets its challenge.
+            info!(
+                "init: tx {} round {}, joining the election under way with {voters} others",
+                body.tx, body.round
+            );
+            self.enter_round(body.round, now, out);
+            return Ok(());
+        }
+        if enough && body.round > at && self.phase != Phase::Init {
             // Enough others have moved on (at least one of them honest):
             // follow them.
-            if voters >= self.roster.follow_threshold() {
-                info!(
-                    "election: tx {} moving from round {} to round {} with {voters} others",
-                    body.tx, at, body.round
-                );
-                self.enter_round(body.round, now, out);
-                return Ok(());
-            }
+            info!(
+                "election: tx {} moving from round {} to round {} with {voters} others",
+                body.tx, at, body.round
+            );
+            self.enter_round(body.round, now, out);
+            return Ok(());
         }
         if body.round == at {
             self.try_tally(out);
@@ -230,7 +242,16 @@ impl Node {
                 self.vote_count(count, total)
             );
         }
-        if leader == self.me && !self.tx.election.issued(round) && self.phase != Phase::Init {
+        // Whatever phase it is in: a round whose leader stays silent costs
+        // every node an election timeout.
+        if leader == self.me && !self.tx.election.issued(round) {
+            if self.phase == Phase::Init {
+                info!(
+                    "init: tx {} round {round}, elected leader; leaving init",
+                    self.height + 1
+                );
+                self.phase = Phase::Election;
+            }
             self.issue_challenge(round, out);
         }
     }

@@ -135,9 +135,12 @@ impl Node {
         now: u64,
         out: &mut Output,
     ) -> Result<(), Reject> {
-        if body.sender == self.me && !p.online && p.incarnation == self.incarnation {
+        if body.sender == self.me && !p.online && p.incarnation <= self.incarnation {
             // Our own will, published by a broker that lost us for a while
-            // (or that is out of date): we are here, say so.
+            // (or that is out of date), or the will of an earlier start of
+            // ours that the broker published after we came back: the
+            // others ignore an older incarnation, but nodes that connect
+            // later would read "gone". We are here, say so.
             out.effect(Effect::Publish(self.presence_message(true)));
             return Ok(());
         }
@@ -154,16 +157,21 @@ impl Node {
             return Ok(());
         }
         let changed = m.online != p.online;
+        // A newer start of a member we took for online: it died and came
+        // back before its will said so, and missed as much as one that was
+        // gone.
+        let restarted = p.online && m.online && p.incarnation > m.incarnation;
         m.incarnation = p.incarnation;
         m.online = p.online;
         m.threads = p.threads;
         if !p.name.is_empty() {
             m.name = p.name.clone();
         }
-        if changed && body.sender != self.me {
+        if (changed || restarted) && body.sender != self.me {
             if p.online {
+                let again = if restarted { " again (restarted)" } else { "" };
                 info!(
-                    "init: {} ({}) is online with {} threads, version {}",
+                    "init: {} ({}) is online{again} with {} threads, version {}",
                     p.name, body.sender, p.threads, p.version
                 );
                 // It missed whatever we sent while it was away; retained
@@ -185,15 +193,20 @@ impl Node {
         Ok(())
     }
 
-    /// Leaves init for the first election once enough members are online.
+    /// Leaves init for the first election once enough members are online:
+    /// all of them, or a quorum after the init wait. A node that has run
+    /// before (it has a ledger, or a vote of the open transaction) does
+    /// not wait: the cluster has started, a member still gone may be dead,
+    /// and the others may be electing it meanwhile.
     pub(crate) fn maybe_start(&mut self, now: u64, out: &mut Output) {
         if self.phase != Phase::Init {
             return;
         }
         let online = self.online().len();
         let waited = now.saturating_sub(self.started_at) >= self.cfg.init_timeout_ms;
+        let resumed = self.height > 0 || self.tx.election.my_vote().is_some();
         let (n, q) = (self.roster.len(), self.roster.quorum());
-        if online >= n || (waited && online >= q) {
+        if online >= n || ((waited || resumed) && online >= q) {
             let round = self.tx.election.round();
             info!(
                 "init: {online} of {n} members online (quorum {q}); starting tx {} round {round}",

@@ -1215,3 +1215,6 @@ mod voting_phase {
         assert_eq!(with(7, 6).follow_threshold(), 5);
     }
 }
+
+#[path = "tests/restart.rs"]
+mod restarts;

@@ -43,6 +43,14 @@ pub enum Violation {
     /// a claim it could not check, or one member's lie in a roster that
     /// tolerates a liar.
     CatchUp { node: usize, tx: u64, agreed: u64 },
+    /// During a restart storm, no new transaction was committed for
+    /// longer than the stall bound (from `from` to `at`, virtual ms).
+    Stall {
+        from: u64,
+        at: u64,
+        bound: u64,
+        height: u64,
+    },
     /// No commit within the stated bound after the faults stopped.
     Progress {
         heal: u64,
@@ -73,6 +81,15 @@ impl std::fmt::Display for Violation {
             Violation::CatchUp { node, tx, agreed } => write!(
                 f,
                 "CATCH-UP: n{node} asks for tx {tx}, but no node has committed beyond tx {agreed}"
+            ),
+            Violation::Stall {
+                from,
+                at,
+                bound,
+                height,
+            } => write!(
+                f,
+                "STALL: during the restart storm no transaction was committed from t={from}ms to t={at}ms (bound {bound}ms, agreed height {height})"
             ),
             Violation::Progress {
                 heal,

@@ -8,7 +8,11 @@
 //! sometimes the retained messages, lossy and slow links, nodes that die for
 //! good). After every step the [`check`] module checks agreement, validity
 //! and durability; once the faults are over, a new commit must reach every
-//! live node within [`progress_bound`].
+//! live node within [`progress_bound`]. A restart storm ([`Plan::storm`],
+//! `Options::storm`) replaces the drawn faults with a member crashing and
+//! starting again every 2 to 4 s for two minutes, with the daemon's
+//! timeouts, and adds a check while it lasts: no gap between commits
+//! longer than [`stall_bound`].
 //!
 //! A failing run is shrunk by leaving out faults while it still fails, and
 //! replayed with a trace: `cargo run --release --example sim -- --seed S
@@ -40,6 +44,11 @@ pub struct Options {
     pub quorum: Option<usize>,
     /// Draw a fault plan (otherwise the run is fault-free).
     pub faults: bool,
+    /// Instead of the drawn faults, a restart storm ([`Plan::storm`]), with
+    /// its own check: no gap between commits longer than [`stall_bound`]
+    /// while it lasts. Its plan comes from an RNG stream of its own, so
+    /// the runs without it are unchanged.
+    pub storm: bool,
     /// Keep only these faults of the plan (replaying a shrunk failure).
     pub keep: Option<Vec<usize>>,
     /// Commits every live node must reach after the faults stop.
@@ -59,6 +68,7 @@ impl Default for Options {
             nodes: None,
             quorum: None,
             faults: true,
+            storm: false,
             keep: None,
             commits_after_heal: 2,
             trace: false,
@@ -87,6 +97,11 @@ pub struct Outcome {
     pub heal_ms: u64,
     /// From the end of the faults to a new commit on every live node (ms).
     pub recovery_ms: Option<u64>,
+    /// Whether the run was a restart storm.
+    pub storm: bool,
+    /// In a restart storm, the longest time without a new commit while it
+    /// lasted (ms).
+    pub longest_gap_ms: Option<u64>,
     pub violation: Option<Violation>,
     pub trace: Vec<String>,
 }
@@ -103,13 +118,32 @@ pub fn config(genesis: Arc<Genesis>) -> Config {
     }
 }
 
+/// The daemon's default timeouts (`src/config.rs`): a restart storm runs
+/// with them, so that a crash every 2 to 4 s weighs against an election
+/// round and the init wait as it does on boards.
+pub fn daemon_timing(cfg: &mut Config) {
+    cfg.election_timeout_ms = 5_000;
+    cfg.solution_window_ms = 100;
+    cfg.init_timeout_ms = 15_000;
+}
+
+/// How long a restart storm may go without a commit: three election
+/// timeouts. A storm crashes a member every 2 to 4 s, so most rounds lose
+/// nobody, and a leader that crashes before its challenge is out costs the
+/// round it was elected in.
+pub fn stall_bound(cfg: &Config) -> u64 {
+    3 * cfg.election_timeout_ms
+}
+
 /// How long after the faults stop a new commit must have reached every live
 /// node. See "Progress" in `docs/PROTOCOL.md` for where the terms come from.
 pub fn progress_bound(cfg: &Config) -> u64 {
     let e = cfg.election_timeout_ms;
     // A reconnect, stale wills, the longest resend back-off, then a few
-    // election and voting rounds with the slowest miner.
-    world::WILL_AFTER_MS + 8 * e + cfg.init_timeout_ms + 12 * e
+    // election and voting rounds with the slowest miner. No init wait: a
+    // restarted member joins the round under way, or starts with a quorum
+    // online.
+    world::WILL_AFTER_MS + 8 * e + 12 * e
 }
 
 fn seed_stream(seed: u64, which: u64) -> ChaCha8Rng {
@@ -123,7 +157,9 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
     let mut r = seed_stream(seed, 0);
     let n = opt.nodes.unwrap_or(3 + (r.next_u32() % 13) as usize);
     let q = opt.quorum.unwrap_or_else(|| quorum::majority(n));
-    let drawn = if opt.faults {
+    let drawn = if opt.storm {
+        Plan::storm(&mut seed_stream(seed, 7), n)
+    } else if opt.faults {
         Plan::draw(&mut seed_stream(seed, 5), n, q).with_adversaries(
             &mut seed_stream(seed, 6),
             n,
@@ -138,13 +174,43 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
     };
     let plan = drawn.only(&kept);
     let heal = plan.heal();
+    let first_fault = plan.faults.first().map_or(heal, |f| f.at);
     let mut w = World::new(n, q, seed, plan, opt.trace, opt.live);
+    if opt.storm {
+        // Before any node starts: each takes the world's settings.
+        daemon_timing(&mut w.cfg);
+    }
     let bound = progress_bound(&w.cfg);
     // Every message goes to every node: steps per commit grow as N².
     let budget = opt.max_steps.saturating_mul(((n * n) as u64 / 256).max(1));
     let mut base: Option<u64> = None;
     let mut recovery = None;
+    // A storm: from its first crash to its end, the time of the latest new
+    // commit and the longest gap so far.
+    let storm = opt.storm.then_some((first_fault, heal));
+    let stall = stall_bound(&w.cfg);
+    let (mut agreed, mut agreed_at) = (0, 0);
+    let mut longest_gap = storm.map(|_| 0);
     while w.violation.is_none() {
+        if let (Some((from, to)), Some(longest)) = (storm, longest_gap.as_mut()) {
+            // Up to now, which may be the instant of a new commit.
+            let since = agreed_at.max(from);
+            let gap = w.now.min(to).saturating_sub(since);
+            *longest = (*longest).max(gap);
+            if gap > stall {
+                w.violation = Some(Violation::Stall {
+                    from: since,
+                    at: w.now,
+                    bound: stall,
+                    height: agreed,
+                });
+                break;
+            }
+            let height = w.checker.commits();
+            if height > agreed {
+                (agreed, agreed_at) = (height, w.now);
+            }
+        }
         if w.now >= heal {
             let heights: Vec<u64> = w
                 .live()
@@ -195,6 +261,8 @@ pub fn run(seed: u64, opt: &Options) -> Outcome {
         end_ms: w.now,
         heal_ms: heal,
         recovery_ms: recovery,
+        storm: opt.storm,
+        longest_gap_ms: longest_gap,
         violation: w.violation.take(),
         trace: w.trace.take().unwrap_or_default(),
     }
@@ -255,8 +323,9 @@ impl Outcome {
         }
         let keep: Vec<String> = self.kept.iter().map(|i| i.to_string()).collect();
         s.push_str(&format!(
-            "replay: cargo run --release --example sim -- --seed {} --faults '{}' --trace{}\n",
+            "replay: cargo run --release --example sim -- --seed {}{} --faults '{}' --trace{}\n",
             self.seed,
+            if self.storm { " --storm" } else { "" },
             keep.join(","),
             if self.quorum != quorum::majority(self.nodes) {
                 format!(" --nodes {} --quorum {}", self.nodes, self.quorum)

@@ -147,6 +147,12 @@ impl std::fmt::Display for Fault {
     }
 }
 
+/// When a restart storm ([`Plan::storm`]) begins, in virtual ms: the
+/// cluster has started and committed by then.
+pub const STORM_START_MS: u64 = 5_000;
+/// How long a restart storm lasts, in virtual ms.
+pub const STORM_MS: u64 = 120_000;
+
 /// The faults of one run.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
@@ -230,6 +236,29 @@ impl Plan {
             }
         }
         faults.sort_by_key(|f| f.at);
+        Plan { faults }
+    }
+
+    /// A restart storm: from [`STORM_START_MS`] for [`STORM_MS`], a member
+    /// chosen at random crashes every 2 to 4 s (at any point of an action
+    /// list) and starts again from its disk 0.1 to 1.5 s later. At most one
+    /// member is down at a time, so with `n` of at least 3 and a majority
+    /// quorum a quorum of processes is always up; the members that just
+    /// started are among it. Nothing else goes wrong.
+    pub fn storm(rng: &mut ChaCha8Rng, n: usize) -> Plan {
+        let mut faults = Vec::new();
+        let mut at = STORM_START_MS + below(rng, 2_000);
+        while at < STORM_START_MS + STORM_MS {
+            faults.push(Fault {
+                at,
+                kind: FaultKind::Crash {
+                    node: below(rng, n as u64) as usize,
+                    cut: below(rng, 6) as usize,
+                    down: Some(100 + below(rng, 1_400)),
+                },
+            });
+            at += 2_000 + below(rng, 2_001);
+        }
         Plan { faults }
     }
 
