@@ -6,6 +6,9 @@
 #    package installs it, not where a build leaves it);
 #  - `systemd-analyze security --offline=true`: prints the exposure score
 #    and fails above the limit (2.0 unless MAX is given).
+#  - the service's behaviour: started without waiting for the broker (no
+#    endless start timeout), reloaded with SIGHUP, and a start limit that
+#    stops a restart loop but not an operator's "fix, restart" loop.
 #
 # usage: scripts/check-unit.sh [BIN] [MAX]
 #   BIN  the edgeminer binary (default: $CARGO_TARGET_DIR or target, /debug/edgeminer)
@@ -33,6 +36,30 @@ echo "check-unit: systemd-analyze verify: ok ($(systemd-analyze --version | head
 args=$(sed -n 's|^ExecStart=/usr/bin/edgeminer ||p' "$unit")
 # shellcheck disable=SC2086 # the unit's words, split as systemd does
 "$bin" $args --help >/dev/null || { echo "check-unit: $bin refuses the unit's flags: $args" >&2; exit 1; }
+
+# The unit's own settings, as systemd reads them (the last one wins).
+setting() { sed -n "s/^$1=//p" "$unit" | tail -1; }
+# Seconds of a time span: 300, 300s, 5min.
+seconds() {
+  case $1 in
+    *min) echo $((${1%min} * 60)) ;;
+    *s) echo "${1%s}" ;;
+    *[!0-9]* | '') echo "check-unit: cannot read the time span '$1'" >&2; exit 1 ;;
+    *) echo "$1" ;;
+  esac
+}
+fail() { echo "check-unit: $*" >&2; exit 1; }
+start_timeout=$(setting TimeoutStartSec)
+[ "$start_timeout" != infinity ] || fail "TimeoutStartSec=infinity: a node whose broker is down would hold the boot in 'starting' (READY=1 does not wait for the broker)"
+grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$unit" || fail "no ExecReload=/bin/kill -HUP \$MAINPID: the node reloads on SIGHUP"
+interval=$(seconds "$(setting StartLimitIntervalSec)")
+burst=$(setting StartLimitBurst)
+restart=$(seconds "$(setting RestartSec)")
+# A restart loop (a start every RestartSec) reaches the limit; an operator
+# restarting by hand, 10 s or more apart, never does.
+[ $(((burst - 1) * restart)) -lt "$interval" ] || fail "StartLimitBurst=$burst in ${interval}s: a restart loop every ${restart}s never reaches it"
+[ $(((burst - 1) * 10)) -ge "$interval" ] || fail "StartLimitBurst=$burst in ${interval}s: $burst starts by hand 10 s apart reach it (start-limit-hit)"
+echo "check-unit: start limit $burst in ${interval}s, restart after ${restart}s, start timeout $start_timeout, reload on SIGHUP: ok"
 
 report=$(systemd-analyze security --offline=true "$unit" 2>&1) || true
 score=$(printf '%s\n' "$report" | sed -n 's/.*Overall exposure level for edgeminer.service: \([0-9.]*\).*/\1/p')

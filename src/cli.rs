@@ -82,7 +82,7 @@ pub struct DemoArgs {
     pub threads: Option<usize>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The cluster's genesis file (written by `edgeminer genesis`; the same
     /// file on every board): its name, members, quorum and difficulty.

@@ -8,6 +8,11 @@
 //!
 //! Every error from here is a configuration error: `edgeminer run` exits
 //! with code 78 (`EX_CONFIG`) on it, which the systemd unit does not retry.
+//!
+//! A running node reads its file and flags again on SIGHUP
+//! ([`NodeConfig::reread`]); [`NodeConfig::reload`] then says which
+//! settings it can take at once (log level, thermal care, metrics address)
+//! and which wait for a restart.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,7 @@ use serde::Deserialize;
 use crate::cli::{BrokerArgs, GoneArgs, RunArgs};
 use crate::credentials::{self, Credentials, Secret};
 use crate::identity::Identity;
+use crate::logging::Verbosity;
 use crate::mqtt::{self, ClientCert, TlsFiles};
 use crate::protocol::{self, Genesis};
 use crate::thermal::{self, Limits};
@@ -86,6 +92,12 @@ pub struct NodeConfig {
     pub storage: StorageSettings,
     /// Where to serve Prometheus metrics; `None`: no metrics endpoint.
     pub metrics_addr: Option<SocketAddr>,
+    /// This crate's log level from the file (`log_level`); `-q`, `-v` and
+    /// `RUST_LOG` win over it.
+    pub log_level: Option<Verbosity>,
+    /// The flags the node was started with, read again with the file on
+    /// reload; `None` for a node that cannot reload (the demo's).
+    pub source: Option<Arc<RunArgs>>,
 }
 
 /// The TOML file; every key is optional and flags override it.
@@ -120,6 +132,7 @@ pub struct FileConfig {
     pub thermal_interval_ms: Option<u64>,
     pub thermal_dwell_ms: Option<u64>,
     pub metrics_addr: Option<String>,
+    pub log_level: Option<String>,
 }
 
 impl FileConfig {
@@ -329,6 +342,27 @@ pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr> {
     })
 }
 
+/// Parses the file's `log_level`.
+pub fn parse_log_level(s: &str) -> Result<Verbosity> {
+    match s.trim() {
+        "warn" => Ok(Verbosity::Quiet),
+        "info" => Ok(Verbosity::Normal),
+        "debug" => Ok(Verbosity::Debug),
+        "trace" => Ok(Verbosity::Trace),
+        _ => bail!("log_level = \"{s}\": use \"warn\", \"info\", \"debug\" or \"trace\""),
+    }
+}
+
+/// The file's name of a log level.
+pub fn log_level_name(v: Verbosity) -> &'static str {
+    match v {
+        Verbosity::Quiet => "warn",
+        Verbosity::Normal => "info",
+        Verbosity::Debug => "debug",
+        Verbosity::Trace => "trace",
+    }
+}
+
 /// Parses `A..B`, `A..=B` or `A` into an inclusive range of leading zero bits.
 pub fn parse_difficulty(s: &str) -> Result<(u8, u8)> {
     let s = s.trim();
@@ -385,6 +419,7 @@ impl NodeConfig {
             Some(s) => Some(parse_metrics_addr(&s)?),
             None => None,
         };
+        let log_level = file.log_level.as_deref().map(parse_log_level).transpose()?;
 
         let protocol = protocol::Config {
             genesis: Arc::new(genesis),
@@ -404,8 +439,77 @@ impl NodeConfig {
                 key: None,
             },
             metrics_addr,
+            log_level,
+            source: Some(Arc::new(args.clone())),
         })
     }
+
+    /// The same flags and file again, as the node was started with: the
+    /// configuration a reload asks for. `None` for a node without flags.
+    pub fn reread(&self) -> Option<Result<NodeConfig>> {
+        self.source.as_deref().map(NodeConfig::from_args)
+    }
+
+    /// Takes from `new` what a running node can change (log level, thermal
+    /// care, metrics address) and returns what changed: those applied and
+    /// the settings that wait for a restart, by name.
+    pub fn reload(&mut self, new: &NodeConfig) -> Reload {
+        let mut r = Reload::default();
+        if self.log_level != new.log_level {
+            self.log_level = new.log_level;
+            r.log_level = true;
+        }
+        if self.mining.thermal != new.mining.thermal {
+            self.mining.thermal = new.mining.thermal.clone();
+            r.thermal = true;
+        }
+        if self.metrics_addr != new.metrics_addr {
+            self.metrics_addr = new.metrics_addr;
+            r.metrics = true;
+        }
+        let (a, b) = (&self.protocol, &new.protocol);
+        let fixed = [
+            ("genesis", a.genesis.id() != b.genesis.id()),
+            ("name", a.name != b.name),
+            ("threads", self.mining.threads != new.mining.threads),
+            (
+                "election_timeout_ms",
+                a.election_timeout_ms != b.election_timeout_ms,
+            ),
+            (
+                "solution_window_ms",
+                a.solution_window_ms != b.solution_window_ms,
+            ),
+            ("init_timeout_ms", a.init_timeout_ms != b.init_timeout_ms),
+            ("broker", self.broker.url != new.broker.url),
+            (
+                "ca_file, client_cert, client_key",
+                self.broker.tls != new.broker.tls,
+            ),
+            (
+                "credentials_file, username, password",
+                self.broker.credentials != new.broker.credentials,
+            ),
+            ("state_dir", self.storage.state_dir != new.storage.state_dir),
+        ];
+        r.restart = fixed
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| *name)
+            .collect();
+        r
+    }
+}
+
+/// What a reload changed ([`NodeConfig::reload`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    pub log_level: bool,
+    pub thermal: bool,
+    pub metrics: bool,
+    /// Settings that changed in the file or flags but apply only from the
+    /// next start: the node keeps running with the values it started with.
+    pub restart: Vec<&'static str>,
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@
 //! dropped: it never stops the node.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tracing::{Level, Metadata};
+use tracing::Metadata;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriter};
 use tracing_subscriber::EnvFilter;
 
@@ -114,11 +114,11 @@ impl Options {
 }
 
 /// The syslog priority journald reads from a `<N>` prefix.
-fn priority(level: &Level) -> &'static [u8] {
+fn priority(level: &tracing::Level) -> &'static [u8] {
     match *level {
-        Level::ERROR => b"<3>",
-        Level::WARN => b"<4>",
-        Level::INFO => b"<6>",
+        tracing::Level::ERROR => b"<3>",
+        tracing::Level::WARN => b"<4>",
+        tracing::Level::INFO => b"<6>",
         _ => b"<7>",
     }
 }
@@ -166,12 +166,40 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Journald<M> {
     }
 }
 
+/// Installs a subscriber whose filter [`set_level`] can replace.
+macro_rules! init_reloadable {
+    ($builder:expr) => {{
+        let b = $builder.with_filter_reloading();
+        let handle = b.reload_handle();
+        b.init();
+        Box::new(move |f: EnvFilter| handle.reload(f).map_err(|e| e.to_string())) as SetFilter
+    }};
+}
+
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// The installed subscriber's filter, replaceable while running.
+struct Level {
+    /// What decides the level instead of the configuration file, if anything.
+    fixed_by: Option<&'static str>,
+    set: SetFilter,
+}
+
+static LEVEL: OnceLock<Level> = OnceLock::new();
+
 /// Installs the global subscriber, writing to stderr (through `screen`,
 /// which keeps a progress line below the log, when given). Call once,
 /// first.
 pub fn init(opts: &Options, screen: Option<Arc<Screen>>) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(opts.default_filter()));
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let fixed_by = if from_env.is_some() {
+        Some("RUST_LOG")
+    } else if opts.verbosity != Verbosity::Normal {
+        Some("-q or -v")
+    } else {
+        None
+    };
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(opts.default_filter()));
     let writer = match screen {
         Some(s) => BoxMakeWriter::new(LogWriter(s)),
         None if opts.journald => BoxMakeWriter::new(Journald(std::io::stderr)),
@@ -185,12 +213,33 @@ pub fn init(opts: &Options, screen: Option<Arc<Screen>>) {
         .with_level(opts.levels())
         .with_ansi(opts.ansi());
     // Four arms: each combination is a different subscriber type.
-    match (opts.json, opts.timestamps()) {
-        (false, true) => builder.init(),
-        (false, false) => builder.without_time().init(),
-        (true, true) => builder.json().init(),
-        (true, false) => builder.json().without_time().init(),
+    let set = match (opts.json, opts.timestamps()) {
+        (false, true) => init_reloadable!(builder),
+        (false, false) => init_reloadable!(builder.without_time()),
+        (true, true) => init_reloadable!(builder.json()),
+        (true, false) => init_reloadable!(builder.json().without_time()),
+    };
+    let _ = LEVEL.set(Level { fixed_by, set });
+}
+
+/// Sets this crate's level to the configuration file's `log_level`
+/// (`None`: the default, info), at start and on reload. `RUST_LOG` and the
+/// flags `-q`/`-v` win over the file: then nothing changes and the error
+/// names them. Without [`init`] (a library caller) nothing changes either.
+pub fn set_level(level: Option<Verbosity>) -> Result<(), String> {
+    let Some(l) = LEVEL.get() else {
+        return Ok(());
+    };
+    if let Some(by) = l.fixed_by {
+        return Err(format!("{by} sets the log level"));
     }
+    let opts = Options {
+        verbosity: level.unwrap_or(Verbosity::Normal),
+        json: false,
+        journald: false,
+        terminal: false,
+    };
+    (l.set)(EnvFilter::new(opts.default_filter()))
 }
 
 #[cfg(test)]

@@ -29,8 +29,9 @@ mod exit {
     /// `verify` found a bad entry, or `demo` saw the ledgers disagree.
     pub const INVALID: u8 = 2;
     /// `run`'s configuration (file or flags) is invalid, the state
-    /// directory belongs to another cluster, or the node is no member of
-    /// its cluster's roster: `EX_CONFIG` of sysexits.h. Starting again
+    /// directory belongs to another cluster, the node is no member of its
+    /// cluster's roster, the broker refused its login or certificates, or
+    /// its metrics address cannot be served: `EX_CONFIG` of sysexits.h. Starting again
     /// cannot help, so the systemd unit does not
     /// (`RestartPreventExitStatus=78`).
     pub const CONFIG: u8 = 78;
@@ -69,6 +70,8 @@ fn main() -> ExitCode {
             }
             let config = e.downcast_ref::<BadConfig>().is_some()
                 || e.downcast_ref::<node::NotAMember>().is_some()
+                || e.chain()
+                    .any(|c| c.downcast_ref::<node::Misconfigured>().is_some())
                 || e.chain().any(|c| {
                     matches!(
                         c.downcast_ref::<store::ledger::LedgerError>(),

@@ -1,14 +1,18 @@
-//! Running under systemd: readiness, a status line, watchdog pings and the
-//! notice of stopping, through the `sd_notify` protocol (a datagram to the
-//! socket named in `NOTIFY_SOCKET`).
+//! Running under systemd: readiness, a status line, reloads, watchdog pings
+//! and the notice of stopping, through the `sd_notify` protocol (a datagram
+//! to the socket named in `NOTIFY_SOCKET`).
 //!
 //! `systemd/edgeminer.service` is `Type=notify`: systemd counts the node as
-//! started only once it has reached its broker and announced itself
-//! ([`Notifier::ready`]), shows [`Status`] in `systemctl status`, and
-//! restarts the node when the watchdog pings stop (the node task sends
-//! them, so a stuck event loop stops them too). Outside systemd
-//! (`NOTIFY_SOCKET` unset) every call does nothing. A failed send is logged
-//! once and never stops the node.
+//! started once it runs ([`Notifier::ready`]: its key loaded, its ledger
+//! opened, its metrics served), whether or not its broker answers yet;
+//! where it stands with the broker is its [`Status`] in `systemctl status`
+//! (and in metrics and the log). The status line follows a new phase,
+//! transaction, round, leader or broker state within [`LINE_GAP`], and is
+//! refreshed every [`STATUS_EVERY`]. A reload (SIGHUP) is announced with
+//! `RELOADING=1` and ends with `READY=1`. systemd restarts the node when the
+//! watchdog pings stop (the node task sends them, so a stuck event loop
+//! stops them too). Outside systemd (`NOTIFY_SOCKET` unset) every call does
+//! nothing. A failed send is logged once and never stops the node.
 
 use std::fmt;
 use std::time::Duration;
@@ -21,6 +25,10 @@ use crate::protocol::Phase;
 /// How often the status line is refreshed (and, at the least, the watchdog
 /// pinged).
 pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// At most one status line per this long besides the periodic one: it
+/// follows a fast cluster without a datagram per transaction.
+pub const LINE_GAP: Duration = Duration::from_secs(1);
 
 /// The node's link to systemd.
 #[derive(Debug)]
@@ -54,14 +62,46 @@ impl Notifier {
         self.watchdog
     }
 
-    /// Started: connected to the broker and announced. Only the first call
-    /// sends anything.
+    /// A status line of its own while the node is not running yet
+    /// (loading its ledger, say).
+    pub fn note(&mut self, line: &str) {
+        self.send(&[NotifyState::Status(line)]);
+    }
+
+    /// Started: the node runs (its broker may not answer yet; the status
+    /// says so). Only the first call sends anything.
     pub fn ready(&mut self, status: &Status) {
         if !self.ready {
             self.ready = true;
             let line = status.to_string();
             self.send(&[NotifyState::Ready, NotifyState::Status(&line)]);
         }
+    }
+
+    /// The status line now, between the periodic ones.
+    pub fn status(&mut self, status: &Status) {
+        let line = status.to_string();
+        self.send(&[NotifyState::Status(&line)]);
+    }
+
+    /// Reading the configuration again: systemd shows the unit as
+    /// reloading until [`Notifier::reloaded`].
+    pub fn reloading(&mut self) {
+        let mut states = vec![
+            NotifyState::Reloading,
+            NotifyState::Status("reloading the configuration"),
+        ];
+        // systemd 253 and later match the reload to this clock reading.
+        if let Ok(now) = NotifyState::monotonic_usec_now() {
+            states.push(now);
+        }
+        self.send(&states);
+    }
+
+    /// The reload is done.
+    pub fn reloaded(&mut self, status: &Status) {
+        let line = status.to_string();
+        self.send(&[NotifyState::Ready, NotifyState::Status(&line)]);
     }
 
     /// The periodic status line, with a watchdog ping when one is wanted.

@@ -193,6 +193,14 @@ impl Care {
         }
     }
 
+    /// New limits or sensor (a reload): the threads allowed now and the
+    /// time of the last step stay, so a hot board does not get its threads
+    /// back at once.
+    pub fn reconfigure(&mut self, path: PathBuf, limits: Limits) {
+        self.path = path;
+        self.controller.limits = limits;
+    }
+
     /// The latest reading in °C, while the sensor reads.
     pub fn temperature(&self) -> Option<f64> {
         self.last

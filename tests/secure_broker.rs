@@ -311,8 +311,9 @@ fn every_failure_says_what_is_wrong() {
     let mut to_plain_port = node("to-plain", &d("f"), &plain_as_tls, &["--ca-file", ca_s]);
     let mut to_nothing = node("nothing", &d("g"), &nothing, &[]);
 
-    // Exit code 1 for a refusal by the broker; 78 (an invalid
-    // configuration) for a file refused before any connection.
+    // Exit code 78 (a configuration problem: the unit does not restart it)
+    // for a refusal by the broker and for a file refused before any
+    // connection.
     let stops_with = |code: i32, n: &mut Node, says: &[&str]| {
         let status = n.wait_exit(Duration::from_secs(30));
         let log = n.log_text();
@@ -331,7 +332,7 @@ fn every_failure_says_what_is_wrong() {
             n.name
         );
     };
-    let stops = |n: &mut Node, says: &[&str]| stops_with(1, n, says);
+    let stops = |n: &mut Node, says: &[&str]| stops_with(78, n, says);
     stops(
         &mut bad_password,
         &[&format!(
@@ -444,9 +445,10 @@ fn client_certificates_for_mutual_tls() {
     );
     assert!(alone.stop());
     let status = without.wait_exit(Duration::from_secs(30));
+    // A configuration problem: exit code 78, not restarted by the unit.
     assert_eq!(
         status.and_then(|s| s.code()),
-        Some(1),
+        Some(78),
         "{}",
         without.log_text()
     );

@@ -205,12 +205,10 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
     let mut node = Node::start_with_env("sd", &dir.path().join("sd"), &args, &env);
     let limit = Duration::from_secs(30);
 
+    // Ready once it runs, whether connected yet or not (tests/systemd.rs
+    // starts one without a broker).
     let ready = notification(&sock, limit, |m| m.contains("READY=1"));
     assert!(ready.contains("\nSTATUS="), "{ready}");
-    assert!(
-        node.log_text().contains("init: connected to the broker"),
-        "ready only once connected"
-    );
     let ping = notification(&sock, Duration::from_secs(3), |m| m.contains("WATCHDOG=1"));
     assert!(ping.starts_with("STATUS="), "{ping}");
     // A one-node cluster leads itself; the status names it and a rate.

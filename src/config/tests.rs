@@ -340,3 +340,57 @@ fn metrics_are_off_unless_an_address_is_given() {
         assert!(e.contains("IP:PORT"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn log_levels_by_name() {
+    for name in ["warn", "info", "debug", "trace"] {
+        let v = parse_log_level(name).expect("a level");
+        assert_eq!(log_level_name(v), name);
+    }
+    let e = parse_log_level("verbose").expect_err("no such level");
+    assert!(e.to_string().contains("log_level"), "{e}");
+}
+
+#[test]
+fn a_reload_takes_what_can_change_and_names_the_rest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    let sensor = dir.path().join("temp");
+    std::fs::write(&sensor, "50000\n").expect("write");
+    let write = |text: &str| std::fs::write(&path, text).expect("write");
+    write("thermal_soft_c = 70\n");
+    let p = path.to_str().expect("utf-8");
+    let s = sensor.to_str().expect("utf-8");
+    let mut cfg =
+        NodeConfig::from_args(&run_args(&["--config", p, "--thermal-path", s])).expect("valid");
+    let again = |cfg: &NodeConfig| cfg.reread().expect("flags kept").expect("valid");
+
+    let same = again(&cfg);
+    assert_eq!(cfg.reload(&same), Reload::default(), "nothing changed");
+
+    write(
+        "thermal_soft_c = 60\nlog_level = \"debug\"\nmetrics_addr = \"127.0.0.1:9848\"\n\
+         threads = 999\nbroker = \"mqtt://10.0.0.1\"\nname = \"other\"\n",
+    );
+    let new = again(&cfg);
+    let r = cfg.reload(&new);
+    assert!(r.log_level && r.thermal && r.metrics, "{r:?}");
+    assert_eq!(r.restart, ["name", "threads", "broker"]);
+    assert_eq!(cfg.log_level, Some(Verbosity::Debug));
+    assert_eq!(
+        cfg.mining.thermal.as_ref().map(|t| t.limits.soft_c),
+        Some(60.0)
+    );
+    assert_eq!(
+        cfg.metrics_addr,
+        Some("127.0.0.1:9848".parse().expect("addr"))
+    );
+    // What waits for a restart keeps the value the node started with, so
+    // that the next reload names it again.
+    assert_ne!(cfg.mining.threads, 999);
+    assert_eq!(cfg.reload(&new).restart, ["name", "threads", "broker"]);
+
+    // An invalid file is refused: the node keeps what it had.
+    write("log_level = \"loud\"\n");
+    assert!(cfg.reread().expect("flags kept").is_err());
+}

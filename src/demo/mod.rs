@@ -165,6 +165,8 @@ fn node_config(
             key: Some(key),
         },
         metrics_addr: None,
+        log_level: None,
+        source: None,
     }
 }
 

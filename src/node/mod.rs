@@ -16,6 +16,11 @@
 //! Shutdown is seen only between two outputs: an output (a ledger append
 //! and the publishes after it) is carried out to its end, then the node stops
 //! mining, publishes its goodbye and closes the connection within a second.
+//!
+//! A reload (SIGHUP) is seen there too: the node reads its configuration
+//! file and flags again, takes what can change while it runs (log level,
+//! thermal care, metrics address), names in its log what waits for a
+//! restart, and carries on; an invalid file changes nothing.
 
 mod effects;
 mod start;
@@ -29,12 +34,15 @@ use anyhow::{bail, Result};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::config::NodeConfig;
+use crate::config::{self, NodeConfig};
+use crate::logging;
 use crate::miner::Pool;
 use crate::mqtt::{Event, Link, Outgoing};
 use crate::pow::engine::Engine;
 use crate::progress;
 use crate::protocol::{Committed, Input, Node, Output, Publish};
+use crate::service::Notifier;
+use crate::signals::Reloads;
 
 use effects::Effects;
 use telemetry::Telemetry;
@@ -53,6 +61,14 @@ pub struct Report {
 #[error("{0}")]
 pub struct NotAMember(pub String);
 
+/// A setting the node cannot work with, found once it runs: the broker
+/// refused its login or certificates, or the metrics address cannot be
+/// served. Starting again cannot help either (`edgeminer run` exits with
+/// code 78).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Misconfigured(pub String);
+
 /// Who else hears from a running node besides the broker and the log.
 #[derive(Default)]
 pub struct Outputs {
@@ -69,12 +85,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     outputs: Outputs,
 ) -> Result<()> {
+    let mut cfg = cfg;
+    // A node started from flags reloads on SIGHUP from now on.
+    let mut reloads = match cfg.source {
+        Some(_) => {
+            set_log_level(&cfg, "init");
+            Reloads::install()
+        }
+        None => Reloads::none(),
+    };
+    let mut notifier = Notifier::from_env();
+    notifier.note("loading the key and the ledger");
     let opened = start::open(&cfg, engine)?;
     let (who, mut node, clock) = (opened.who, opened.node, opened.clock);
     let (link, mut events) = start::connect(&cfg, who.id, &node)?;
     let (found_tx, mut found_rx) = mpsc::unbounded_channel();
     let pool = Pool::new(cfg.mining.threads, engine, found_tx);
-    let mut tele = Telemetry::start(&cfg, &who, &node, &pool, outputs.progress)?;
+    // Started: systemd hears so now, whether the broker answers or not.
+    let mut tele = Telemetry::start(&cfg, &who, &node, &pool, notifier, outputs.progress)?;
     let mut effects = Effects::new(opened.store, &who, outputs.reports);
     tokio::pin!(shutdown);
     loop {
@@ -100,7 +128,7 @@ pub async fn run(
                 }
                 Some(Event::Fatal(why)) => {
                     pool.stop();
-                    bail!("{why}");
+                    return Err(Misconfigured(why).into());
                 }
                 None => bail!("the MQTT client stopped"),
             },
@@ -109,6 +137,10 @@ pub async fn run(
                 None => bail!("the mining pool stopped"),
             },
             _ = tokio::time::sleep(wake) => node.handle(Input::Tick, clock.now()),
+            _ = reloads.next() => {
+                reload(&mut cfg, &mut tele, &pool);
+                Output::default()
+            }
             due = tele.due() => {
                 tele.on(due, &node, &pool, &link, clock.now());
                 Output::default()
@@ -128,6 +160,51 @@ pub async fn run(
     leave(&pool, &node, link).await;
     drop(pool);
     Ok(())
+}
+
+/// Reads the configuration again and takes what can change while running.
+fn reload(cfg: &mut NodeConfig, tele: &mut Telemetry, pool: &Pool) {
+    tele.reloading();
+    info!("reload: SIGHUP received; reading the configuration again");
+    match cfg.reread() {
+        None => info!("reload: this node has no configuration to read again"),
+        Some(Err(e)) => warn!("reload: the configuration is invalid, nothing changed: {e:#}"),
+        Some(Ok(new)) => {
+            let changed = cfg.reload(&new);
+            if changed.log_level {
+                set_log_level(cfg, "reload");
+            }
+            tele.reload(cfg, &changed, pool);
+            if !changed.restart.is_empty() {
+                warn!(
+                    "reload: changed, but a restart applies it (systemctl restart edgeminer); running with the values it started with: {}",
+                    changed.restart.join(", ")
+                );
+            }
+            if !(changed.log_level || changed.thermal || changed.metrics)
+                && changed.restart.is_empty()
+            {
+                info!("reload: nothing changed");
+            }
+        }
+    }
+    tele.reloaded();
+}
+
+/// The configuration file's `log_level`, unless the flags or `RUST_LOG`
+/// decide it.
+fn set_log_level(cfg: &NodeConfig, when: &str) {
+    match logging::set_level(cfg.log_level) {
+        Ok(()) if when == "reload" => info!(
+            "reload: log level {}",
+            cfg.log_level.map_or("info", config::log_level_name)
+        ),
+        Ok(()) => {}
+        Err(why) if cfg.log_level.is_some() => {
+            info!("{when}: log_level in the configuration file is not used: {why}")
+        }
+        Err(_) => {}
+    }
 }
 
 /// Stops mining and says goodbye: the goodbye is queued after every message

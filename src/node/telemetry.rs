@@ -8,7 +8,12 @@
 //! The core's side of [`Standing`] changes only when the core handles an
 //! input, so it is read after every output of the core; the driver's side
 //! (broker, hash rate, threads, temperature) when it is measured. Every
-//! audience takes it from there, so they never disagree.
+//! audience takes it from there, so they never disagree. systemd's status
+//! line goes out at every status period and within a second of a new
+//! phase, transaction, round, leader or broker state.
+//!
+//! On reload, thermal care and the metrics endpoint take their new settings
+//! here ([`Telemetry::reload`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,17 +21,18 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::info;
+use tracing::warn;
 
-use super::outgoing;
 use super::start::Who;
-use crate::config::NodeConfig;
+use super::{outgoing, Misconfigured};
+use crate::config::{NodeConfig, Reload, ThermalSettings};
 use crate::identity::NodeId;
 use crate::metrics::{self, Metrics};
 use crate::miner::Pool;
 use crate::mqtt::Link;
 use crate::progress::{Board, Seat};
 use crate::protocol::status::Measured;
-use crate::protocol::Node;
+use crate::protocol::{Node, Phase};
 use crate::service::{self, Broker, Notifier, Status};
 use crate::standing::Standing;
 use crate::thermal::Care;
@@ -34,6 +40,10 @@ use crate::thermal::Care;
 /// What makes a status message worth sending before the next period: the
 /// committed height, the round and the leader.
 type Shown = (u64, u32, Option<NodeId>);
+
+/// What makes systemd's status line worth sending before the next period:
+/// the broker, the phase, and what a status message shows.
+type Line = (Broker, Phase, Shown);
 
 impl Standing {
     fn new(node: &Node, pool: &Pool) -> Standing {
@@ -74,6 +84,10 @@ impl Standing {
         (self.height, self.round, self.leader.as_ref().map(|l| l.0))
     }
 
+    fn line(&self) -> Line {
+        (self.broker, self.phase, self.shown())
+    }
+
     /// systemd's status line.
     fn status(&self) -> Status {
         Status {
@@ -105,32 +119,42 @@ impl Standing {
 /// At most one status message per this long, besides the periodic one.
 const STATUS_GAP: Duration = Duration::from_secs(1);
 
-/// When the next status message for observers is due: every status period,
-/// within [`STATUS_GAP`] of a new transaction, round or leader (so that it
-/// follows a fast cluster without flooding the broker), and at once after
-/// a (re)connect.
-#[derive(Debug, Default)]
-struct Schedule {
+/// When the next update is due: the status message for observers, or
+/// systemd's status line. Every status period, within a gap of a change of
+/// what the last one showed (so that it follows a fast cluster without
+/// flooding its audience), and, for the message, at once after a
+/// (re)connect.
+#[derive(Debug)]
+struct Schedule<T> {
+    gap: Duration,
     due: Option<Instant>,
-    /// What the last message showed, and when it went out.
-    last: Option<(Shown, Instant)>,
+    /// What the last one showed, and when it went out.
+    last: Option<(T, Instant)>,
 }
 
-impl Schedule {
+impl<T: Copy + PartialEq> Schedule<T> {
+    fn new(gap: Duration) -> Schedule<T> {
+        Schedule {
+            gap,
+            due: None,
+            last: None,
+        }
+    }
+
     fn at(&mut self, when: Instant) {
         self.due = Some(when);
     }
 
-    fn sent(&mut self, shown: Shown, now: Instant) {
+    fn sent(&mut self, shown: T, now: Instant) {
         self.last = Some((shown, now));
     }
 
-    /// After an output: a change of what the last message showed makes the
+    /// After an output: a change of what the last one showed makes the
     /// next one due a gap after it, unless one is due already.
-    fn moved(&mut self, shown: Shown) {
+    fn moved(&mut self, shown: T) {
         if let (None, Some((before, at))) = (self.due, self.last) {
             if before != shown {
-                self.due = Some(at + STATUS_GAP);
+                self.due = Some(at + self.gap);
             }
         }
     }
@@ -142,6 +166,8 @@ pub(super) enum Due {
     Period,
     /// The status message for observers.
     Message,
+    /// systemd's status line, after a change.
+    Line,
     /// Thermal care's next reading.
     Thermal,
 }
@@ -153,12 +179,15 @@ pub(super) struct Telemetry {
     period: Interval,
     /// The pool's candidate count at the last period, and when.
     mark: (std::time::Instant, u64),
-    message: Schedule,
+    message: Schedule<Shown>,
+    line: Schedule<Line>,
     thermal: Option<(Care, Interval)>,
     metrics: Option<Metrics>,
     /// Serves `metrics` until the node stops.
     _server: Option<metrics::Server>,
     seat: Option<Seat>,
+    /// For a metrics endpoint started on reload.
+    who: Who,
     connects: u64,
     /// Connected since the last output: the node announced itself in it.
     announced: bool,
@@ -166,29 +195,35 @@ pub(super) struct Telemetry {
 
 impl Telemetry {
     /// Starts the metrics endpoint, takes a seat on the progress board and
-    /// starts thermal care.
+    /// starts thermal care; then tells systemd the node is started (its
+    /// status says that it is connecting to the broker).
     pub fn start(
         cfg: &NodeConfig,
         who: &Who,
         node: &Node,
         pool: &Pool,
+        notifier: Notifier,
         progress: Option<Arc<Board>>,
     ) -> Result<Telemetry> {
         let (metrics, server) = serve_metrics(cfg, who, pool)?.unzip();
-        let notifier = Notifier::from_env();
-        Ok(Telemetry {
+        let mut tele = Telemetry {
             standing: Standing::new(node, pool),
             period: every(notifier.period()),
             notifier,
             mark: (std::time::Instant::now(), 0),
-            message: Schedule::default(),
+            message: Schedule::new(STATUS_GAP),
+            line: Schedule::new(service::LINE_GAP),
             thermal: thermal(cfg, pool),
             metrics,
             _server: server,
             seat: progress.map(|board| board.seat(pool.meter())),
             connects: 0,
             announced: false,
-        })
+            who: who.clone(),
+        };
+        tele.notifier.ready(&tele.standing.status());
+        tele.line.sent(tele.standing.line(), Instant::now());
+        Ok(tele)
     }
 
     /// The next timer to fire.
@@ -196,6 +231,7 @@ impl Telemetry {
         tokio::select! {
             _ = self.period.tick() => Due::Period,
             _ = until(self.message.due) => Due::Message,
+            _ = until(self.line.due) => Due::Line,
             _ = next_tick(&mut self.thermal) => Due::Thermal,
         }
     }
@@ -204,6 +240,11 @@ impl Telemetry {
         match due {
             Due::Period => self.tick_period(pool),
             Due::Message => self.publish_status(node, link, now_ms),
+            Due::Line => {
+                self.line.due = None;
+                self.notifier.status(&self.standing.status());
+                self.line.sent(self.standing.line(), Instant::now());
+            }
             Due::Thermal => self.read_temperature(pool, now_ms),
         }
     }
@@ -214,6 +255,7 @@ impl Telemetry {
         s.hashrate = service::hashrate(self.mark.1, hashes, at - self.mark.0);
         self.mark = (at, hashes);
         self.notifier.tick(&s.status());
+        (self.line.due, self.line.last) = (None, Some((s.line(), Instant::now())));
         if let Some(m) = &mut self.metrics {
             m.mining(metrics::Mining {
                 candidates: hashes,
@@ -283,12 +325,89 @@ impl Telemetry {
             seat.update(&self.standing);
         }
         self.message.moved(self.standing.shown());
+        self.line.moved(self.standing.line());
         if std::mem::take(&mut self.announced) {
             // Observers learn of a (re)connected node at once.
             self.message.at(Instant::now());
-            // Connected and announced: started, as far as systemd knows.
-            self.notifier.ready(&self.standing.status());
         }
+    }
+
+    /// Takes the reloaded settings `cfg` that `changed` names: thermal care
+    /// and the metrics endpoint. A metrics address that cannot be served
+    /// keeps the endpoint where it was.
+    pub fn reload(&mut self, cfg: &NodeConfig, changed: &Reload, pool: &Pool) {
+        if changed.thermal {
+            self.reload_thermal(cfg.mining.thermal.as_ref(), pool);
+        }
+        if changed.metrics {
+            self.reload_metrics(cfg, pool);
+        }
+    }
+
+    fn reload_thermal(&mut self, t: Option<&ThermalSettings>, pool: &Pool) {
+        match (t, &mut self.thermal) {
+            (None, _) => {
+                self.thermal = None;
+                pool.set_active(pool.threads());
+                self.standing.active = pool.active();
+                self.standing.temperature = None;
+                info!("reload: thermal care off, mining with every thread");
+            }
+            (Some(t), Some((care, timer))) => {
+                // Where the controller stands (threads, last step) stays.
+                care.reconfigure(t.path.clone(), t.limits);
+                if timer.period() != Duration::from_millis(t.interval_ms) {
+                    *timer = every(Duration::from_millis(t.interval_ms));
+                }
+                log_thermal("reload: ", t);
+            }
+            (Some(t), None) => {
+                let care = Care::new(t.path.clone(), t.limits, pool.threads());
+                self.thermal = Some((care, every(Duration::from_millis(t.interval_ms))));
+                log_thermal("reload: ", t);
+            }
+        }
+    }
+
+    fn reload_metrics(&mut self, cfg: &NodeConfig, pool: &Pool) {
+        let Some(addr) = cfg.metrics_addr else {
+            self._server = None;
+            self.metrics = None;
+            info!("reload: metrics endpoint off");
+            return;
+        };
+        let metrics = self
+            .metrics
+            .take()
+            .unwrap_or_else(|| new_metrics(cfg, &self.who, pool));
+        // The old endpoint goes first: the new address may be the same
+        // port on another interface.
+        let old = self._server.take().map(|s| s.addr());
+        match metrics::Server::start(addr, metrics.registry()) {
+            Ok(server) => {
+                info!(
+                    "reload: serving metrics on http://{}/metrics",
+                    server.addr()
+                );
+                self._server = Some(server);
+            }
+            Err(e) => {
+                warn!("reload: {e}; metrics_addr stays as it was");
+                self._server = old.and_then(|a| metrics::Server::start(a, metrics.registry()).ok());
+            }
+        }
+        self.metrics = Some(metrics);
+    }
+
+    /// systemd hears that a reload started.
+    pub fn reloading(&mut self) {
+        self.notifier.reloading();
+    }
+
+    /// systemd hears that the reload is done, with the status line.
+    pub fn reloaded(&mut self) {
+        self.notifier.reloaded(&self.standing.status());
+        self.line.sent(self.standing.line(), Instant::now());
     }
 
     /// Leaving: systemd shows the unit as deactivating.
@@ -308,32 +427,43 @@ fn serve_metrics(
     let Some(addr) = cfg.metrics_addr else {
         return Ok(None);
     };
+    let m = new_metrics(cfg, who, pool);
+    // An address this board cannot serve is a setting to fix, not a
+    // failure a restart mends.
+    let server = metrics::Server::start(addr, m.registry())
+        .map_err(|e| Misconfigured(format!("{e} (metrics_addr, --metrics-addr)")))?;
+    info!("init: serving metrics on http://{}/metrics", server.addr());
+    Ok(Some((m, server)))
+}
+
+fn new_metrics(cfg: &NodeConfig, who: &Who, pool: &Pool) -> Metrics {
     let genesis = &cfg.protocol.genesis;
-    let m = Metrics::new(&metrics::Identity {
+    Metrics::new(&metrics::Identity {
         cluster: genesis.cluster().to_string(),
         cluster_id: genesis.id().to_string(),
         node: who.name.clone(),
         id: who.id.to_string(),
         engine: pool.engine_name(),
         threads: pool.threads(),
-    });
-    let server = metrics::Server::start(addr, m.registry())?;
-    info!("init: serving metrics on http://{}/metrics", server.addr());
-    Ok(Some((m, server)))
+    })
 }
 
 /// Thermal care and its timer, when the configuration asks for it.
 fn thermal(cfg: &NodeConfig, pool: &Pool) -> Option<(Care, Interval)> {
     let t = cfg.mining.thermal.as_ref()?;
+    log_thermal("", t);
+    let care = Care::new(t.path.clone(), t.limits, pool.threads());
+    Some((care, every(Duration::from_millis(t.interval_ms))))
+}
+
+fn log_thermal(prefix: &str, t: &ThermalSettings) {
     info!(
-        "thermal: reading {} every {} ms; fewer threads above {} °C, paused above {} °C",
+        "{prefix}thermal: reading {} every {} ms; fewer threads above {} °C, paused above {} °C",
         t.path.display(),
         t.interval_ms,
         t.limits.soft_c,
         t.limits.hard_c
     );
-    let care = Care::new(t.path.clone(), t.limits, pool.threads());
-    Some((care, every(Duration::from_millis(t.interval_ms))))
 }
 
 /// A timer that ticks every `period`, late ticks delayed rather than bunched.
@@ -407,8 +537,8 @@ mod tests {
     #[test]
     fn the_status_message_follows_changes_a_gap_apart() {
         let t0 = Instant::now();
-        let (a, b) = ((1, 0, None), (2, 0, None));
-        let mut s = Schedule::default();
+        let (a, b): (Shown, Shown) = ((1, 0, None), (2, 0, None));
+        let mut s = Schedule::new(STATUS_GAP);
         s.moved(a);
         assert_eq!(s.due, None, "nothing sent yet: only the period sends");
         s.at(t0);
