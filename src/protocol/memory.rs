@@ -19,6 +19,18 @@ pub struct Disk {
     pub votes: Option<Vec<u8>>,
 }
 
+impl Disk {
+    /// A state directory as the daemon starts it: no commit yet, and the
+    /// rosters file of the genesis roster (so that every restart resumes
+    /// from the rosters file and the last certificate, as on a board).
+    pub fn new(genesis: &super::Genesis) -> Disk {
+        Disk {
+            rosters: Some(super::head::saved_rosters(genesis, 0, &[genesis.roster()])),
+            ..Disk::default()
+        }
+    }
+}
+
 impl super::head::Records for Disk {
     type Error = String;
     fn height(&self) -> u64 {

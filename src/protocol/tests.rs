@@ -103,7 +103,7 @@ impl Sim {
             retained: BTreeMap::new(),
             jobs: vec![None; n],
             ledgers: vec![Vec::new(); n],
-            disks: vec![memory::Disk::default(); n],
+            disks: vec![memory::Disk::new(&cfg.genesis); n],
             up: vec![true; n],
             now: 0,
             reorder: false,

@@ -168,7 +168,7 @@ impl World {
         let mut keys = stream(seed, 1);
         let mut boot = stream(seed, 2);
         let spares = plan.spares();
-        let hosts: Vec<Host> = (0..n + spares)
+        let mut hosts: Vec<Host> = (0..n + spares)
             .map(|i| Host {
                 identity: Identity::ephemeral(&mut rand_chacha::ChaCha20Rng::seed_from_u64(
                     keys.next_u64(),
@@ -213,6 +213,9 @@ impl World {
         .expect("a valid simulated cluster")
         .with_unsafe_quorum(q);
         let cfg = super::config(Arc::new(genesis));
+        for h in &mut hosts {
+            h.disk = Disk::new(&cfg.genesis);
+        }
         let ids = hosts.iter().map(|h| h.identity.id).collect();
         let sigs = SigCache::with_capacity(16_384);
         let mut w = World {

@@ -19,21 +19,21 @@ fn restarted(seed: u64, r: usize, families: &[Family]) -> Sim {
 /// hands it the retained messages of `families` only (the others lost, or
 /// presences overwritten by the wills of earlier starts).
 fn restart(sim: &mut Sim, r: usize, families: &[Family]) {
-    let mut history = History::new(&sim.cfg.genesis);
-    for c in &sim.ledgers[r] {
-        history.push(c.clone()).expect("its own ledger");
-    }
     let disk = &sim.disks[r];
+    let g = &sim.cfg.genesis;
+    let head = crate::protocol::head::resume(
+        g,
+        &Chain::new(g),
+        disk.rosters.as_deref(),
+        disk,
+        &SigCache::default(),
+    )
+    .expect("its own ledger");
     let votes = (disk.votes.as_ref()).map(|b| VoteState::decode(b).expect("a vote state"));
-    let last = (disk.records.last()).map(|b| crate::wire::Commit::decode(b).expect("a record"));
     sim.nodes[r] = Node::builder(sim.cfg.named(r), &sim.ids[r])
         .incarnation(2)
         .rng_seed([9; 32])
-        .durable(Durable {
-            history,
-            votes,
-            last,
-        })
+        .durable(Durable { head, votes })
         .start(sim.now);
     sim.queues[r].clear();
     sim.jobs[r] = None;
