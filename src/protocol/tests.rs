@@ -93,6 +93,7 @@ impl Sim {
             rng.fill_bytes(&mut s);
             nodes.push(Node::builder(cfg.named(i), id).rng_seed(s).start(0));
         }
+        let disks = vec![memory::Disk::new(&cfg.genesis); n];
         Sim {
             rng,
             cfg,
@@ -103,7 +104,7 @@ impl Sim {
             retained: BTreeMap::new(),
             jobs: vec![None; n],
             ledgers: vec![Vec::new(); n],
-            disks: vec![memory::Disk::new(&cfg.genesis); n],
+            disks,
             up: vec![true; n],
             now: 0,
             reorder: false,
