@@ -17,8 +17,7 @@ use std::error::Error as StdError;
 use std::io;
 use std::path::PathBuf;
 
-use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
-use rumqttc::v5::{ConnectionError, StateError};
+use rumqttc::{ConnectReturnCode, ConnectionError, StateError};
 use rustls::{AlertDescription, CertificateError};
 
 /// What the message may mention about our side of the connection.
@@ -344,7 +343,7 @@ mod tests {
 
     fn inside_tls(e: rustls::Error) -> ConnectionError {
         let io = io::Error::new(io::ErrorKind::InvalidData, e);
-        ConnectionError::Tls(rumqttc::v5::TlsError::Io(io))
+        ConnectionError::Tls(rumqttc::TlsError::Io(io))
     }
 
     #[test]
@@ -462,7 +461,7 @@ mod tests {
         let alert = rustls::Error::AlertReceived(AlertDescription::CertificateRequired);
         let io = io::Error::new(io::ErrorKind::InvalidData, alert);
         let e = ConnectionError::MqttState(StateError::Deserialization(
-            rumqttc::v5::mqttbytes::Error::Io(io),
+            rumqttc::mqttbytes::Error::Io(io),
         ));
         let d = diagnose(&e, &ctx(None), true);
         assert!(d.fatal, "{d:?}");

@@ -34,11 +34,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ClientError, EventLoop, MqttOptions};
-use rumqttc::NetworkOptions;
-use rumqttc::{TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Broker, ClientBuildError, ClientError, EventLoop, LastWill, MqttOptions,
+    NetworkOptions, Packet, PublishOptions, QoS, TlsConfiguration, Transport,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -99,6 +98,8 @@ pub enum MqttError {
     TlsWithoutMqtts(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("MQTT client options: {0}")]
+    Options(#[from] ClientBuildError),
 }
 
 /// Where the broker is, and whether to speak TLS.
@@ -212,7 +213,7 @@ pub fn start(
         username: cfg.credentials.as_ref().map(|c| c.username.clone()),
         client_cert: cfg.tls.as_ref().is_some_and(|t| t.client.is_some()),
     };
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), ep.host, ep.port);
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), Broker::tcp(ep.host, ep.port));
     match (&cfg.tls, ep.tls) {
         (Some(files), true) => {
             let config = tls::client_config(files)?;
@@ -223,9 +224,9 @@ pub fn start(
         (None, false) => {}
     }
     if let Some(c) = &cfg.credentials {
-        opts.set_credentials(c.username.clone(), c.password.expose());
+        opts.set_credentials(c.username.clone(), c.password.expose().to_owned());
     }
-    opts.set_keep_alive(Duration::from_secs(u64::from(cfg.keep_alive_secs.max(1))));
+    opts.set_keep_alive(cfg.keep_alive_secs.max(1));
     opts.set_clean_start(true);
     opts.set_max_packet_size(Some(MAX_PACKET));
     opts.set_request_channel_capacity(OUTBOUND);
@@ -245,7 +246,7 @@ pub fn start(
             None,
         ));
     }
-    let (client, eventloop) = AsyncClient::new(opts, OUTBOUND);
+    let (client, eventloop) = AsyncClient::builder(opts).try_build()?;
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND);
     let (ev_tx, ev_rx) = mpsc::channel(INBOUND);
     let (closing_tx, closing_rx) = watch::channel(false);
@@ -273,9 +274,8 @@ pub fn start(
 }
 
 async fn publish(client: &AsyncClient, m: Outgoing) -> Result<(), ClientError> {
-    client
-        .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-        .await
+    let options = PublishOptions::at_least_once().retain(m.retain);
+    client.publish(m.topic, m.payload, options).await
 }
 
 /// Drains the outbound queue into the client (may await; never polls).
@@ -351,7 +351,7 @@ async fn poll(
     let mut disconnecting = false;
     loop {
         match eventloop.poll().await {
-            Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
                 connected = true;
                 reported = None;
                 backoff = Duration::from_millis(200);
@@ -369,7 +369,7 @@ async fn poll(
                     return;
                 }
             }
-            Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
+            Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
                 // Topics are UTF-8 by the MQTT rules; the broker checks.
                 let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
                     debug!("mqtt: ignored a message whose topic is not UTF-8");
@@ -385,7 +385,7 @@ async fn poll(
                 }
             }
             // Only a closing link unsubscribes.
-            Ok(rumqttc::v5::Event::Incoming(Packet::UnsubAck(_))) => unsubscribed += 1,
+            Ok(rumqttc::Event::Incoming(Packet::UnsubAck(_))) => unsubscribed += 1,
             Ok(_) => {}
             Err(e) => {
                 if *closing.borrow() {

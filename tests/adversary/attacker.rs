@@ -18,7 +18,7 @@ use edgeminer::wire::{
     self, Approval, Body, Challenge, ClusterId, Envelope, Family, Payload, Presence, PubKey,
     Solution, Topics, Vote,
 };
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Broker, Client, Event, MqttOptions, Packet, PublishOptions, QoS};
 
 /// One message seen on the broker, decoded when it could be.
 #[derive(Clone, Debug)]
@@ -49,11 +49,15 @@ impl Attacker {
         cluster_id: ClusterId,
         id: Identity,
     ) -> Attacker {
-        let mut opts = MqttOptions::new(format!("attacker-{}", id.id), "127.0.0.1", broker_port);
-        opts.set_keep_alive(Duration::from_secs(5));
+        let mut opts = MqttOptions::new(
+            format!("attacker-{}", id.id),
+            Broker::tcp("127.0.0.1", broker_port),
+        );
+        opts.set_keep_alive(5);
         // Large enough for every attack's own payloads echoed back.
-        opts.set_max_packet_size(4 << 20, 4 << 20);
-        let (client, mut connection) = Client::new(opts, 1024);
+        opts.set_max_packet_size(Some(4 << 20));
+        opts.set_request_channel_capacity(1024);
+        let (client, mut connection) = Client::builder(opts).build();
         let topics = Topics::new(cluster);
         client
             .subscribe(format!("edgeminer/{cluster}/#"), QoS::AtLeastOnce)
@@ -70,7 +74,7 @@ impl Attacker {
                         let Ok(mut s) = sink.lock() else { return };
                         if s.len() < KEEP {
                             s.push(Seen {
-                                topic: p.topic,
+                                topic: String::from_utf8_lossy(&p.topic).into_owned(),
                                 payload: p.payload.to_vec(),
                                 body,
                             });
@@ -97,7 +101,11 @@ impl Attacker {
 
     pub fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .publish(
+                topic,
+                payload,
+                PublishOptions::at_least_once().retain(retain),
+            )
             .expect("the connection thread runs until the test ends");
     }
 
