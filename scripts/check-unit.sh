@@ -51,6 +51,7 @@ seconds() {
 fail() { echo "check-unit: $*" >&2; exit 1; }
 start_timeout=$(setting TimeoutStartSec)
 [ "$start_timeout" != infinity ] || fail "TimeoutStartSec=infinity: a node whose broker is down would hold the boot in 'starting' (READY=1 does not wait for the broker)"
+# shellcheck disable=SC2016 # a literal $MAINPID, as the unit spells it
 grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$unit" || fail "no ExecReload=/bin/kill -HUP \$MAINPID: the node reloads on SIGHUP"
 interval=$(seconds "$(setting StartLimitIntervalSec)")
 burst=$(setting StartLimitBurst)
