@@ -447,22 +447,27 @@ fn equivocators_are_named_and_ignored() {
         "mallory",
         "signed two conflicting messages; ignoring it from now on",
     ]);
-    // Anything it signs later is dropped unread.
+    // Anything it signs later is dropped unread. The cluster commits a
+    // transaction every few milliseconds: votes for this and the next
+    // transactions, so that some arrive before their transaction is
+    // committed (a stale one is dropped before anyone looks at its signer).
     let mark = lab.atk.mark();
     let (tx, round, prev) = lab.atk.next_vote(STEP, mark).expect("an election");
-    let vote = lab.atk.signed(
-        tx,
-        round,
-        Payload::Vote(wire::Vote {
-            candidate: ids[0],
-            prev,
-        }),
-    );
-    lab.atk.publish(
-        &lab.atk.topics.own(Family::Election, lab.atk.me()),
-        vote,
-        false,
-    );
+    for ahead in 0..50 {
+        let vote = lab.atk.signed(
+            tx + ahead,
+            round,
+            Payload::Vote(wire::Vote {
+                candidate: ids[0],
+                prev,
+            }),
+        );
+        lab.atk.publish(
+            &lab.atk.topics.own(Family::Election, lab.atk.me()),
+            vote,
+            false,
+        );
+    }
     lab.logged(&["ignored a known liar"]);
     let h = lab.height();
     lab.commits(h + 2);
