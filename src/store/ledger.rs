@@ -268,6 +268,14 @@ fn archive_parent(dir: &Path, genesis: &Genesis) -> Result<(), LedgerError> {
 /// Read-only view for `ledger` and `verify`, safe while the node runs:
 /// every certificate checked. `None` when the directory has no ledger yet.
 pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, LedgerError> {
+    Ok(read_with_records(dir)?.map(|(g, h, _)| (g, h)))
+}
+
+/// A checked ledger and its raw records (the genesis record first).
+type WithRecords = (Genesis, History, Vec<Vec<u8>>);
+
+/// [`read`], and the raw records it checked.
+pub(super) fn read_with_records(dir: &Path) -> Result<Option<WithRecords>, LedgerError> {
     if !dir.join(records::LEDGER_FILE).exists() {
         return Ok(None);
     }
@@ -280,7 +288,7 @@ pub fn read(dir: &Path) -> Result<Option<(Genesis, History)>, LedgerError> {
     let rest = if start.height() > 0 { &rest[1..] } else { rest };
     let history = History::verify_from(&genesis, start, rest, &SigCache::with_capacity(64))
         .map_err(|(tx, reason)| LedgerError::BadEntry { tx, reason })?;
-    Ok(Some((genesis, history)))
+    Ok(Some((genesis, history, records)))
 }
 
 pub fn load_votes(dir: &Path) -> Result<Option<VoteState>, LedgerError> {

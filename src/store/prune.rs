@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::ledger::{self, LedgerError};
-use super::records::{self, io, RecordFile, INDEX_FILE, LEDGER_FILE};
+use super::records::{io, RecordFile, INDEX_FILE, LEDGER_FILE};
 use crate::protocol::head;
 
 /// What a prune did.
@@ -36,7 +36,7 @@ pub struct Pruned {
 /// there is nothing more to drop.
 pub fn prune(dir: &Path, keep: u64, archive: Option<&Path>) -> Result<Option<Pruned>, LedgerError> {
     let lock = RecordFile::open(dir)?;
-    let Some((_, history)) = ledger::read(dir)? else {
+    let Some((_, history, raw)) = ledger::read_with_records(dir)? else {
         return Ok(None);
     };
     let (pruned, height) = (history.pruned(), history.height());
@@ -44,7 +44,6 @@ pub fn prune(dir: &Path, keep: u64, archive: Option<&Path>) -> Result<Option<Pru
     if upto <= pruned {
         return Ok(None);
     }
-    let raw = records::read_records(dir)?;
     // The genesis record, the base record if pruned before, then commits.
     let first = if pruned > 0 { 2 } else { 1 };
     let commits = &raw[first..];
