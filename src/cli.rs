@@ -61,6 +61,10 @@ pub enum Command {
     /// Show a running cluster: its nodes, leader, open transaction and last
     /// commits, as an observer that never votes, mines or publishes.
     Status(StatusArgs),
+    /// Check this board's setup and say in one screen what is wrong and
+    /// what to do: clock, configuration, genesis and membership, state
+    /// directory, key, TLS files, broker, thermal sensor, mining engine.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +161,29 @@ pub struct BrokerArgs {
     /// can read it. (A password is never a flag.)
     #[arg(long, value_name = "FILE")]
     pub credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The node's TOML configuration file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/edgeminer/config.toml"
+    )]
+    pub config: PathBuf,
+    /// The node's state directory (default: the file's `state_dir`, else
+    /// /var/lib/edgeminer, where the packaged service keeps it).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The cluster's genesis file, instead of the configuration's.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// Seconds to wait for the broker's answer.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,7 @@ pub mod node;
 pub mod admin;
 pub mod bench;
 pub mod demo;
+pub mod doctor;
 pub mod report;
 pub mod status;
 

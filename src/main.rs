@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use edgeminer::cli::{
-    BenchArgs, ChangeArgs, Cli, Command, DemoArgs, Format, GenesisArgs, LedgerArgs, LogFormat,
-    PruneArgs, RosterArgs, RosterCommand, StateArgs, StatusArgs,
+    BenchArgs, ChangeArgs, Cli, Command, DemoArgs, DoctorArgs, Format, GenesisArgs, LedgerArgs,
+    LogFormat, PruneArgs, RosterArgs, RosterCommand, StateArgs, StatusArgs,
 };
 use edgeminer::config::{self, NodeConfig};
 use edgeminer::identity::Identity;
@@ -55,7 +55,11 @@ fn main() -> ExitCode {
     // A progress line for the commands that mine, on a terminal.
     let mines = matches!(cli.command, Command::Run(_) | Command::Demo(_));
     let screen = (mines && opts.progress() && !cli.no_progress).then(Screen::new);
-    logging::init(&opts, screen.clone());
+    // The doctor's findings say what its checks' log lines would; -v shows
+    // them too.
+    if !matches!(cli.command, Command::Doctor(_)) || cli.verbose > 0 {
+        logging::init(&opts, screen.clone());
+    }
     match run(cli, screen) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -143,9 +147,21 @@ fn run(cli: Cli, screen: Option<Arc<Screen>>) -> Result<u8> {
         }
         Command::Bench(args) => bench(args),
         Command::Status(args) => watch(args),
+        Command::Doctor(args) => doctor(args),
         Command::Genesis(args) => genesis(args),
         Command::Roster(cmd) => roster(cmd),
     }
+}
+
+/// `edgeminer doctor`: the findings on stdout; exit 1 when one failed.
+fn doctor(args: DoctorArgs) -> Result<u8> {
+    let findings = runtime()?.block_on(edgeminer::doctor::run(&args));
+    print!("{}", edgeminer::doctor::render(&findings));
+    Ok(if edgeminer::doctor::failed(&findings) {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
 }
 
 /// `edgeminer genesis`: writes the file, prints the cluster id.

@@ -200,6 +200,74 @@ pub fn start(
     subscriptions: Vec<String>,
     last_will: Option<Outgoing>,
 ) -> Result<(Link, mpsc::Receiver<Event>), MqttError> {
+    let (opts, ctx) = options(cfg, last_will)?;
+    let (client, eventloop) = AsyncClient::builder(opts).try_build()?;
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND);
+    let (ev_tx, ev_rx) = mpsc::channel(INBOUND);
+    let (closing_tx, closing_rx) = watch::channel(false);
+    tokio::spawn(publisher(
+        client.clone(),
+        out_rx,
+        subscriptions.clone(),
+        closing_tx,
+    ));
+    let poll = tokio::spawn(poll(
+        eventloop,
+        client,
+        subscriptions,
+        ev_tx,
+        closing_rx,
+        ctx,
+    ));
+    Ok((
+        Link {
+            out: out_tx,
+            poll: Arc::new(std::sync::Mutex::new(Some(poll))),
+        },
+        ev_rx,
+    ))
+}
+
+/// Connects once, without retrying, and disconnects: `Ok` when the broker
+/// accepted the connection within `timeout`, else why not (see
+/// [`diagnose`]). For `edgeminer doctor`; the node's connection is
+/// [`start`]'s.
+pub async fn probe(cfg: &BrokerConfig, timeout: Duration) -> Result<(), String> {
+    let (opts, ctx) = options(cfg, None).map_err(|e| e.to_string())?;
+    let (client, mut eventloop) = AsyncClient::builder(opts)
+        .try_build()
+        .map_err(|e| e.to_string())?;
+    let connect = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(diagnose::diagnose(&e, &ctx, true).message),
+            }
+        }
+    };
+    let answer = tokio::time::timeout(timeout, connect)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{}: no answer to MQTT's CONNECT within {} s (a firewall dropping packets, or no MQTT broker on that port: a TLS port given as mqtt://?)",
+                ctx.addr,
+                timeout.as_secs()
+            ))
+        });
+    if answer.is_ok() {
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+    }
+    answer
+}
+
+/// The client options for `cfg` (TLS, login, packet limits, the last
+/// will), and what a failure's explanation may say about our side.
+fn options(
+    cfg: &BrokerConfig,
+    last_will: Option<Outgoing>,
+) -> Result<(MqttOptions, diagnose::Context), MqttError> {
     let ep = parse_url(&cfg.url)?;
     let ctx = diagnose::Context {
         addr: if ep.host.contains(':') {
@@ -246,31 +314,7 @@ pub fn start(
             None,
         ));
     }
-    let (client, eventloop) = AsyncClient::builder(opts).try_build()?;
-    let (out_tx, out_rx) = mpsc::channel(OUTBOUND);
-    let (ev_tx, ev_rx) = mpsc::channel(INBOUND);
-    let (closing_tx, closing_rx) = watch::channel(false);
-    tokio::spawn(publisher(
-        client.clone(),
-        out_rx,
-        subscriptions.clone(),
-        closing_tx,
-    ));
-    let poll = tokio::spawn(poll(
-        eventloop,
-        client,
-        subscriptions,
-        ev_tx,
-        closing_rx,
-        ctx,
-    ));
-    Ok((
-        Link {
-            out: out_tx,
-            poll: Arc::new(std::sync::Mutex::new(Some(poll))),
-        },
-        ev_rx,
-    ))
+    Ok((opts, ctx))
 }
 
 async fn publish(client: &AsyncClient, m: Outgoing) -> Result<(), ClientError> {

@@ -61,6 +61,21 @@ pub fn saved_rosters(genesis: &Genesis, height: u64, rosters: &[Roster]) -> Vec<
     })
 }
 
+/// The height and the last roster a rosters file records, when it is
+/// this cluster's: what a look at a node's state directory can tell
+/// without reading its ledger (`edgeminer doctor`). Not checked against
+/// the ledger, as [`resume`] does.
+pub fn saved_roster(genesis: &Genesis, saved: &[u8]) -> Result<(u64, Roster), String> {
+    let saved: SavedRosters =
+        wire::decode_exact(saved).map_err(|e| format!("the rosters file does not decode: {e}"))?;
+    if saved.cluster.0 != genesis.id().0 {
+        return Err("the rosters file is another cluster's".into());
+    }
+    let rosters = rosters_from(genesis, &saved.rosters)?;
+    let last = rosters.last().cloned().unwrap_or_else(|| genesis.roster());
+    Ok((saved.height, last))
+}
+
 /// The genesis roster, then `views`.
 fn rosters_from(genesis: &Genesis, views: &[RosterView]) -> Result<Vec<Roster>, String> {
     let mut rosters = vec![genesis.roster()];

@@ -20,7 +20,7 @@ use tracing::info;
 use super::records::{self, RecordFile};
 use crate::protocol::genesis::GenesisError;
 use crate::protocol::head::{self, Checked, Records, ResumeError};
-use crate::protocol::{Chain, Genesis, History, Reject, Resumed, VoteState};
+use crate::protocol::{Chain, Genesis, History, Reject, Resumed, Roster, VoteState};
 use crate::wire::{ClusterId, SigCache};
 
 pub const VOTES_FILE: &str = "votes.cbor";
@@ -289,6 +289,37 @@ pub(super) fn read_with_records(dir: &Path) -> Result<Option<WithRecords>, Ledge
     let history = History::verify_from(&genesis, start, rest, &SigCache::with_capacity(64))
         .map_err(|(tx, reason)| LedgerError::BadEntry { tx, reason })?;
     Ok(Some((genesis, history, records)))
+}
+
+/// What a quick look at a state directory shows, read only and without
+/// the lock a running node holds (`edgeminer doctor`).
+#[derive(Debug)]
+pub struct Peek {
+    /// The genesis the ledger starts with.
+    pub genesis: Genesis,
+    /// The ledger file's size in bytes.
+    pub bytes: u64,
+    /// The height and roster of the rosters file, if there is one (and it
+    /// is `genesis`'s cluster's).
+    pub roster: Option<Result<(u64, Roster), String>>,
+}
+
+/// The genesis of the ledger in `dir` and its rosters file; `None` when
+/// there is no ledger yet. Reads two small pieces, whatever the ledger's
+/// length.
+pub fn peek(dir: &Path) -> Result<Option<Peek>, LedgerError> {
+    let Some((first, bytes)) = records::read_first(dir)? else {
+        return Ok(None);
+    };
+    let genesis = decode_genesis(&dir.join(records::LEDGER_FILE), &first)?;
+    let path = dir.join(ROSTERS_FILE);
+    let saved = records::read_optional(&path).map_err(|e| LedgerError::Rosters(path, e))?;
+    let roster = saved.map(|s| head::saved_roster(&genesis, &s));
+    Ok(Some(Peek {
+        genesis,
+        bytes,
+        roster,
+    }))
 }
 
 pub fn load_votes(dir: &Path) -> Result<Option<VoteState>, LedgerError> {

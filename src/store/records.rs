@@ -293,6 +293,31 @@ fn record_at(file: &File, path: &Path, index: usize, at: u64) -> Result<Vec<u8>,
     Ok(payload)
 }
 
+/// The first record (a ledger's genesis) and the file's length, read only:
+/// `None` when the file is missing or has no complete first record yet.
+pub fn read_first(dir: &Path) -> Result<Option<(Vec<u8>, u64)>, RecordError> {
+    let path = dir.join(LEDGER_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let len = file.metadata().map_err(io(&path))?.len();
+    if len < HEADER.len() as u64 + 8 || !header_ok(&path, &file, len)? {
+        return Ok(None);
+    }
+    record_at(&file, &path, 0, HEADER.len() as u64).map(|r| Some((r, len)))
+}
+
+/// Whether a running node holds the ledger in `dir` (its writer's lock),
+/// found with a shared lock that is let go at once.
+pub fn in_use(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(LEDGER_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+}
+
 /// Read-only load (for `ledger` and `verify` while a node runs): an
 /// unfinished last record is ignored, not cut, and a file the node is just
 /// creating has no records.
