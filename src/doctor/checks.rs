@@ -182,6 +182,16 @@ pub fn state_dir(dir: &Path) -> Finding {
 pub fn key(dir: &Path, out: &mut Vec<Finding>) -> Option<NodeId> {
     let path = dir.join("node.key");
     let shown = path.display();
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            out.push(
+                Finding::new("key", Level::Skip, format!("{shown}: {e}"))
+                    .fix("run as root (`sudo edgeminer doctor`) or as the node's user"),
+            );
+            return None;
+        }
+        _ => {}
+    }
     if !path.exists() {
         out.push(
             Finding::new("key", Level::Fail, format!("no {shown}"))
@@ -214,6 +224,12 @@ pub fn ledger(dir: &Path, genesis: &Genesis) -> Finding {
     let peek = match ledger::peek(dir) {
         Ok(Some(p)) => p,
         Ok(None) => return Finding::new("ledger", Level::Ok, "none yet (made at the first start)"),
+        Err(ledger::LedgerError::Ledger(records::RecordError::Io { ref error, .. }))
+            if error.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            return Finding::new("ledger", Level::Skip, "cannot read it")
+                .fix("run as root (`sudo edgeminer doctor`) or as the node's user")
+        }
         Err(e) => {
             return Finding::new("ledger", Level::Fail, e.to_string()).fix(format!(
                 "`edgeminer verify --state-dir {}` says which record",

@@ -27,10 +27,14 @@ pub fn render(findings: &[Finding]) -> String {
     }
     let count = |l| findings.iter().filter(|f| f.level == l).count();
     let (fails, warns) = (count(Level::Fail), count(Level::Warn));
+    let skipped = match count(Level::Skip) {
+        0 => String::new(),
+        k => format!(" ({k} check(s) skipped)"),
+    };
     out.push_str(&match (fails, warns) {
-        (0, 0) => "doctor: nothing wrong found\n".to_string(),
-        (0, w) => format!("doctor: no problem that stops the node; {w} warning(s)\n"),
-        (f, w) => format!("doctor: {f} problem(s) to fix, {w} warning(s)\n"),
+        (0, 0) => format!("doctor: nothing wrong found{skipped}\n"),
+        (0, w) => format!("doctor: no problem that stops the node; {w} warning(s){skipped}\n"),
+        (f, w) => format!("doctor: {f} problem(s) to fix, {w} warning(s){skipped}\n"),
     });
     out
 }
