@@ -8,12 +8,13 @@
 //! The checks follow what a node needs, in the order it needs it: a clock
 //! (TLS certificates have validity dates), its configuration and genesis,
 //! its state directory and key, membership of its cluster's roster, the
-//! TLS files and login, the broker's answer, the thermal sensor and the
-//! mining engine. A check that needs an earlier one's result is skipped
-//! when that one failed.
+//! TLS files and login, the broker's answer, the thermal sensor, the
+//! mining engine, and last the systemd unit. A check that needs an earlier
+//! one's result is skipped when that one failed.
 
 mod checks;
 mod render;
+mod service;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,6 +114,7 @@ pub async fn run(args: &DoctorArgs) -> Vec<Finding> {
     }
     out.push(checks::thermal(config.as_ref(), file.as_ref()));
     out.push(checks::engine(config.as_ref()));
+    out.push(service::service());
     out
 }
 
