@@ -25,12 +25,14 @@ stripped_mb() {
     rm -f "$tmp"
 }
 
+# Where cargo builds: CARGO_TARGET_DIR when set, as cargo itself reads it.
+target_dir=${CARGO_TARGET_DIR:-target}
 full_crates=$(crates)
 board_crates=$(crates --no-default-features)
 cargo build -q --release --bin edgeminer
-cargo build -q --release --no-default-features --bin edgeminer --target-dir target/board-features
-full_mb=$(stripped_mb target/release/edgeminer)
-board_mb=$(stripped_mb target/board-features/release/edgeminer)
+cargo build -q --release --no-default-features --bin edgeminer --target-dir "$target_dir/board-features"
+full_mb=$(stripped_mb "$target_dir/release/edgeminer")
+board_mb=$(stripped_mb "$target_dir/board-features/release/edgeminer")
 arch=$(uname -m)
 echo "crates: $full_crates with the demo broker, $board_crates without (--no-default-features)"
 echo "stripped $arch binary: $full_mb MB with the demo broker, $board_mb MB without"
