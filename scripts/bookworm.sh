@@ -89,6 +89,10 @@ boot() {
     rm -rf "$dir"
     cp -a --reflink=auto "$base" "$dir"
     echo "$name" >"$dir/etc/hostname"
+    # debootstrap writes no hosts file: without one `localhost` and the
+    # machine's own name do not resolve.
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+        "$name" >"$dir/etc/hosts"
     net=(--private-network)
     if [ -n "$addr" ]; then
         ensure_bridge

@@ -31,7 +31,6 @@ expect() {
 
 $box boot "$name"
 cp "$deb" "$($box root "$name")/root/edgeminer.deb"
-$box run "$name" sh -c "echo '127.0.1.1 $name' >>/etc/hosts"
 # shellcheck disable=SC2016 # expanded inside the container
 $box run "$name" sh -ec '
     apt-get install -y -q /root/edgeminer.deb >/dev/null
