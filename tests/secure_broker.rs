@@ -1,6 +1,7 @@
 //! The secured broker as shipped: `deploy/mosquitto/make-credentials.sh`
 //! makes a CA, the broker's certificate and one login per node, Mosquitto
-//! runs `deploy/mosquitto/secure.conf` with `edgeminer.acl`, and
+//! runs `deploy/mosquitto/secure.conf` with `edgeminer.acl` as a `conf.d`
+//! drop-in of Debian's packaged configuration, and
 //!
 //! - three real nodes commit over TLS, each with its own login, while the
 //!   broker refuses an anonymous client and a node writing another node's
@@ -61,13 +62,13 @@ fn login(file: &Path) -> (String, String) {
     (value("username = "), value("password = "))
 }
 
-/// Mosquitto on `secure.conf` as shipped, with only these lines rewritten:
-/// the listener (a free loopback port instead of 8883 on every interface),
+/// Mosquitto on `secure.conf` as shipped, installed as the guide installs
+/// it: a drop-in in `conf.d/` of a main file with Debian's settings
+/// (`Mosquitto::start_debian`), with only these lines rewritten: the
+/// listener (a free loopback port instead of 8883 on every interface) and
 /// the file paths (this test's files instead of /etc/mosquitto/edgeminer/,
-/// and the repository's own ACL), plus `user root`: started as root,
-/// Mosquitto would switch to the `mosquitto` user, which cannot read this
-/// test's private directory (as in `common`). `switch_on` uncomments lines
-/// of the file, such as its mutual TLS settings.
+/// and the repository's own ACL). `switch_on` uncomments lines of the
+/// file, such as its mutual TLS settings.
 fn secure_broker(out: &Path, switch_on: &[&str]) -> Mosquitto {
     let port = free_port();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -84,7 +85,6 @@ fn secure_broker(out: &Path, switch_on: &[&str]) -> Mosquitto {
             "cafile" => file("ca.crt"),
             "password_file" => file("passwd"),
             "acl_file" => format!("{DEPLOY}/edgeminer.acl"),
-            "persistence_location" => format!("{}/", dir.path().display()),
             _ => {
                 let on = switch_on.iter().find(|s| line == format!("#{s}"));
                 conf.push_str(on.copied().unwrap_or(line));
@@ -96,11 +96,8 @@ fn secure_broker(out: &Path, switch_on: &[&str]) -> Mosquitto {
         let key = line.split_whitespace().next().unwrap_or_default();
         conf.push_str(&format!("{key} {value}\n"));
     }
-    assert_eq!(rewritten, 7, "secure.conf lost a line this test rewrites");
-    conf.push_str("user root\n");
-    let path = dir.path().join("secure.conf");
-    std::fs::write(&path, conf).expect("write the broker's configuration");
-    Mosquitto::start_with_config(dir, port, &path)
+    assert_eq!(rewritten, 6, "secure.conf lost a line this test rewrites");
+    Mosquitto::start_debian(dir, port, &conf)
 }
 
 /// `mosquitto_sub` or `mosquitto_pub` over TLS to the broker.

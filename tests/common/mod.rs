@@ -124,14 +124,44 @@ impl Mosquitto {
             ),
         )
         .expect("write mosquitto.conf");
-        Self::spawn(dir, port, persistent, &conf, Stdio::null())
+        Self::spawn(dir, port, persistent, &conf, Stdio::null(), Stdio::null())
     }
 
     /// Runs Mosquitto on a configuration file of the caller's that listens
-    /// on `port`; its output goes to `mosquitto.out` in `dir`.
+    /// on `port`; its output (and its complaints about the file, which
+    /// are shown if it does not start) goes to `mosquitto.out` in `dir`.
     pub fn start_with_config(dir: tempfile::TempDir, port: u16, conf: &Path) -> Mosquitto {
         let out = std::fs::File::create(dir.path().join("mosquitto.out")).expect("mosquitto.out");
-        Self::spawn(dir, port, false, conf, Stdio::from(out))
+        let err = out.try_clone().expect("mosquitto.out");
+        Self::spawn(dir, port, false, conf, Stdio::from(out), Stdio::from(err))
+    }
+
+    /// Runs Mosquitto as Debian's package does, with `dropin` (which must
+    /// listen on `port`) as `conf.d/edgeminer.conf`: the main file makes the
+    /// settings of Debian 12's /etc/mosquitto/mosquitto.conf (pid_file,
+    /// persistence on, persistence_location, log_dest file, include_dir),
+    /// with this broker's directory for Debian's paths, plus `user root`
+    /// (see `start_on`). Like the packaged broker, Mosquitto refuses a
+    /// drop-in that makes one of those settings again, and this does not
+    /// start.
+    pub fn start_debian(dir: tempfile::TempDir, port: u16, dropin: &str) -> Mosquitto {
+        let d = dir.path();
+        let conf_d = d.join("conf.d");
+        std::fs::create_dir(&conf_d).expect("conf.d");
+        std::fs::write(conf_d.join("edgeminer.conf"), dropin).expect("write the drop-in");
+        let main = d.join("mosquitto.conf");
+        std::fs::write(
+            &main,
+            format!(
+                "user root\npid_file {}\npersistence true\npersistence_location {}/\nlog_dest file {}\ninclude_dir {}\n",
+                d.join("mosquitto.pid").display(),
+                d.display(),
+                d.join("mosquitto.log").display(),
+                conf_d.display()
+            ),
+        )
+        .expect("write mosquitto.conf");
+        Self::start_with_config(dir, port, &main)
     }
 
     fn spawn(
@@ -140,12 +170,13 @@ impl Mosquitto {
         persistent: bool,
         conf: &Path,
         out: Stdio,
+        err: Stdio,
     ) -> Mosquitto {
         let child = Command::new(find_mosquitto())
             .arg("-c")
             .arg(conf)
             .stdout(out)
-            .stderr(Stdio::null())
+            .stderr(err)
             .spawn()
             .expect("start mosquitto");
         let m = Mosquitto {
@@ -156,7 +187,8 @@ impl Mosquitto {
         };
         assert!(
             wait_port(port, Duration::from_secs(10)),
-            "mosquitto did not listen on {port}"
+            "mosquitto did not listen on {port}:\n{}",
+            std::fs::read_to_string(m.dir.path().join("mosquitto.out")).unwrap_or_default()
         );
         m
     }
