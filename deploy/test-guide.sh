@@ -127,7 +127,8 @@ touch "$work/index.tsv" "$work/skipped.txt"
 say "the guide: $guide"
 echo "blocks run ($(wc -l <"$work/index.tsv")):"
 while IFS=$'\t' read -r _ line machine path _; do
-    echo "  line $line on $machine${path/both/}"
+    if [ "$path" = both ]; then path=""; else path=" ($path path only)"; fi
+    echo "  line $line on $machine$path"
 done <"$work/index.tsv"
 echo "blocks skipped, no <!-- on: ... --> mark ($(wc -l <"$work/skipped.txt")):"
 sed 's/^/  /' "$work/skipped.txt"
