@@ -41,7 +41,10 @@
 # OUT/server.crt to make a new one, e.g. for other NAMES) and every node's
 # password, and adds new nodes.
 #
-# Needs openssl and mosquitto_passwd (Debian: openssl, mosquitto). Note that
+# Runs on the lab's PC (deploy/README.md, section 3), which keeps OUT; only
+# the broker's files (ca.crt, server.crt, server.key, passwd) go to the
+# broker. Needs openssl, mosquitto_passwd (Debian: openssl, mosquitto) and
+# edgeminer (the package, or -e). Note that
 # `mosquitto_passwd -b` takes the password as an argument, which other users
 # of this machine can see in `ps` for an instant: run it on a machine you
 # trust.
