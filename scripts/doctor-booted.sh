@@ -67,4 +67,37 @@ doctor
 expect '^FAIL +config +thermal_soft_c = 85 must be below thermal_hard_c'
 expect '^FAIL +service +failed .*exit 78: a configuration problem'
 expect 'journalctl -u edgeminer'
+echo "== a broker login handed over by systemd (LoadCredential=), checked at its source"
+# shellcheck disable=SC2016 # expanded inside the container
+$box run "$name" sh -ec '
+    sed -i "/^thermal_soft_c = 85/d" /etc/edgeminer/config.toml
+    id=$(edgeminer id --state-dir /var/lib/edgeminer)
+    mosquitto_passwd -c -b /etc/mosquitto/passwd "$id" right
+    chown mosquitto: /etc/mosquitto/passwd
+    printf "listener 1883\nallow_anonymous false\npassword_file /etc/mosquitto/passwd\n" \
+        >/etc/mosquitto/conf.d/edgeminer.conf
+    systemctl restart mosquitto
+    printf "username = %s\npassword = wrong\n" "$id" >/etc/edgeminer/broker.credentials
+    chmod 600 /etc/edgeminer/broker.credentials
+    echo "credentials_file = \"/run/credentials/edgeminer.service/broker.credentials\"" \
+        >>/etc/edgeminer/config.toml
+    mkdir -p /etc/systemd/system/edgeminer.service.d
+    printf "[Service]\nLoadCredential=broker.credentials:/etc/edgeminer/broker.credentials\n" \
+        >/etc/systemd/system/edgeminer.service.d/override.conf
+    systemctl daemon-reload
+    systemctl reset-failed edgeminer'
+doctor
+[ "$code" = 1 ] || fail "exit $code with a wrong password"
+expect '^note +login +/run/credentials/edgeminer.service/broker.credentials exists while the service runs: checked its source /etc/edgeminer/broker.credentials'
+expect "^FAIL +broker +.*refused user"
+$box run "$name" sed -i 's/^password = wrong/password = right/' /etc/edgeminer/broker.credentials
+doctor
+[ "$code" = 0 ] || fail "exit $code with the right password"
+expect '^ok +broker +mqtt://127.0.0.1:1883 accepted a connection as '
+$box run "$name" systemctl start edgeminer
+sleep 3
+doctor
+[ "$code" = 0 ] || fail "exit $code beside the service with its handed-over login"
+expect '^ok +login +username '
+expect '^ok +service +active \(running\)'
 echo "doctor-booted: ok"

@@ -140,7 +140,7 @@ fn load_config(
             return (None, None);
         }
     };
-    let run = RunArgs {
+    let mut run = RunArgs {
         genesis: args.genesis.clone(),
         state_dir: Some(
             args.state_dir
@@ -157,6 +157,18 @@ fn load_config(
         metrics_addr: None,
         gone: Default::default(),
     };
+    if let Some(f) = handed_over(&file, args) {
+        run.broker.credentials_file = Some(f.1.clone());
+        out.push(Finding::new(
+            "login",
+            Level::Note,
+            format!(
+                "{} exists while the service runs: checked its source {} (LoadCredential=)",
+                f.0.display(),
+                f.1.display()
+            ),
+        ));
+    }
     match NodeConfig::from_args(&run) {
         Ok(cfg) => {
             out.push(Finding::new(
@@ -184,6 +196,21 @@ fn load_config(
             (None, Some(file))
         }
     }
+}
+
+/// A credentials file systemd hands the service (under
+/// /run/credentials/edgeminer.service/, there only while it runs) and the
+/// file it comes from, when the doctor runs outside the service.
+fn handed_over(file: &FileConfig, args: &DoctorArgs) -> Option<(PathBuf, PathBuf)> {
+    let path = file.credentials_file.as_ref()?;
+    let id = path
+        .strip_prefix("/run/credentials/edgeminer.service")
+        .ok()?
+        .to_str()?;
+    if args.broker.credentials_file.is_some() || path.exists() {
+        return None;
+    }
+    Some((path.clone(), service::credential_source(id)?))
 }
 
 /// The broker's answer to one connection with the node's settings (its

@@ -2,7 +2,7 @@
 //! failed and why. Asks `systemctl show` (the only place the doctor runs
 //! another program); on a machine whose init is not systemd it says so.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{Finding, Level};
@@ -31,6 +31,29 @@ pub fn service() -> Finding {
         ),
         Err(e) => Finding::new("service", Level::Skip, format!("systemctl: {e}")),
     }
+}
+
+/// Where the unit's `LoadCredential=ID:PATH` takes credential `id` from
+/// (the unit and its drop-ins, as `systemctl cat` prints them; the last
+/// line for an id wins, as in systemd).
+pub fn credential_source(id: &str) -> Option<PathBuf> {
+    if !Path::new("/run/systemd/system").exists() {
+        return None;
+    }
+    let out = Command::new("systemctl")
+        .args(["cat", UNIT])
+        .output()
+        .ok()?;
+    source_in(&String::from_utf8_lossy(&out.stdout), id)
+}
+
+fn source_in(unit: &str, id: &str) -> Option<PathBuf> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix("LoadCredential="))
+        .filter_map(|v| v.split_once(':'))
+        .filter(|(name, _)| *name == id)
+        .map(|(_, path)| PathBuf::from(path))
+        .next_back()
 }
 
 /// The finding for `systemctl show`'s `KEY=value` lines.
@@ -121,5 +144,16 @@ mod tests {
         assert!(f.fix.is_some_and(|x| x.contains("enable --now")));
         let f = judge("LoadState=not-found\nActiveState=inactive\n");
         assert_eq!(f.level, Level::Note);
+    }
+
+    #[test]
+    fn a_credential_comes_from_the_last_load_credential_line_for_it() {
+        let unit = "# /lib/systemd/system/edgeminer.service\n# see LoadCredential= in deploy/config.toml\n[Service]\nLoadCredential=broker.credentials:/old\n# /etc/systemd/system/edgeminer.service.d/override.conf\n[Service]\nLoadCredential=broker.credentials:/etc/edgeminer/broker.credentials\nLoadCredential=other:/etc/x\n";
+        assert_eq!(
+            source_in(unit, "broker.credentials"),
+            Some(PathBuf::from("/etc/edgeminer/broker.credentials"))
+        );
+        assert_eq!(source_in(unit, "other"), Some(PathBuf::from("/etc/x")));
+        assert_eq!(source_in(unit, "client.key"), None);
     }
 }
