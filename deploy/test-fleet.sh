@@ -12,7 +12,9 @@
 #      taking part again before the next;
 #   4. after a newer package is published, a run upgrades every board in
 #      batches, each node restarts on the new binary with the same node id
-#      and ledger, and the cluster commits again.
+#      and ledger, and the cluster commits again;
+#   5. a run refuses to write a new genesis while the boards run one, and
+#      to install another genesis over the boards'.
 #
 #   usage: deploy/test-fleet.sh path/to/edgeminer_VERSION_amd64.deb
 #
@@ -352,4 +354,33 @@ for b in "${boards[@]}"; do
 done
 wait_commits $((most + 3))
 
-say "PASS: ${#boards[@]} boards installed, configured and started by the playbook, committing; a second run changed nothing; a reload for metrics_addr, a rolling restart for threads; upgraded from $version1 to $version2 one board at a time, with their ids and ledgers, committing again"
+# ---- 5. the genesis is never written again ------------------------------------
+
+# Runs the playbook, which must fail saying $2.
+playbook_refuses() {
+    local n=$1 why=$2
+    shift 2
+    say "run $n of the playbook $*, which must refuse"
+    ! ansible-playbook -i "$work/inv/hosts.yml" deploy/ansible/site.yml "$@" >"$work/run-$n.log" 2>&1 ||
+        fail "run $n of the playbook did not fail (log: $work/run-$n.log)"
+    grep -q "$why" "$work/run-$n.log" || {
+        tail -n 30 "$work/run-$n.log" >&2
+        fail "run $n failed, but not saying '$why'"
+    }
+}
+# The control machine lost its genesis: no new one while the boards run one.
+mv "$work/inv/genesis.toml" "$work/genesis.kept"
+playbook_refuses 6 'already run a cluster from one' "${settings[@]}"
+[ ! -e "$work/inv/genesis.toml" ] || fail "run 6 wrote a new genesis"
+# Another genesis here: the boards' is not overwritten.
+"$work/control/usr/bin/edgeminer" genesis --cluster other --difficulty 24..26 \
+    --member "${node[pi-01]}=pi-01" --out "$work/inv/genesis.toml" >/dev/null 2>&1
+playbook_refuses 7 'has another genesis' "${settings[@]}"
+for b in "${boards[@]}"; do
+    on_board "$b" cat /etc/edgeminer/genesis.toml | cmp -s - "$work/genesis.kept" ||
+        fail "$b's genesis was changed"
+done
+mv "$work/genesis.kept" "$work/inv/genesis.toml"
+say "runs 6 and 7: no genesis written or installed over the cluster's"
+
+say "PASS: ${#boards[@]} boards installed, configured and started by the playbook, committing; a second run changed nothing; a reload for metrics_addr, a rolling restart for threads; upgraded from $version1 to $version2 one board at a time, with their ids and ledgers, committing again; the genesis never rewritten"
