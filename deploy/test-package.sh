@@ -87,7 +87,7 @@ doc=$root/usr/share/doc/edgeminer
 guided=$(grep -ohE '/etc/edgeminer/[A-Za-z0-9._-]*[A-Za-z0-9]' "$doc/LAB.md" "$doc/README.md" \
     "$doc/mosquitto/README.md" "$root/etc/edgeminer/config.toml" | sort -u | grep -vx /etc/edgeminer/config.toml)
 [ -n "$guided" ] || fail "the guides name no file under /etc/edgeminer (the pattern no longer finds them)"
-for f in $guided /etc/systemd/system/edgeminer.service.d/override.conf; do
+for f in $guided override.conf credentials.conf; do
     grep -qF "$f" "$scratch/control/postrm" || fail "purge leaves $f, which the guides tell the admin to put there"
 done
 ok "purge removes $(echo "$guided" | wc -l) files the guides name under /etc/edgeminer and the unit's drop-in"
