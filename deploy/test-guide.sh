@@ -229,7 +229,8 @@ run_block() {
         fresh_mosquitto "$file" "$m"
         cp "$file" "$(root_of "$m")/root/.guide-block.sh"
         if ! timeout 300 "$bookworm" run "guide-$m" bash -c "cd $dir && bash -e /root/.guide-block.sh" </dev/null; then
-            echo "test-guide: FAILED: the block at line $line of $(basename "$guide"), on $m" >&2
+            echo "test-guide: FAILED: the block at line $line of $(basename "$guide"), on $m; its journal ends:" >&2
+            "$bookworm" run "guide-$m" journalctl -n 25 --no-pager 2>&1 | sed 's/^/    /' >&2 || true
             return 1
         fi
     done
