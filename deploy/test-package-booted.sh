@@ -7,7 +7,8 @@
 #  - the node starts (READY) on a one-member cluster with the container's
 #    Mosquitto as its broker; `systemctl reload` (SIGHUP) and
 #    `systemctl kill -s HUP` leave it running, the same process;
-#  - with its broker stopped it is still `active`, its status "connecting";
+#  - with its broker stopped it is still `active`, its status "connecting",
+#    and `journalctl -p warning` shows the warning about it;
 #  - a configuration error exits 78 and is not restarted;
 #  - an install of OLD_DEB (an earlier package, whose unit had
 #    DynamicUser=yes) upgraded to NEW_DEB keeps its key and ledger;
@@ -119,6 +120,14 @@ inside pkg-fresh systemctl restart edgeminer
 [ "$(inside pkg-fresh systemctl is-active edgeminer)" = active ] || fail "not active without its broker"
 status=$(wait_for pkg-fresh StatusText 10 'connecting') || fail "status without its broker: $status"
 ok "broker stopped: is-active says $(inside pkg-fresh systemctl is-active edgeminer), status '$status'"
+# The journal has each line's priority: the broker's absence is a warning
+# (`-p warning` shows it), the phase lines are not, and no line carries a
+# level word or a leading space of its own.
+warned=$(journal pkg-fresh -p warning -o cat -g 'mqtt: ')
+[ -n "$warned" ] || fail "journalctl -p warning shows no warning about the broker"
+if journal pkg-fresh -p warning -o cat | grep -q '^init: node '; then fail "info lines have warning priority"; fi
+if journal pkg-fresh -o cat | grep -Eq '^ |^(INFO|WARN|ERROR) '; then fail "journal lines carry a level word or a space"; fi
+ok "journalctl -p warning: $(echo "$warned" | tail -n 1)"
 inside pkg-fresh systemctl start mosquitto
 
 inside pkg-fresh cp /etc/edgeminer/config.toml /root/config.toml
