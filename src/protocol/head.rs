@@ -66,14 +66,20 @@ pub fn saved_rosters(genesis: &Genesis, height: u64, rosters: &[Roster]) -> Vec<
 /// without reading its ledger (`edgeminer doctor`). Not checked against
 /// the ledger, as [`resume`] does.
 pub fn saved_roster(genesis: &Genesis, saved: &[u8]) -> Result<(u64, Roster), String> {
+    let saved = decode_saved(genesis, saved)?;
+    let rosters = rosters_from(genesis, &saved.rosters)?;
+    let last = rosters.last().cloned().unwrap_or_else(|| genesis.roster());
+    Ok((saved.height, last))
+}
+
+/// The rosters file's contents, when they are this cluster's.
+fn decode_saved(genesis: &Genesis, saved: &[u8]) -> Result<SavedRosters, String> {
     let saved: SavedRosters =
         wire::decode_exact(saved).map_err(|e| format!("the rosters file does not decode: {e}"))?;
     if saved.cluster.0 != genesis.id().0 {
         return Err("the rosters file is another cluster's".into());
     }
-    let rosters = rosters_from(genesis, &saved.rosters)?;
-    let last = rosters.last().cloned().unwrap_or_else(|| genesis.roster());
-    Ok((saved.height, last))
+    Ok(saved)
 }
 
 /// The genesis roster, then `views`.
@@ -215,11 +221,7 @@ fn tail<R: Records>(
     sigs: &SigCache,
 ) -> Result<Resumed, String> {
     let height = records.height();
-    let saved: SavedRosters =
-        wire::decode_exact(saved).map_err(|e| format!("the rosters file does not decode: {e}"))?;
-    if saved.cluster.0 != genesis.id().0 {
-        return Err("the rosters file is another cluster's".into());
-    }
+    let saved = decode_saved(genesis, saved)?;
     if saved.height > height {
         return Err(format!(
             "the rosters file is of tx {}, beyond the ledger's last ({height})",
