@@ -182,7 +182,7 @@ pub fn state_dir(dir: &Path) -> Finding {
 pub fn key(dir: &Path, out: &mut Vec<Finding>) -> Option<NodeId> {
     let path = dir.join("node.key");
     let shown = path.display();
-    match std::fs::metadata(&path) {
+    let missing = match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             out.push(
                 Finding::new("key", Level::Skip, format!("{shown}: {e}"))
@@ -190,9 +190,10 @@ pub fn key(dir: &Path, out: &mut Vec<Finding>) -> Option<NodeId> {
             );
             return None;
         }
-        _ => {}
-    }
-    if !path.exists() {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(_) => false,
+    };
+    if missing {
         out.push(
             Finding::new("key", Level::Fail, format!("no {shown}"))
                 .fix(format!("a key made at the first start is in no genesis: make it first, `sudo -u edgeminer edgeminer keygen --state-dir {}`, and put the id it prints in the cluster's genesis (or add it with `edgeminer roster add`)", dir.display())),
@@ -220,11 +221,14 @@ pub fn key(dir: &Path, out: &mut Vec<Finding>) -> Option<NodeId> {
 }
 
 /// The ledger's cluster against the genesis, and whether a node runs on it.
-pub fn ledger(dir: &Path, genesis: &Genesis) -> Finding {
-    let peek = match ledger::peek(dir) {
+/// [`ledger::peek`]'s answer for the state directory.
+type Peeked = Result<Option<ledger::Peek>, ledger::LedgerError>;
+
+pub fn ledger(dir: &Path, genesis: &Genesis, peek: &Peeked) -> Finding {
+    let peek = match peek {
         Ok(Some(p)) => p,
         Ok(None) => return Finding::new("ledger", Level::Ok, "none yet (made at the first start)"),
-        Err(ledger::LedgerError::Ledger(records::RecordError::Io { ref error, .. }))
+        Err(ledger::LedgerError::Ledger(records::RecordError::Io { error, .. }))
             if error.kind() == std::io::ErrorKind::PermissionDenied =>
         {
             return Finding::new("ledger", Level::Skip, "cannot read it")
@@ -271,16 +275,16 @@ pub fn ledger(dir: &Path, genesis: &Genesis) -> Finding {
 
 /// Whether this node is in the roster in force: the rosters file's when
 /// the node has one, else the genesis's.
-pub fn member(dir: &Path, genesis: &Genesis, id: Option<NodeId>) -> Finding {
+pub fn member(genesis: &Genesis, id: Option<NodeId>, peek: &Peeked) -> Finding {
     let Some(id) = id else {
         return Finding::new("member", Level::Skip, "needs the node's key");
     };
-    let (roster, since) = match ledger::peek(dir) {
+    let (roster, since) = match peek {
         Ok(Some(ledger::Peek {
             genesis: g,
             roster: Some(Ok((height, r))),
             ..
-        })) if g.id() == genesis.id() => (r, format!("as of tx {height}")),
+        })) if g.id() == genesis.id() => (r.clone(), format!("as of tx {height}")),
         _ => (genesis.roster(), "of the genesis".to_string()),
     };
     if let Some(name) = roster.name(id) {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::cli::{DoctorArgs, RunArgs};
 use crate::config::{FileConfig, NodeConfig};
 use crate::mqtt::{self, BrokerConfig};
+use crate::store::ledger;
 
 pub use render::{failed, render};
 
@@ -73,11 +74,7 @@ impl Finding {
 pub async fn run(args: &DoctorArgs) -> Vec<Finding> {
     let mut out = vec![checks::clock()];
     let (config, file) = load_config(args, &mut out);
-    let state_dir = args
-        .state_dir
-        .clone()
-        .or(file.as_ref().and_then(|f| f.state_dir.clone()))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let state_dir = state_dir(args, file.as_ref());
     if let Some(cfg) = &config {
         out.push(checks::genesis(&cfg.protocol.genesis));
     }
@@ -97,8 +94,10 @@ pub async fn run(args: &DoctorArgs) -> Vec<Finding> {
     };
     match &config {
         Some(cfg) => {
-            out.push(checks::ledger(&state_dir, &cfg.protocol.genesis));
-            out.push(checks::member(&state_dir, &cfg.protocol.genesis, key));
+            // Read once for both: the genesis record and the rosters file.
+            let peek = ledger::peek(&state_dir);
+            out.push(checks::ledger(&state_dir, &cfg.protocol.genesis, &peek));
+            out.push(checks::member(&cfg.protocol.genesis, key, &peek));
             out.extend(checks::tls(&cfg.broker));
             out.push(broker(cfg, args.timeout).await);
         }
@@ -116,6 +115,15 @@ pub async fn run(args: &DoctorArgs) -> Vec<Finding> {
     out.push(checks::engine(config.as_ref()));
     out.push(service::service());
     out
+}
+
+/// The state directory: the flag's, else the file's, else the packaged
+/// service's.
+fn state_dir(args: &DoctorArgs, file: Option<&FileConfig>) -> PathBuf {
+    args.state_dir
+        .clone()
+        .or(file.and_then(|f| f.state_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
 }
 
 /// The configuration as `edgeminer run` would read it with the unit's
@@ -142,12 +150,7 @@ fn load_config(
     };
     let mut run = RunArgs {
         genesis: args.genesis.clone(),
-        state_dir: Some(
-            args.state_dir
-                .clone()
-                .or(file.state_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-        ),
+        state_dir: Some(state_dir(args, Some(&file))),
         broker: args.broker.clone(),
         name: None,
         threads: None,
