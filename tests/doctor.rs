@@ -51,6 +51,13 @@ fn doctor(config: &Path, extra: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Runs the doctor on a setup that must fail (exit 1); its report.
+fn failing(config: &Path) -> String {
+    let (code, report) = doctor(config, &[]);
+    assert_eq!(code, 1, "{report}");
+    report
+}
+
 /// The report's line for `what`, and the fix under it if any.
 fn line(report: &str, what: &str) -> String {
     let mut lines = report.lines();
@@ -168,8 +175,7 @@ fn each_broken_setup_is_named_with_its_fix() {
     // Nothing listening on the broker's port.
     let down = format!("mqtt://127.0.0.1:{}", free_port());
     let cfg = config(dir.path(), "down", &lab.genesis, &state, &down, "");
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(&report, "broker", "FAIL", &["nothing is listening"]);
     assert_line(&report, "key", "ok", &[]);
 
@@ -177,8 +183,7 @@ fn each_broken_setup_is_named_with_its_fix() {
     let key = state.join("node.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     let cfg = config(dir.path(), "ok", &lab.genesis, &state, &url, "");
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(&report, "key", "FAIL", &["chmod 600"]);
     assert_line(&report, "member", "skip", &[]);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -188,14 +193,12 @@ fn each_broken_setup_is_named_with_its_fix() {
     std::fs::create_dir(&fresh).expect("mkdir");
     std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     let cfg = config(dir.path(), "fresh", &lab.genesis, &fresh, &url, "");
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(&report, "key", "FAIL", &["no ", "keygen"]);
 
     // A board given another cluster's genesis: its key is no member.
     let cfg = config(dir.path(), "stranger", &other.genesis, &state, &url, "");
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(
         &report,
         "member",
@@ -223,8 +226,7 @@ fn each_broken_setup_is_named_with_its_fix() {
         &url,
         "",
     );
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(
         &report,
         "ledger",
@@ -245,8 +247,7 @@ fn each_broken_setup_is_named_with_its_fix() {
         &url,
         "thread = 2\n",
     );
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(&report, "config", "FAIL", &["thread"]);
     assert_line(&report, "broker", "skip", &["configuration"]);
 
@@ -262,8 +263,7 @@ fn each_broken_setup_is_named_with_its_fix() {
         "mqtts://127.0.0.1:8883",
         &tls,
     );
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(&report, "tls", "FAIL", &[s(&ca)]);
 
     // A broker that refuses the login.
@@ -280,8 +280,7 @@ fn each_broken_setup_is_named_with_its_fix() {
         &guarded.url(),
         &login,
     );
-    let (code, report) = doctor(&cfg, &[]);
-    assert_eq!(code, 1, "{report}");
+    let report = failing(&cfg);
     assert_line(&report, "login", "ok", &["pi-01"]);
     assert_line(&report, "broker", "FAIL", &["refused"]);
 }
